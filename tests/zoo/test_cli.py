@@ -1,0 +1,35 @@
+"""``python -m zoo``: tables, and bad names as one line with exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from zoo.__main__ import main
+
+
+def test_complexity_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["complexity", "resnet152", "vgg16", "vgg19"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet152" in out and "11.2824" in out and "15.4703" in out and "19.6321" in out
+
+
+def test_list_with_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "plain*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["plain20", "plain32", "plain44", "plain56", "plain110"]
+
+
+def test_unknown_name_exits_2_with_one_line_and_no_traceback() -> None:
+    result = subprocess.run([sys.executable, "-m", "zoo", "complexity", "resnt152"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "resnet152" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unmatched_pattern_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "xyz*"]) == 2
+    assert "no model matches" in capsys.readouterr().err

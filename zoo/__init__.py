@@ -1,0 +1,37 @@
+"""ResBench zoo: residual blocks, shortcut options and networks of the two ResNet papers.
+
+Public API: ``register``, ``create_model``, ``list_models``, ``list_blocks``, ``model_card``,
+``model_options``, ``complexity``, ``save``, ``load``, ``ShortcutKind``.
+"""
+
+from __future__ import annotations
+
+from zoo import blocks as _blocks  # noqa: F401  (registers the built-in blocks)
+from zoo._registry import ModelCard, Published, list_blocks, list_models, register
+from zoo.checkpoint import load, save
+from zoo.complexity import Complexity, complexity
+from zoo.convert import convert_torchvision_state_dict
+from zoo.models import create_model, model_card, model_options
+from zoo.resnet import ResidualUnit, ResNet
+from zoo.shortcuts import ShortcutKind
+from zoo.vgg import VGG
+
+__all__ = [
+    "Complexity",
+    "ModelCard",
+    "Published",
+    "ResNet",
+    "ResidualUnit",
+    "ShortcutKind",
+    "VGG",
+    "complexity",
+    "convert_torchvision_state_dict",
+    "create_model",
+    "list_blocks",
+    "list_models",
+    "load",
+    "model_card",
+    "model_options",
+    "register",
+    "save",
+]

@@ -1,0 +1,66 @@
+"""``python -m zoo list [PATTERN]`` and ``python -m zoo complexity NAME...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+import zoo
+
+
+def describe(names: list[str], input_size: int | None) -> pd.DataFrame:
+    rows = []
+    for name in names:
+        card = zoo.model_card(name)
+        measured = zoo.complexity(name, input_size)
+        rows.append(
+            {
+                "model": name,
+                "family": card.family,
+                "block": card.block or "-",
+                "shortcut": card.shortcut or "-",
+                "depth": card.depth,
+                "params": measured.params,
+                "GMACs": round(measured.gmacs, 4),
+                "paper Mparams": None if card.published.params is None else card.published.params / 1e6,
+                "paper GMACs": None if card.published.macs is None else card.published.macs / 1e9,
+                "paper error %": card.published.error,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoo", description="ResBench model zoo")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="registered models (shell wildcard, natural order)")
+    listing.add_argument("pattern", nargs="?", default="*")
+    counting = commands.add_parser("complexity", help="params and MACs (conv+linear) beside the papers' figures")
+    counting.add_argument("names", nargs="+")
+    counting.add_argument("--input-size", type=int, default=None, help="default: 32 for CIFAR, 224 for ImageNet")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            names = zoo.list_models(args.pattern)
+            if not names:
+                raise ValueError(f"no model matches {args.pattern!r}; try 'python -m zoo list'")
+            table = describe(names, None)
+        else:
+            if args.input_size is not None and args.input_size < 1:
+                raise ValueError(f"--input-size must be positive, got {args.input_size}")
+            for name in args.names:
+                zoo.model_card(name)  # fail on a bad name before any counting
+            table = describe(args.names, args.input_size)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(table.to_string(index=False, na_rep="-"))
+    if args.command == "complexity":
+        print("\nGMACs: conv + linear multiply-accumulates (the ResNet paper's 'FLOPs'), one image.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Name -> block class and name -> model entry maps, with wildcard listing in natural order."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch.nn as nn
+
+_BLOCKS: dict[str, type[nn.Module]] = {}
+_MODELS: dict[str, ModelEntry] = {}
+
+
+@dataclass(frozen=True)
+class Published:
+    """A figure printed in a paper, with where it comes from.
+
+    ``error`` is a test error in percent on ``dataset`` (CIFAR-10 test set, or ImageNet top-1
+    10-crop validation); ``macs`` counts multiply-accumulates (the ResNet paper's "FLOPs").
+    """
+
+    params: float | None = None
+    macs: float | None = None
+    error: float | None = None
+    dataset: str | None = None
+    source: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a registered model is, and what the papers printed about it."""
+
+    name: str
+    family: str  # "cifar" or "imagenet": decides the stem and default input size
+    kind: str  # "resnet" or "vgg"
+    block: str | None
+    shortcut: str | None
+    depth: int
+    input_size: int
+    num_classes: int
+    published: Published = field(default_factory=Published)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    builder: Callable[..., nn.Module]
+    defaults: dict[str, Any]
+    card: ModelCard
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key that orders resnet20 before resnet110 (numbers compare as numbers)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def unknown_name_error(what: str, name: object, choices: list[str]) -> ValueError:
+    """One-line error naming the bad value, the near matches and (when short) all choices."""
+    near = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    listing = f" Valid: {', '.join(choices)}." if len(choices) <= 40 else f" ({len(choices)} known)."
+    return ValueError(f"unknown {what} {name!r}{hint}{listing}")
+
+
+def register_block(name: str, cls: type[nn.Module]) -> type[nn.Module]:
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise TypeError(f"@zoo.register({name!r}) expects an nn.Module subclass, got {cls!r}")
+    if name in _BLOCKS:
+        raise ValueError(f"block {name!r} is already registered (by {_BLOCKS[name].__module__})")
+    for attribute in ("expansion", "post_activation"):
+        if not hasattr(cls, attribute):
+            raise ValueError(f"block {name!r} must define the class attribute {attribute!r}")
+    _BLOCKS[name] = cls
+    return cls
+
+
+def get_block(name: str | type[nn.Module]) -> type[nn.Module]:
+    if isinstance(name, type):
+        return name
+    if name not in _BLOCKS:
+        raise unknown_name_error("block", name, list_blocks())
+    return _BLOCKS[name]
+
+
+def block_name(cls: type[nn.Module]) -> str:
+    for name, registered in _BLOCKS.items():
+        if registered is cls:
+            return name
+    return cls.__name__
+
+
+def register_model(name: str, builder: Callable[..., nn.Module], defaults: dict[str, Any], card: ModelCard) -> None:
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODELS[name] = ModelEntry(builder, dict(defaults), card)
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    if name not in _MODELS:
+        raise unknown_name_error("model", name, list_models())
+    return _MODELS[name]
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style wildcard, in natural order."""
+    return sorted(fnmatch.filter(_MODELS, pattern), key=natural_key)
+
+
+def list_blocks(pattern: str = "*") -> list[str]:
+    """Registered block names (built-in and users'), in natural order."""
+    return sorted(fnmatch.filter(_BLOCKS, pattern), key=natural_key)
+
+
+def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make a residual-branch block available to every network by ``name``.
+
+    The block contract (see README): ``__init__(in_channels, channels, stride=1, **options)``;
+    ``forward(x)`` returns the residual branch F(x) only, with ``channels * expansion`` output
+    channels; class attributes ``expansion`` and ``post_activation``; optional
+    ``layers_per_block`` (default 2), ``preact`` (a sub-module the network applies first and
+    whose output feeds projection shortcuts too) and ``zero_init_last()``.
+    """
+
+    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
+        return register_block(name, cls)
+
+    return decorator

@@ -1,0 +1,196 @@
+"""Built-in residual branches: the original (post-activation) blocks of He et al. (2016) and the
+full pre-activation blocks of Identity Mappings (He et al., 2016).
+
+A block computes only the residual branch F(x); the network adds the shortcut, so every shortcut
+option works with every block. Module names follow torchvision (conv1, bn1, ...) so its weights
+map onto ours with a rename of the unit prefix only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from zoo._registry import register
+
+STRIDE_PLACEMENTS = ("1x1", "3x3")
+
+
+def reject_unknown_options(block: str, options: dict[str, Any], valid: tuple[str, ...]) -> None:
+    """Blocks get every network option meant for blocks; one they cannot honour is an error."""
+    if options:
+        bad = ", ".join(sorted(options))
+        raise ValueError(f"block {block!r} has no option {bad}; its options: {', '.join(valid)}")
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+def bottleneck_width(channels: int, base_width: int, groups: int) -> int:
+    """ResNeXt / Wide-ResNet inner width: ``channels`` at base_width 64 and one group."""
+    if base_width < 1 or groups < 1:
+        raise ValueError(f"base_width and groups must be positive, got {base_width} and {groups}")
+    return int(channels * (base_width / 64.0)) * groups
+
+
+def split_stride(stride: int, stride_on: str) -> tuple[int, int]:
+    """(stride of the first 1x1, stride of the 3x3) for a bottleneck."""
+    if stride_on not in STRIDE_PLACEMENTS:
+        raise ValueError(f"unknown stride_on {stride_on!r}; valid: {', '.join(STRIDE_PLACEMENTS)}")
+    return (stride, 1) if stride_on == "1x1" else (1, stride)
+
+
+class PreActivation(nn.Sequential):
+    """BN-ReLU applied by the network before the branch and before a projection shortcut."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(OrderedDict(bn=nn.BatchNorm2d(channels), relu=nn.ReLU(inplace=True)))
+
+
+@register("basic")
+class BasicBlock(nn.Module):
+    """Post-activation 3x3-3x3 (He et al. 2016, Fig. 2 left)."""
+
+    expansion = 1
+    post_activation = True
+    layers_per_block = 2
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, *, expansion: int | None = None, **options: Any) -> None:
+        super().__init__()
+        reject_unknown_options("basic", options, ("expansion",))
+        self.expansion = expansion or type(self).expansion
+        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(channels, channels * self.expansion)
+        self.bn2 = nn.BatchNorm2d(channels * self.expansion)
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+
+@register("bottleneck")
+class Bottleneck(nn.Module):
+    """Post-activation 1x1-3x3-1x1 (He et al. 2016, Fig. 5 right).
+
+    The paper puts the downsampling stride on the first 1x1 (``stride_on="1x1"``, the default);
+    torchvision's "ResNet v1.5" moves it to the 3x3 (same parameters, more MACs, better accuracy).
+    """
+
+    expansion = 4
+    post_activation = True
+    layers_per_block = 3
+    options = ("base_width", "groups", "expansion", "stride_on")
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        *,
+        base_width: int = 64,
+        groups: int = 1,
+        expansion: int | None = None,
+        stride_on: str = "1x1",
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        reject_unknown_options("bottleneck", options, self.options)
+        self.expansion = expansion or type(self).expansion
+        width = bottleneck_width(channels, base_width, groups)
+        stride_1x1, stride_3x3 = split_stride(stride, stride_on)
+        self.conv1 = conv1x1(in_channels, width, stride_1x1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride_3x3, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, channels * self.expansion)
+        self.bn3 = nn.BatchNorm2d(channels * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        return self.bn3(self.conv3(x))
+
+
+@register("preact_basic")
+class PreActBasicBlock(nn.Module):
+    """Full pre-activation 3x3-3x3 (Identity Mappings, Fig. 4e): BN-ReLU-conv-BN-ReLU-conv."""
+
+    expansion = 1
+    post_activation = False
+    layers_per_block = 2
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, *, expansion: int | None = None, **options: Any) -> None:
+        super().__init__()
+        reject_unknown_options("preact_basic", options, ("expansion",))
+        self.expansion = expansion or type(self).expansion
+        self.preact = PreActivation(in_channels)
+        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(channels, channels * self.expansion)
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x is already pre-activated by the network (self.preact), see ResidualUnit.
+        return self.conv2(self.relu(self.bn2(self.conv1(x))))
+
+
+@register("preact_bottleneck")
+class PreActBottleneck(nn.Module):
+    """Full pre-activation 1x1-3x3-1x1 (Identity Mappings; ResNet-164/1001 on CIFAR)."""
+
+    expansion = 4
+    post_activation = False
+    layers_per_block = 3
+    options = Bottleneck.options
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        *,
+        base_width: int = 64,
+        groups: int = 1,
+        expansion: int | None = None,
+        stride_on: str = "1x1",
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        reject_unknown_options("preact_bottleneck", options, self.options)
+        self.expansion = expansion or type(self).expansion
+        width = bottleneck_width(channels, base_width, groups)
+        stride_1x1, stride_3x3 = split_stride(stride, stride_on)
+        self.preact = PreActivation(in_channels)
+        self.conv1 = conv1x1(in_channels, width, stride_1x1)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride_3x3, groups)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, channels * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn2(self.conv1(x)))
+        x = self.relu(self.bn3(self.conv2(x)))
+        return self.conv3(x)

@@ -1,0 +1,41 @@
+"""Trained weights that rebuild themselves: name, overrides and tensors in one safetensors file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch.nn as nn
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from zoo.models import create_model
+
+
+def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Write ``model`` (built by ``zoo.create_model``) atomically: a crash leaves the old file."""
+    name = getattr(model, "zoo_name", None)
+    if name is None:
+        raise ValueError("zoo.save needs a model built by zoo.create_model (it records name and overrides)")
+    try:
+        overrides = json.dumps(model.zoo_overrides, sort_keys=True)
+    except TypeError as error:
+        raise ValueError(f"overrides of {name!r} must be JSON values (use registered block names): {error}") from None
+    state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    save_file(state, str(temporary), metadata={"zoo_name": name, "zoo_overrides": overrides})
+    os.replace(temporary, path)
+
+
+def load(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:
+    """Rebuild the network saved by ``zoo.save`` and load its weights."""
+    with safe_open(str(path), framework="pt", device=device) as handle:
+        metadata = handle.metadata() or {}
+        if "zoo_name" not in metadata:
+            raise ValueError(f"{path} was not written by zoo.save (no zoo_name in its metadata)")
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    model = create_model(metadata["zoo_name"], **json.loads(metadata["zoo_overrides"]))
+    model.load_state_dict(state)
+    return model.to(device)

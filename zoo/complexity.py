@@ -1,0 +1,74 @@
+"""Parameters and MACs, counted the way the ResNet paper counts "FLOPs".
+
+MACs are multiply-accumulates of convolutions and fully connected layers only (torchvision's
+``_ops`` convention; BN, ReLU, pooling and additions are not counted). They come from
+``torch.utils.flop_counter`` (2 FLOPs per MAC). By name, the network is built and run on the meta
+device: no weights are allocated and no arithmetic is done, so ResNet-1202 costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from zoo.models import create_model
+
+
+@dataclass(frozen=True)
+class Complexity:
+    params: int  # trainable parameters
+    macs: int  # conv + linear multiply-accumulates for one image
+    input_size: int
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+
+def count_macs(model: nn.Module, input_size: int) -> int:
+    """Conv + linear MACs of one forward pass of one image, on the model's own device."""
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    x = torch.zeros(1, getattr(model, "in_chans", 3), input_size, input_size, device=device)
+    was_training = model.training
+    model.eval()  # batch statistics of one image are meaningless, and BN is not counted anyway
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+def complexity(name_or_model: str | nn.Module, input_size: int | None = None, **overrides: Any) -> Complexity:
+    """Parameters and MACs of a registered name (built on the meta device) or a built model.
+
+    ``overrides`` are ``create_model`` overrides for a name (``complexity("resnet20", depth=56)``).
+    Results by name are cached: the same architecture always costs the same.
+    """
+    if isinstance(name_or_model, str):
+        return _complexity_by_name(name_or_model, input_size, json.dumps(overrides, sort_keys=True))
+    if overrides:
+        raise ValueError("overrides apply to a model name, not to a built model")
+    return _measure(name_or_model, input_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _complexity_by_name(name: str, input_size: int | None, overrides_json: str) -> Complexity:
+    with torch.device("meta"):
+        model = create_model(name, **json.loads(overrides_json))
+    return _measure(model, input_size)
+
+
+def _measure(model: nn.Module, input_size: int | None) -> Complexity:
+    size = input_size or getattr(model, "default_input_size", None)
+    if size is None:
+        raise ValueError("input_size is required for a model that does not define default_input_size")
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return Complexity(params=params, macs=count_macs(model, size), input_size=size)

@@ -1,0 +1,198 @@
+"""One ResNet builder for every block, shortcut, depth and width, CIFAR or ImageNet stem.
+
+The network owns the shortcut and the addition (``ResidualUnit``), so a block only computes its
+residual branch and every shortcut option works with every registered block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from zoo._registry import block_name, get_block
+from zoo.shortcuts import Projection, ShortcutKind, build_shortcut
+
+FAMILIES = ("cifar", "imagenet")
+STAGE_WIDTHS = {"cifar": (16, 32, 64), "imagenet": (64, 128, 256, 512)}
+INPUT_SIZES = {"cifar": 32, "imagenet": 224}
+# ImageNet stage depths by total depth (He et al. 2016, Table 1).
+IMAGENET_STAGES = {
+    18: (2, 2, 2, 2),
+    34: (3, 4, 6, 3),
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+    200: (3, 24, 36, 3),
+}
+
+
+class ResidualUnit(nn.Module):
+    """out = F(x) + shortcut(x), then ReLU for post-activation blocks.
+
+    A pre-activation block may expose ``preact``: it is applied once, feeding the branch and any
+    projection shortcut (as in the Identity Mappings code and timm's resnetv2), while identity
+    and zero-pad shortcuts keep the raw input so the signal path stays clean.
+    """
+
+    def __init__(self, branch: nn.Module, shortcut: nn.Module | None) -> None:
+        super().__init__()
+        self.branch = branch
+        self.shortcut = shortcut
+        self.post_activation = bool(branch.post_activation)
+        self.shortcut_takes_preact = isinstance(shortcut, Projection)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        preact = getattr(self.branch, "preact", None)
+        branch_input = preact(x) if preact is not None else x
+        out = self.branch(branch_input)
+        if self.shortcut is not None:
+            out = out + self.shortcut(branch_input if self.shortcut_takes_preact else x)
+        return F.relu(out) if self.post_activation else out
+
+
+def stage_depths(family: str, depth: int, layers_per_block: int, stages: int) -> tuple[int, ...]:
+    """Blocks per stage for a total depth (conv and FC layers, as the papers count them)."""
+    if family == "cifar":
+        per_stage, remainder = divmod(depth - 2, layers_per_block * stages)
+        if remainder or per_stage < 1:
+            form = f"{layers_per_block * stages}n+2"
+            valid = [layers_per_block * stages * n + 2 for n in (1, 2, 3, 9, 18)]
+            raise ValueError(
+                f"depth {depth} is not {form} (required with {layers_per_block}-layer blocks on "
+                f"{stages} stages); e.g. {', '.join(map(str, valid))}"
+            )
+        return (per_stage,) * stages
+    valid = [d for d, counts in IMAGENET_STAGES.items() if layers_per_block * sum(counts) + 2 == d]
+    if depth not in valid:
+        raise ValueError(
+            f"depth {depth} is not an ImageNet ResNet depth for {layers_per_block}-layer blocks; "
+            f"valid: {', '.join(map(str, valid))}"
+        )
+    return IMAGENET_STAGES[depth]
+
+
+class ResNet(nn.Module):
+    """ResNet of any registered block(s), shortcut option, depth and width.
+
+    Args:
+        block: a registered block name (or class), or one per stage.
+        shortcut: "A", "B", "C" or "none" (see ``zoo.shortcuts``).
+        depth: CIFAR 6n+2 (two-layer blocks) / 9n+2 (bottlenecks); ImageNet 18, 34, 50, 101, 152.
+        family: "cifar" (3x3 stem, 32x32 inputs) or "imagenet" (7x7/2 stem + max-pool, 224x224).
+        widths: channels per stage before expansion (default 16/32/64 or 64/128/256/512).
+        width_multiplier: Wide-ResNet's k, multiplies the stage widths (not the stem).
+        zero_init_residual: zero the last BN (or conv) of each branch so units start as identity.
+        **block_options: passed to every block (``base_width``, ``groups``, ``stride_on``, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        block: str | type[nn.Module] | Sequence[str | type[nn.Module]] = "basic",
+        shortcut: str | ShortcutKind = "A",
+        depth: int = 20,
+        family: str = "cifar",
+        widths: Sequence[int] | None = None,
+        width_multiplier: int = 1,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        zero_init_residual: bool = False,
+        **block_options: Any,
+    ) -> None:
+        super().__init__()
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+        widths = tuple(widths or STAGE_WIDTHS[family])
+        if width_multiplier < 1 or any(w < 1 for w in widths):
+            raise ValueError(f"widths and width_multiplier must be positive, got {widths} x {width_multiplier}")
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        blocks = [get_block(b) for b in (block if isinstance(block, (list, tuple)) else [block] * len(widths))]
+        if len(blocks) != len(widths):
+            raise ValueError(f"got {len(blocks)} blocks for {len(widths)} stages")
+        layers_per_block = {getattr(b, "layers_per_block", 2) for b in blocks}
+        if len(layers_per_block) != 1:
+            raise ValueError("blocks of one network must share layers_per_block so depth is well defined")
+        kind = ShortcutKind.parse(shortcut)
+        counts = stage_depths(family, depth, layers_per_block.pop(), len(widths))
+
+        self.family = family
+        self.default_input_size = INPUT_SIZES[family]
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.block_names = [block_name(b) for b in blocks]
+        self.shortcut_kind = kind
+        self.depth = depth
+
+        stem_width = widths[0]
+        # Pre-activation nets start with a bare conv: the first unit's BN-ReLU follows it.
+        stem_norm = bool(blocks[0].post_activation)
+        if family == "cifar":
+            stem: list[tuple[str, nn.Module]] = [("conv1", nn.Conv2d(in_chans, stem_width, 3, padding=1, bias=False))]
+        else:
+            stem = [("conv1", nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False))]
+        if stem_norm:
+            stem += [("bn1", nn.BatchNorm2d(stem_width)), ("relu", nn.ReLU(inplace=True))]
+        if family == "imagenet":
+            stem.append(("maxpool", nn.MaxPool2d(3, stride=2, padding=1)))
+        for name, module in stem:
+            self.add_module(name, module)
+        self.stem_names = [name for name, _ in stem]
+
+        in_channels = stem_width
+        for index, (block_cls, count, width) in enumerate(zip(blocks, counts, widths)):
+            units = []
+            for position in range(count):
+                stride = 2 if index > 0 and position == 0 else 1
+                branch = block_cls(in_channels, width * width_multiplier, stride, **block_options)
+                out_channels = width * width_multiplier * branch.expansion
+                shortcut_module = build_shortcut(kind, in_channels, out_channels, stride, bool(branch.post_activation))
+                units.append(ResidualUnit(branch, shortcut_module))
+                in_channels = out_channels
+            self.add_module(f"layer{index + 1}", nn.Sequential(*units))
+        self.num_stages = len(widths)
+        self.num_features = in_channels
+        # Pre-activation nets end with the BN-ReLU that no unit applied to the last sum.
+        self.final_act = (
+            nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True))
+            if not blocks[-1].post_activation
+            else nn.Identity()
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, num_classes)
+        self.init_weights(zero_init_residual)
+
+    def init_weights(self, zero_init_residual: bool = False) -> None:
+        """He (Kaiming) normal init for convs, as in the paper; BN to identity."""
+        if self.fc.weight.is_meta:
+            return  # built for counting only: initialising meta tensors costs time and means nothing
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual:
+            for unit in self.units():
+                if hasattr(unit.branch, "zero_init_last"):
+                    unit.branch.zero_init_last()
+
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
+
+    def units(self) -> list[ResidualUnit]:
+        return [unit for stage in self.stages() for unit in stage]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self.stem_names:
+            x = getattr(self, name)(x)
+        for stage in self.stages():
+            x = stage(x)
+        return self.final_act(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
