@@ -1,0 +1,12 @@
+"""ResBench leaderboards: markdown pages generated from results tables alone.
+
+Never imports ``search`` or Ray: a committed ``results.csv`` (and the ``search.json`` beside it)
+is all a page needs, so ``python -m leaderboards`` regenerates every page anywhere.
+"""
+
+from __future__ import annotations
+
+from leaderboards._page import markdown_table, render_page, write_page
+from leaderboards._tables import ResultsError, load_results, pareto_front, rank_configurations
+
+__all__ = ["ResultsError", "load_results", "markdown_table", "pareto_front", "rank_configurations", "render_page", "write_page"]

@@ -1,0 +1,275 @@
+"""Data for trials: decoded once into uint8 tensors, cached on disk, split by a seeded carve.
+
+Sources (``--data``): ``cifar10`` / ``cifar100`` (torchvision, downloaded on first use into the
+cache directory), ``synthetic`` (generated, deterministic per seed), or a folder holding
+torchvision's CIFAR layout (``cifar-10-batches-py/``, ``cifar-100-python/``) or an ImageFolder
+root with ``train/`` and optional ``val/`` and ``test/`` (class = subfolder).
+
+Validation is carved from train unless ``val/`` exists; a held-out test split is carved too when
+there is no test set, so every run reports a number that no selection ever saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CIFAR_SOURCES = {"cifar10": ("CIFAR10", "cifar-10-batches-py"), "cifar100": ("CIFAR100", "cifar-100-python")}
+SOURCES = ("cifar10", "cifar100", "synthetic", "a folder path")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"}
+
+
+class DataError(ValueError):
+    """Bad or unreadable data; the message is one line that says what to do."""
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # uint8, (N, 3, H, W)
+    labels: torch.Tensor  # int64, (N,)
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+    def take(self, index: torch.Tensor) -> Split:
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split | None
+    num_classes: int
+    mean: tuple[float, float, float]  # per channel, of the training split, in [0, 1]
+    std: tuple[float, float, float]
+    val_source: str  # "folder" or "carved"
+    test_source: str | None  # "folder", "carved" or None
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test) if self.test else 0}
+
+
+def cache_root() -> Path:
+    """``$RESBENCH_DATA``, else the user cache directory."""
+    if os.environ.get("RESBENCH_DATA"):
+        return Path(os.environ["RESBENCH_DATA"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "resbench"
+
+
+def describe_source(spec: str) -> str:
+    """Validate ``--data`` without loading anything (bad input fails before any output exists)."""
+    if spec in CIFAR_SOURCES or spec == "synthetic":
+        return spec
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise DataError(f"--data {spec!r} is neither a data set name ({', '.join(SOURCES[:3])}) nor an existing folder")
+    for _, folder in CIFAR_SOURCES.values():
+        if (path / folder).is_dir():
+            return str(path.resolve())
+    if not (path / "train").is_dir():
+        raise DataError(
+            f"--data {spec!r} has no train/ folder and no CIFAR layout (cifar-10-batches-py/, cifar-100-python/)"
+        )
+    return str(path.resolve())
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+def synthetic(seed: int, size: int = 4000, num_classes: int = 10, image_size: int = 32) -> tuple[Split, list[str]]:
+    """Images whose label is their content: each class is a random low-frequency colour pattern,
+    shown at a random offset, brightness and noise, so a network has something real to learn."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(num_classes, 3, 4, 4, generator=generator)
+    prototypes = torch.nn.functional.interpolate(coarse, size=image_size * 2, mode="bilinear", align_corners=False)
+    labels = torch.randint(0, num_classes, (size,), generator=generator)
+    offsets = torch.randint(0, image_size, (size, 2), generator=generator)
+    rows = offsets[:, 0, None] + torch.arange(image_size)
+    cols = offsets[:, 1, None] + torch.arange(image_size)
+    images = prototypes[labels[:, None, None, None], torch.arange(3)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    brightness = 0.7 + 0.6 * torch.rand(size, 1, 1, 1, generator=generator)
+    noise = 0.08 * torch.randn(images.shape, generator=generator)
+    images = ((images * brightness + noise).clamp(0, 1) * 255).round().to(torch.uint8)
+    return Split(images, labels), [f"class{i}" for i in range(num_classes)]
+
+
+CIFAR_FILES = {
+    "cifar10": (["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"], ["test_batch"], "batches.meta", b"labels", b"label_names"),
+    "cifar100": (["train"], ["test"], "meta", b"fine_labels", b"fine_label_names"),
+}
+
+
+def _read_cifar_folder(name: str, folder: Path) -> tuple[Split, Split, list[str]]:
+    """Read the pickled CIFAR batches (the format torchvision downloads) into uint8 tensors.
+
+    Read here rather than through torchvision's dataset classes, which verify md5 sums and so
+    refuse a re-packed or test-made copy of the same format.
+    """
+    train_files, test_files, meta_file, label_key, names_key = CIFAR_FILES[name]
+
+    def unpickle(filename: str) -> dict[bytes, Any]:
+        path = folder / filename
+        try:
+            with open(path, "rb") as handle:
+                return pickle.load(handle, encoding="bytes")
+        except (OSError, pickle.UnpicklingError, EOFError) as error:
+            raise DataError(f"cannot read CIFAR file {path}: {error}") from None
+
+    def read(filenames: list[str]) -> Split:
+        batches = [unpickle(f) for f in filenames]
+        images = torch.cat([torch.as_tensor(b[b"data"], dtype=torch.uint8).reshape(-1, 3, 32, 32) for b in batches])
+        labels = torch.cat([torch.as_tensor(b[label_key], dtype=torch.int64) for b in batches])
+        return Split(images, labels)
+
+    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in unpickle(meta_file)[names_key]]
+    return read(train_files), read(test_files), classes
+
+
+def _download_cifar(name: str, root: Path) -> Path:
+    """torchvision's verified download into ``root`` (a no-op when a good copy is there)."""
+    import torchvision  # deferred: only the named CIFAR sources need it
+
+    class_name, folder = CIFAR_SOURCES[name]
+    try:
+        getattr(torchvision.datasets, class_name)(str(root), train=True, download=True)
+    except Exception as error:  # offline: URLError, or RuntimeError on a partial copy
+        raise DataError(
+            f"cannot download {name} into {root} ({type(error).__name__}); without network, put a copy of "
+            f"{folder}/ there, set RESBENCH_DATA to a folder holding it, or pass --data path/to/folder "
+            f"(CIFAR layout or ImageFolder with train/)"
+        ) from None
+    return root / folder
+
+
+def _image_files(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    if not classes:
+        raise DataError(f"{root} holds no class subfolders (ImageFolder layout: {root}/CLASS/IMAGE)")
+    files = []
+    for index, name in enumerate(classes):
+        for path in sorted((root / name).iterdir()):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                files.append((path, index))
+    if not files:
+        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return classes, files
+
+
+def _decode_folder(root: Path, image_size: int) -> tuple[Split, list[str]]:
+    """Decode every image once with Pillow (this runs only when the cache misses)."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    classes, files = _image_files(root)
+    images = torch.empty(len(files), 3, image_size, image_size, dtype=torch.uint8)
+    labels = torch.empty(len(files), dtype=torch.int64)
+    for i, (path, label) in enumerate(files):
+        try:
+            with Image.open(path) as handle:
+                image = handle.convert("RGB")
+                if image.size != (image_size, image_size):
+                    image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
+                pixels = np.array(image)  # a writable copy for torch.from_numpy
+        except (OSError, UnidentifiedImageError, ValueError) as error:
+            raise DataError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
+        images[i] = torch.from_numpy(pixels).permute(2, 0, 1)
+        labels[i] = label
+    return Split(images, labels), classes
+
+
+def _folder_fingerprint(root: Path, image_size: int) -> str:
+    """Changes when any file under ``root`` is added, removed, resized or touched."""
+    digest = hashlib.sha256(f"{root.resolve()}|{image_size}".encode())
+    for directory, subdirectories, names in os.walk(root):
+        subdirectories.sort()
+        for name in sorted(names):
+            stat = os.stat(os.path.join(directory, name))
+            digest.update(f"{os.path.relpath(os.path.join(directory, name), root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def load_folder_cached(root: Path, image_size: int) -> tuple[Split, list[str]]:
+    """Decode an ImageFolder split once; later starts read the uint8 tensor back in about a second."""
+    cache = cache_root() / "decoded" / f"{root.parent.name}-{root.name}-{_folder_fingerprint(root, image_size)}.pt"
+    if cache.exists():
+        stored = torch.load(cache, weights_only=True)
+        return Split(stored["images"], stored["labels"]), list(stored["classes"])
+    split, classes = _decode_folder(root, image_size)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    torch.save({"images": split.images, "labels": split.labels, "classes": classes}, temporary)
+    os.replace(temporary, cache)  # atomic: concurrent trials never read a half-written cache
+    return split, classes
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits
+
+
+def carve_size(requested: int, available: int) -> int:
+    """The requested carve (5k for CIFAR-sized sets), at most a tenth of a small set, at least 1."""
+    return max(1, min(requested, available // 10))
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    for chunk in images.split(4096):
+        values = chunk.to(torch.float64) / 255
+        total += values.sum(dim=(0, 2, 3))
+        squares += (values * values).sum(dim=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean * mean).clamp_min(1e-12).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())  # type: ignore[return-value]
+
+
+def load_dataset(spec: str, *, data_seed: int, val_size: int = 5000, test_size: int = 5000, image_size: int = 32) -> Dataset:
+    """Load ``spec`` and split it; the same ``data_seed`` always gives the same splits."""
+    source = describe_source(spec)
+    val: Split | None = None
+    test: Split | None = None
+    if source == "synthetic":
+        train, classes = synthetic(seed=data_seed)
+        name = "synthetic"
+    elif source in CIFAR_SOURCES:
+        folder = cache_root() / CIFAR_SOURCES[source][1]
+        if not folder.is_dir():
+            folder = _download_cifar(source, cache_root())
+        train, test, classes = _read_cifar_folder(source, folder)
+        name = source
+    else:
+        path = Path(source)
+        cifar = [n for n, (_, folder) in CIFAR_SOURCES.items() if (path / folder).is_dir()]
+        if cifar:
+            train, test, classes = _read_cifar_folder(cifar[0], path / CIFAR_SOURCES[cifar[0]][1])
+            name = f"{cifar[0]} ({path})"
+        else:
+            train, classes = load_folder_cached(path / "train", image_size)
+            if (path / "val").is_dir():
+                val, _ = load_folder_cached(path / "val", image_size)
+            if (path / "test").is_dir():
+                test, _ = load_folder_cached(path / "test", image_size)
+            name = path.name
+    test_source = "folder" if test is not None else "carved"
+    val_source = "folder" if val is not None else "carved"
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(data_seed))
+    start = 0
+    if test is None:
+        size = carve_size(test_size, len(train))
+        test, start = train.take(order[:size]), size
+    if val is None:
+        size = carve_size(val_size, len(train))
+        val, start = train.take(order[start : start + size]), start + size
+    train = train.take(order[start:])
+    mean, std = channel_stats(train.images)
+    return Dataset(name, train, val, test, len(classes), mean, std, val_source, test_source)

@@ -1,0 +1,123 @@
+"""Data sources, carving, the decode cache, and the batched augmentation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from search.augment import Normalize, random_crop_flip
+from search.data import DataError, load_dataset
+from tests.search.helpers import write_cifar10_copy, write_image_folder
+
+
+def test_synthetic_is_deterministic_per_seed() -> None:
+    a, b = load_dataset("synthetic", data_seed=3), load_dataset("synthetic", data_seed=3)
+    c = load_dataset("synthetic", data_seed=4)
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.val.labels, b.val.labels)
+    assert not torch.equal(a.train.images[:100], c.train.images[:100])
+    assert a.test_source == "carved" and a.num_classes == 10
+
+
+def test_carved_splits_are_disjoint_and_seeded(tmp_path: Path) -> None:
+    write_image_folder(tmp_path, "train", per_class=40)
+    first = load_dataset(str(tmp_path), data_seed=0)
+    again = load_dataset(str(tmp_path), data_seed=0)
+    other = load_dataset(str(tmp_path), data_seed=1)
+    assert first.sizes() == {"train": 96, "val": 12, "test": 12}
+    assert (first.val_source, first.test_source) == ("carved", "carved")
+    assert torch.equal(first.test.images, again.test.images)
+    assert not torch.equal(first.test.images, other.test.images)
+    rows = lambda split: {bytes(image.flatten().tolist()) for image in split.images}  # noqa: E731
+    assert not rows(first.train) & rows(first.val) and not rows(first.train) & rows(first.test)
+    assert not rows(first.val) & rows(first.test)
+
+
+def test_image_folder_with_val_and_test_folders(tmp_path: Path) -> None:
+    write_image_folder(tmp_path, "train", per_class=10)
+    write_image_folder(tmp_path, "val", per_class=4, seed=1)
+    write_image_folder(tmp_path, "test", per_class=5, seed=2)
+    data = load_dataset(str(tmp_path), data_seed=0)
+    assert data.sizes() == {"train": 30, "val": 12, "test": 15}
+    assert (data.val_source, data.test_source) == ("folder", "folder")
+    assert data.num_classes == 3
+    # Class k is bright in channel k: labels match the pixels they came with.
+    for images, labels in ((data.train.images, data.train.labels), (data.test.images, data.test.labels)):
+        assert torch.equal(images.float().mean(dim=(2, 3)).argmax(1), labels)
+
+
+def test_decoded_folder_is_cached_and_a_changed_folder_is_reread(tmp_path: Path, isolated_data_cache: Path) -> None:
+    write_image_folder(tmp_path, "train", per_class=10)
+    load_dataset(str(tmp_path), data_seed=0)
+    caches = sorted((isolated_data_cache / "decoded").glob("*.pt"))
+    assert caches
+    before = {path: path.stat().st_mtime_ns for path in caches}
+    assert len(load_dataset(str(tmp_path), data_seed=0).train) == 24
+    assert {path: path.stat().st_mtime_ns for path in caches} == before, "the second start must read the cache"
+    write_image_folder(tmp_path, "train", per_class=11)  # one more image per class
+    assert len(load_dataset(str(tmp_path), data_seed=0).train) + 6 == 33
+
+
+def test_corrupt_image_is_named(tmp_path: Path) -> None:
+    write_image_folder(tmp_path, "train", per_class=3)
+    bad = tmp_path / "train" / "class1" / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match="broken.png"):
+        load_dataset(str(tmp_path), data_seed=0)
+
+
+def test_cifar_layout_folder(tmp_path: Path) -> None:
+    write_cifar10_copy(tmp_path)
+    data = load_dataset(str(tmp_path), data_seed=0)
+    assert data.test_source == "folder" and len(data.test) == 30
+    assert data.sizes()["train"] + data.sizes()["val"] == 200
+    assert data.num_classes == 10 and data.train.images.dtype == torch.uint8
+
+
+def test_bad_data_paths(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="neither a data set name"):
+        load_dataset(str(tmp_path / "missing"), data_seed=0)
+    with pytest.raises(DataError, match="no train/ folder"):
+        load_dataset(str(tmp_path), data_seed=0)
+
+
+def test_named_cifar_offline_says_how_to_point_at_a_copy(isolated_data_cache: Path) -> None:
+    if (isolated_data_cache / "cifar-10-batches-py").exists():
+        pytest.skip("a copy is cached")
+    try:
+        load_dataset("cifar10", data_seed=0)
+    except DataError as error:
+        assert "--data path/to/folder" in str(error) and "\n" not in str(error)
+    else:  # a machine with network downloaded the real data set
+        assert (isolated_data_cache / "cifar-10-batches-py").is_dir()
+
+
+def test_crop_flip_keeps_labels_aligned_and_shapes() -> None:
+    # Image i is filled with the value i+1: after augmentation every non-padding pixel of
+    # image i still reads i+1, so no image moved to another label's slot.
+    values = torch.arange(1, 65, dtype=torch.uint8)
+    images = values[:, None, None, None].expand(64, 3, 32, 32).clone()
+    generator = torch.Generator().manual_seed(0)
+    out = random_crop_flip(images, padding=4, flip=True, generator=generator)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    for i in range(64):
+        assert set(out[i].unique().tolist()) <= {0, i + 1}
+    assert (out == 0).any(), "some crops must reach into the padding"
+
+
+def test_crop_offsets_and_flips_vary_per_image() -> None:
+    image = torch.arange(32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32).expand(256, 3, 32, 32).clone()
+    out = random_crop_flip(image, padding=4, flip=True, generator=torch.Generator().manual_seed(1))
+    distinct = {tuple(o[0, 16, 14:18].tolist()) for o in out}
+    assert len(distinct) > 20
+    flipped = random_crop_flip(image[:1], padding=0, flip=True, generator=torch.Generator().manual_seed(2))
+    unflipped_or_flipped = torch.equal(flipped, image[:1]) or torch.equal(flipped, image[:1].flip(3))
+    assert unflipped_or_flipped
+
+
+def test_normalize_uses_mean_and_std() -> None:
+    normalize = Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"), channels_last=True)
+    x = normalize(torch.full((2, 3, 4, 4), 255, dtype=torch.uint8))
+    assert torch.allclose(x, torch.full_like(x, 2.0)) and x.is_contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,82 @@
+"""Spaces: registration, listing, grid enumeration and the checks made at definition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import search
+from search import spaces
+
+
+def test_builtin_spaces_are_listed_with_descriptions() -> None:
+    assert {"shortcuts", "depth", "blocks", "bottleneck", "vgg"} <= set(search.list_spaces())
+    assert all(spaces.describe(name) for name in search.list_spaces())
+
+
+def test_shortcuts_grid_is_every_shortcut_at_each_depth() -> None:
+    configs = spaces.all_configs(spaces.get_space("shortcuts"))
+    assert sorted((c["depth"], c["shortcut"]) for c in configs) == sorted((d, s) for d in (20, 56) for s in ("A", "B", "C", "none"))
+    assert all(c["model"] == f"resnet{c['depth']}" for c in configs)
+
+
+def test_grid_enumerates_conditional_branches_once() -> None:
+    def conditional(trial: Any) -> dict[str, Any]:
+        block = trial.suggest_categorical("block", ["basic", "bottleneck"])
+        if block == "bottleneck":
+            trial.suggest_categorical("base_width", [32, 64])
+        return {"model": "resnet20"}
+
+    points = spaces.grid_points(conditional)
+    assert points == [{"block": "basic"}, {"block": "bottleneck", "base_width": 32}, {"block": "bottleneck", "base_width": 64}]
+
+
+def test_continuous_space_is_not_a_grid() -> None:
+    def continuous(trial: Any) -> dict[str, Any]:
+        trial.suggest_float("lr", 0.01, 0.5, log=True)
+        return {"model": "resnet20"}
+
+    with pytest.raises(spaces.GridError, match="suggest_float"):
+        spaces.grid_points(continuous)
+
+
+def test_register_space_checks_at_definition() -> None:
+    with pytest.raises(ValueError, match="without 'model'"):
+
+        @search.register_space("test_no_model")
+        def no_model(trial: Any) -> None:
+            trial.suggest_categorical("depth", [20])
+
+    with pytest.raises(ValueError, match="already registered"):
+
+        @search.register_space("shortcuts")
+        def again(trial: Any) -> dict[str, Any]:
+            return {"model": "resnet20"}
+
+    assert "test_no_model" not in search.list_spaces()
+
+
+def test_a_key_both_model_option_and_recipe_field_is_refused() -> None:
+    import torch.nn as nn
+
+    import zoo
+
+    @zoo.register("test_block_with_lr_option")
+    class Clash(nn.Module):
+        expansion = 1
+        post_activation = True
+
+        def __init__(self, in_channels: int, channels: int, stride: int = 1, *, lr: float = 0.0, **options: Any) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, channels, 3, stride, 1)
+
+        def forward(self, x: Any) -> Any:
+            return self.conv(x)
+
+    with pytest.raises(ValueError, match="both model options and recipe fields"):
+
+        @search.register_space("test_clash")
+        def clash(trial: Any) -> dict[str, Any]:
+            trial.suggest_categorical("lr", [0.1])
+            return {"model": "resnet20", "block": "test_block_with_lr_option"}

@@ -1,0 +1,161 @@
+"""The training loop: outputs, resume, determinism, divergence, saved weights and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import zoo
+from search.augment import Normalize
+from search.data import load_dataset
+from search.train import METRICS_COLUMNS, TrialConfig, evaluate, main, resolve_precision, train
+from tests.search.helpers import write_image_folder
+
+REQUIRED_SUMMARY_KEYS = {
+    "status", "val_accuracy", "best_val_accuracy", "test_accuracy", "train_error", "params", "macs",
+    "epochs", "wall_seconds", "images_per_second", "inference_images_per_second", "peak_memory_bytes",
+    "test_source", "data_seed", "device", "torch_version", "seed", "git_commit", "recipe", "command",
+}
+REPO = Path(__file__).resolve().parents[2]
+DETERMINISTIC_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
+
+
+def smoke(model: str = "resnet20", data: str = "synthetic", **recipe: object) -> TrialConfig:
+    return TrialConfig(model=model, data=data, budget="smoke", recipe_overrides=dict(recipe), threads=1)
+
+
+def test_smoke_run_on_synthetic_data_learns_and_writes_everything(tmp_path: Path) -> None:
+    summary = train(smoke(epochs=4), tmp_path, log=None)
+    assert REQUIRED_SUMMARY_KEYS <= set(summary)
+    assert summary == json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 4
+    for key in ("val_accuracy", "best_val_accuracy", "test_accuracy", "train_error"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["val_accuracy"] > 0.3, "synthetic labels depend on the pixels; chance is 0.1"
+    assert summary["params"] == zoo.complexity("resnet20").params and summary["macs"] == zoo.complexity("resnet20").macs
+    assert summary["test_source"] == "carved" and summary["recipe"]["epochs"] == 4
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(metrics.columns) == METRICS_COLUMNS and list(metrics["epoch"]) == [1, 2, 3, 4]
+    assert summary["command"].startswith("python -m search.train --model resnet20 --epochs 4")
+    assert (tmp_path / "model_best.safetensors").exists() and (tmp_path / "model_final.safetensors").exists()
+
+
+def test_image_folder_run_with_test_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_image_folder(data, "train", per_class=40)
+    write_image_folder(data, "test", per_class=10, seed=5)
+    summary = train(smoke(data=str(data), val_size=12), tmp_path / "run", log=None)
+    assert summary["status"] == "completed" and summary["test_source"] == "folder"
+    assert summary["splits"]["test"] == 30 and summary["splits"]["val"] == 12
+
+
+def test_saved_weights_rebuild_the_trained_model(tmp_path: Path) -> None:
+    config = smoke(epochs=2)
+    summary = train(config, tmp_path, log=None)
+    loaded = zoo.load(tmp_path / "model_final.safetensors").to(memory_format=torch.channels_last)
+    recipe = config.recipe()
+    data = load_dataset("synthetic", data_seed=0, val_size=recipe.val_size, test_size=recipe.test_size)
+    normalize = Normalize(data.mean, data.std, torch.device("cpu"), channels_last=True)
+    precision = resolve_precision(recipe.precision, torch.device("cpu"))
+    assert evaluate(loaded, data.val, normalize, 256, torch.device("cpu"), precision) == summary["val_accuracy"]
+
+
+def test_finished_run_is_not_retrained(tmp_path: Path) -> None:
+    train(smoke(), tmp_path, log=None)
+    before = (tmp_path / "summary.json").stat().st_mtime_ns
+    lines: list[str] = []
+    again = train(smoke(), tmp_path, log=lines.append)
+    assert (tmp_path / "summary.json").stat().st_mtime_ns == before
+    assert again["status"] == "completed" and "not retraining" in lines[0]
+
+
+def test_injected_nan_stops_as_diverged_with_metrics_so_far(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESBENCH_FAULT", "nan_at_step:12")  # smoke: 8 steps per epoch -> epoch 2
+    summary = train(smoke(epochs=3), tmp_path, log=None)
+    assert summary["status"] == "diverged"
+    assert summary["diverged_at"] == {"epoch": 2, "step": 12}
+    assert summary["epochs"] == 1 and summary["test_accuracy"] is None
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "search.train", *args], cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "4", "--threads", "1"]
+    whole = run_cli([*args, "--out", str(tmp_path / "whole")])
+    assert whole.returncode == 0, whole.stderr
+    killed = run_cli([*args, "--out", str(tmp_path / "killed")], env={"RESBENCH_FAULT": "exit_after_epoch:2"})
+    assert killed.returncode == 3 and not (tmp_path / "killed" / "summary.json").exists()
+    assert len(pd.read_csv(tmp_path / "killed" / "metrics.csv")) == 2
+    resumed = run_cli([*args, "--out", str(tmp_path / "killed")], env={"RESBENCH_FAULT": "exit_after_epoch:2"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming killed from epoch 2/4" in resumed.stdout
+    expected = pd.read_csv(tmp_path / "whole" / "metrics.csv")[DETERMINISTIC_COLUMNS]
+    got = pd.read_csv(tmp_path / "killed" / "metrics.csv")[DETERMINISTIC_COLUMNS]
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    final = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("whole", "killed")]
+    assert final[0]["test_accuracy"] == final[1]["test_accuracy"]
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
+    train(smoke(), tmp_path, log=None)
+    state = torch.load(tmp_path / "checkpoint" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "scheduler", "generator", "torch_rng"}
+
+
+def test_other_run_in_the_same_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train(smoke(), tmp_path, log=None)
+    (tmp_path / "summary.json").unlink()  # an interrupted run of one config...
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--lr", "0.2", "--out", str(tmp_path)]
+    assert main(args) == 2  # ...is not continued by another
+    assert "holds a different run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "resnet21"], "unknown model 'resnet21'"),
+        (["--model", "resnet20", "--shortcutt", "B"], "unknown option --shortcutt"),
+        (["--model", "resnet20", "--epochz", "3"], "recipe fields: epochs"),
+        (["--model", "resnet20", "--epochs", "three"], "expects int"),
+        (["--model", "resnet20", "--budget", "huge"], "valid: smoke, quick, paper"),
+        (["--model", "resnet20", "--depth", "21"], "6n+2"),
+        (["--model", "resnet20", "--shortcut", "D"], "'A', 'B', 'C', 'none'"),
+        (["--model", "resnet20", "--data", "/no/such/folder"], "neither a data set name"),
+        (["--model", "resnet20", "--epochs", "0"], "must be positive"),
+        (["--model", "resnet20", "--device", "tpu"], "valid: auto, cpu, cuda"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    full = [*args, "--out", str(out)]
+    if "--data" not in args:
+        full += ["--data", "synthetic"]
+    if "--budget" not in args:
+        full += ["--budget", "smoke"]
+    assert main(full) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_block_options_follow_the_chosen_block(tmp_path: Path) -> None:
+    args = ["--model", "resnet20", "--block", "bottleneck", "--depth", "29", "--base-width", "32", "--data", "synthetic", "--budget", "smoke", "--epochs", "1", "--out", str(tmp_path)]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["model_overrides"] == {"block": "bottleneck", "depth": 29, "base_width": 32}
+
+
+def test_cli_bad_input_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
+    result = run_cli(["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--depth", "22", "--out", str(tmp_path / "x")])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error:") and not (tmp_path / "x").exists()
