@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shlex
+import socket
 import shutil
 import sys
 import time
@@ -191,21 +192,36 @@ class PruningAwareOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         value = result.get("val_accuracy")
-        if isinstance(value, (int, float)) and math.isfinite(value):
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            return
+        try:
             super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # A trial that finished after Ray's last state save is rerun on --resume (it returns
+            # at once from its summary); Optuna already holds its outcome.
+            pass
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         status = (result or {}).get("status")
         if trial_id in self._ot_trials and trial_id not in self._completed_trials and status in ("pruned", "running", "diverged"):
             state = optuna.trial.TrialState.FAIL if status == "diverged" else optuna.trial.TrialState.PRUNED
-            self._ot_study.tell(self._ot_trials[trial_id], state=state)
+            try:
+                self._ot_study.tell(self._ot_trials[trial_id], state=state)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # told before a driver restart
             self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result=result, error=error)
 
 
+def study_storage(out: Path) -> optuna.storages.BaseStorage:
+    """The study's journal file: ``optuna-dashboard OUT/optuna.journal`` opens it."""
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
+
+
 def create_study(out: Path, settings: SearchSettings) -> optuna.Study:
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = study_storage(out)
     directions = ["maximize", "minimize"] if settings.objective == "pareto" else ["maximize"]
     study = optuna.create_study(storage=storage, study_name=settings.space, directions=directions, load_if_exists=True)
     study.set_user_attr("budget", settings.budget)
@@ -280,10 +296,19 @@ class TrialContext:
     device: str
     max_gmacs: float | None
     data_seed: int
+    environment: dict[str, str]  # the driver's RESBENCH_* settings (data cache, test switches)
+
+
+def forwarded_environment() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key.startswith("RESBENCH_")}
 
 
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """One Ray trial: train (or resume) a configuration, reporting every epoch with its checkpoint."""
+    # Worker processes outlive searches: drop settings of earlier drivers, take this one's.
+    for key in [k for k in os.environ if k.startswith("RESBENCH_")]:
+        del os.environ[key]
+    os.environ.update(context.environment)
     load_plugins(context.plugins)  # blocks registered by plugins exist only where imported
     trial_id = tune.get_context().get_trial_id()
     where = {"trial_id": trial_id, "node": ray.get_runtime_context().get_node_id(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
@@ -350,6 +375,7 @@ def connect(address: str | None, plugins: list[Plugin]) -> bool:
     runtime_env = {"py_modules": [plugin.path for plugin in plugins]} if plugins else None
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False, runtime_env=runtime_env)
         except Exception as error:  # ConnectionError, TimeoutError, ValueError from ray.init
@@ -360,6 +386,17 @@ def connect(address: str | None, plugins: list[Plugin]) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024, runtime_env=runtime_env)
     return True
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """ray.init retries an unreachable GCS for minutes; a plain TCP connect answers in seconds."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ValueError(f"cannot reach a Ray cluster at --address {address}: {error.strerror or error}") from None
 
 
 def trial_resources(settings: SearchSettings) -> tuple[float, float, int]:
@@ -412,13 +449,29 @@ def check_shared_storage(out: Path) -> None:
 # Progress
 
 
-class Progress(tune.Callback):
-    """One short line per trial event, and results.csv rewritten as each trial ends."""
+def error_message(error_file: str | None) -> str:
+    """The last line of a trial's traceback (the exception itself), from Ray's error file."""
+    try:
+        lines = [line for line in Path(error_file or "").read_text().splitlines() if line.strip()]
+    except OSError:
+        return "the trial raised an error"
+    return lines[-1].strip() if lines else "the trial raised an error"
 
-    def __init__(self, out: Path, space: str, total: int, resumed: bool) -> None:
-        self.out, self.space, self.total, self.resumed = out, space, total, resumed
+
+class Progress(tune.Callback):
+    """One short line per trial event, and results.csv rewritten as each trial ends.
+
+    ``Tuner.restore`` brings back the callbacks pickled with the first run, so all state is
+    (re)loaded in ``setup``, which Ray calls at the start of every ``fit``.
+    """
+
+    def __init__(self, out: Path, space: str, total: int) -> None:
+        self.out, self.space, self.total = out, space, total
+
+    def setup(self, **info: Any) -> None:
         self.started = time.time()
-        self.finished: dict[str, dict[str, Any]] = {row["trial_id"]: row for row in read_results(out)}
+        self.finished: dict[str, dict[str, Any]] = {row["trial_id"]: row for row in read_results(self.out)}
+        self.resumed = bool(self.finished)  # rows from an earlier driver of this experiment
         self.running: set[str] = set()
 
     def _line(self, text: str) -> None:
@@ -447,8 +500,7 @@ class Progress(tune.Callback):
         self._finish(trial, None)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        error = getattr(trial, "error_file", None) or "the trial raised an error"
-        self._finish(trial, str(error))
+        self._finish(trial, error_message(getattr(trial, "error_file", None)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,6 +551,23 @@ def search_command(settings: SearchSettings) -> str:
     return shlex.join(words)
 
 
+def trial_dirname(trial: Any) -> str:
+    return str(trial.trial_id)
+
+
+def requeue_abandoned_trials(out: Path, settings: SearchSettings, ray_dir: Path) -> None:
+    """A driver killed between Optuna's ask and Ray's next state save leaves Optuna trials that
+    the restored experiment never heard of. Mark them FAIL (the only FAIL trials without a results
+    row) and enqueue their parameters again, so a grid stays complete."""
+    known = {trial.trial_id for trial in tune.ExperimentAnalysis(str(ray_dir)).trials}
+    study = create_study(out, settings)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.user_attrs.get("ray_trial_id") not in known:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            attrs = {k: v for k, v in trial.user_attrs.items() if k == "baseline"}
+            study.enqueue_trial(trial.params, user_attrs=attrs)
+
+
 def run_search(space: str, **options: Any) -> pd.DataFrame:
     """Run (or resume) a search and return its results table, one row per trial."""
     settings = SearchSettings(space=space, **options)
@@ -544,10 +613,10 @@ def _fit(settings: SearchSettings, plugins: list[Plugin], out: Path, total: int,
     context = TrialContext(
         experiment=str(out), space=settings.space, data=settings.data, budget=settings.budget, recipe=dict(settings.recipe),
         plugins=plugins, threads=threads, device="cuda" if gpus_per_trial > 0 else "cpu",
-        max_gmacs=settings.max_gmacs, data_seed=settings.data_seed,
+        max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
     )
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-    progress = Progress(out, settings.space, total, resumed=resuming)
+    progress = Progress(out, settings.space, total)
     run_config = tune.RunConfig(
         name="ray",
         storage_path=str(out),
@@ -558,6 +627,7 @@ def _fit(settings: SearchSettings, plugins: list[Plugin], out: Path, total: int,
     )
     ray_dir = out / "ray"
     if resuming and tune.Tuner.can_restore(str(ray_dir)):
+        requeue_abandoned_trials(out, settings, ray_dir)
         tuner = tune.Tuner.restore(str(ray_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         pareto = settings.objective == "pareto"
@@ -568,11 +638,13 @@ def _fit(settings: SearchSettings, plugins: list[Plugin], out: Path, total: int,
             mode=["max", "min"] if pareto else "max",
             sampler=make_sampler(settings.sampler or "tpe", settings.objective),
             study_name=study.study_name,
-            storage=study._storage,
+            storage=study_storage(out),
         )
         epochs = resolve_recipe(settings.budget, settings.recipe).epochs
         early_stopping = settings.sampler != "grid" and not pareto
-        scheduler = ASHAScheduler(time_attr="epoch", metric="val_accuracy", mode="max", max_t=epochs, grace_period=max(1, epochs // 4), reduction_factor=3) if early_stopping else None
+        # max_t one past the last epoch: ASHA stops any trial that reaches max_t, which would cut
+        # a finished trial off before its final report (test accuracy, summary) arrives.
+        scheduler = ASHAScheduler(time_attr="epoch", metric="val_accuracy", mode="max", max_t=epochs + 1, grace_period=max(1, epochs // 4), reduction_factor=3) if early_stopping else None
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -581,11 +653,13 @@ def _fit(settings: SearchSettings, plugins: list[Plugin], out: Path, total: int,
                 num_samples=total,
                 max_concurrent_trials=at_once,
                 time_budget_s=settings.time_budget,
+                trial_dirname_creator=trial_dirname,
             ),
             run_config=run_config,
         )
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our Progress lines only
     grid = tuner.fit()
-    rows = dict(progress.finished)  # earlier drivers' rows (kept across --resume) and this one's
+    rows = {row["trial_id"]: row for row in read_results(out)}  # every driver's finished trials
     for result in grid:  # any trial the callback did not see end (e.g. restored as already done)
         trial_id = result.metrics.get("trial_id")
         if trial_id and trial_id not in rows:

@@ -1,0 +1,74 @@
+"""Searches over a real multi-node Ray cluster, all of it on loopback (ray.cluster_utils)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.search.conftest import ray_environment
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["train_subset=128", "val_size=64", "test_size=64", "epochs=1"]
+
+
+@pytest.fixture
+def cluster_factory() -> Iterator[object]:
+    from ray.cluster_utils import Cluster
+
+    started: list[Cluster] = []
+    temp = tempfile.mkdtemp(prefix="rbcl", dir="/tmp")  # Ray socket paths must stay short
+    previous = dict(os.environ)
+    os.environ.update(ray_environment(temp))  # before the nodes start: they bind 127.0.0.1 only
+
+    def start(nodes: list[dict[str, float]]) -> Cluster:
+        cluster = Cluster(initialize_head=True, connect=False, head_node_args=nodes[0])
+        for node in nodes[1:]:
+            cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        started.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.shutdown()
+    os.environ.clear()
+    os.environ.update(previous)
+
+
+def search(address: str, out: Path, *extra: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--trials", "2", "--address", address, "--out", str(out), "--recipe", *FAST, *extra]
+    return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes(cluster_factory, tmp_path: Path) -> None:
+    cluster = cluster_factory([{"num_cpus": 1}, {"num_cpus": 1}])
+    barrier = tmp_path / "barrier"
+    # One CPU per node and a barrier of two: the two trials must run at once, so on both nodes.
+    result = search(cluster.address, tmp_path / "exp", env={"RESBENCH_BARRIER": f"{barrier}:2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = pd.read_csv(tmp_path / "exp" / "results.csv")
+    assert (results["status"] == "completed").all()
+    assert results["node"].nunique() == 2
+    addresses = {json.loads(p.read_text())["node"] for p in barrier.iterdir()}
+    assert addresses == set(results["node"])
+
+
+def test_fractional_gpus_pack_two_trials_per_gpu_and_fail_loudly_without_cuda(cluster_factory, tmp_path: Path) -> None:
+    cluster = cluster_factory([{"num_cpus": 2, "num_gpus": 1}])
+    barrier = tmp_path / "barrier"
+    result = search(cluster.address, tmp_path / "exp", "--gpus-per-trial", "0.5", env={"RESBENCH_BARRIER": f"{barrier}:2"})
+    placements = [json.loads(p.read_text()) for p in barrier.iterdir()]
+    assert len(placements) == 2, "both trials waited at the barrier together"
+    assert {p["gpu_ids"] for p in placements} == {"0"} and len({p["node"] for p in placements}) == 1
+    # This machine has no CUDA device: a trial given a GPU fails instead of training on the CPU.
+    results = pd.read_csv(tmp_path / "exp" / "results.csv")
+    assert result.returncode == 1 and len(results) == 2 and (results["status"] == "failed").all()
+    assert results["error"].str.contains("no CUDA device").all(), results["error"].tolist()

@@ -1,0 +1,204 @@
+"""The search engine on a real local Ray instance and a real Optuna journal storage.
+
+Everything runs on loopback with synthetic data and the smoke budget; concurrency and faults are
+proven with deterministic switches (a file barrier, a process exit after an epoch), not timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from search.engine import STUDY_FILE, run_search
+from search.run import main
+from tests.search.conftest import ray_environment
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["train_subset=128", "val_size=64", "test_size=64"]
+DETERMINISTIC = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
+
+
+def load_study(out: Path, name: str) -> optuna.Study:
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def recipe(*items: str) -> dict[str, str]:
+    return dict(item.split("=") for item in (*FAST, *items))
+
+
+@pytest.fixture(scope="module")
+def shortcuts_run(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("shortcuts") / "experiment"
+    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--seeds", "2", "--out", str(out), "--recipe", *FAST, "epochs=1"]
+    assert main(args) == 0
+    return out
+
+
+def test_shortcuts_smoke_grid_runs_every_configuration_once_per_seed(shortcuts_run: Path) -> None:
+    results = pd.read_csv(shortcuts_run / "results.csv")
+    assert (results["status"] == "completed").all(), results[["trial_id", "status", "error"]]
+    variants = results[results["model"] != "cifar_vgg16_bn"]
+    grid = sorted((d, s, seed) for d in (20, 56) for s in ("A", "B", "C", "none") for seed in (0, 1))
+    assert sorted(zip(variants["depth"], variants["shortcut"], variants["seed"])) == grid
+    baseline = results[results["model"] == "cifar_vgg16_bn"]
+    assert sorted(baseline["seed"]) == [0, 1]
+    assert (shortcuts_run / "shortcuts.md").exists()
+    for column in ("trial_id", "node", "device", "params", "macs", "inference_images_per_second", "command"):
+        assert results[column].notna().all(), column
+
+
+def test_study_holds_one_trial_per_results_row(shortcuts_run: Path) -> None:
+    results = pd.read_csv(shortcuts_run / "results.csv")
+    study = load_study(shortcuts_run, "shortcuts")
+    assert len(study.trials) == len(results)
+    assert {t.user_attrs["ray_trial_id"] for t in study.trials} == set(results["trial_id"])
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_every_row_replays_with_search_train(shortcuts_run: Path, tmp_path: Path) -> None:
+    row = pd.read_csv(shortcuts_run / "results.csv").iloc[0]
+    command = row["command"].replace(str(shortcuts_run / "trials" / row["trial_id"]), str(tmp_path / "replay"))
+    result = subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    replayed = json.loads((tmp_path / "replay" / "summary.json").read_text())
+    assert replayed["val_accuracy"] == pytest.approx(row["val_accuracy"])
+
+
+def test_two_trials_run_at_once(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    barrier = tmp_path / "barrier"
+    monkeypatch.setenv("RESBENCH_BARRIER", f"{barrier}:2")  # each trial waits until two have arrived
+    results = run_search("shortcuts", data="synthetic", budget="smoke", recipe=recipe("epochs=1"), trials=2, baselines=False, out=str(tmp_path / "exp"))
+    assert list(results["status"]) == ["completed", "completed"]
+    assert len(list(barrier.iterdir())) == 2
+
+
+def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_path: Path) -> None:
+    common = dict(data="synthetic", budget="smoke", sampler="tpe", baselines=False, recipe=recipe("epochs=4"))
+    results = run_search("bottleneck", trials=9, out=str(tmp_path / "a"), **common)
+    study = load_study(tmp_path / "a", "bottleneck")
+    states = {t.user_attrs["ray_trial_id"]: t.state for t in study.trials}
+    assert len(states) == len(results) == 9
+    expected = {"completed": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
+    for _, row in results.iterrows():
+        assert states[row["trial_id"]] == expected[row["status"]]
+    pruned = results[results["status"] == "pruned"]
+    assert len(pruned) >= 1, "ASHA (reduction factor 3) stops trials below a rung's cut"
+    assert (pruned["epochs"] < 4).all() and (results.loc[results["status"] == "completed", "epochs"] == 4).all()
+    again = run_search("bottleneck", trials=2, out=str(tmp_path / "b"), **common)
+    first = [t.params for t in sorted(study.trials, key=lambda t: t.number)[:2]]
+    second = [t.params for t in sorted(load_study(tmp_path / "b", "bottleneck").trials, key=lambda t: t.number)]
+    assert first == second and len(again) == 2
+
+
+def test_max_gmacs_rejects_before_training(ray_session: None, tmp_path: Path) -> None:
+    results = run_search("shortcuts", data="synthetic", budget="smoke", recipe=recipe("epochs=1"), max_gmacs=0.05, baselines=False, out=str(tmp_path / "exp"))
+    assert set(results["depth"]) == {20}  # ResNet-56 (0.125 GMACs) never became a trial
+    assert (results["macs"] <= 0.05e9).all()
+
+
+def test_plugin_block_and_space_train_inside_ray_workers(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = tmp_path / "plugins" / "resbench_test_plugin.py"
+    plugin.parent.mkdir()
+    plugin.write_text(
+        "import torch.nn as nn\nimport search\nimport zoo\n\n"
+        "@zoo.register('plugin_basic')\n"
+        "class PluginBasic(nn.Module):\n"
+        "    expansion = 1\n    post_activation = True\n"
+        "    def __init__(self, in_channels, channels, stride=1, **options):\n"
+        "        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),\n"
+        "                                  nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels))\n"
+        "    def forward(self, x):\n        return self.body(x)\n\n"
+        "@search.register_space('plugin_space')\n"
+        "def plugin_space(trial):\n"
+        "    '''The plugin's block with two shortcuts.'''\n"
+        "    trial.suggest_categorical('shortcut', ['A', 'B'])\n"
+        "    return {'model': 'resnet20', 'block': 'plugin_basic'}\n"
+    )
+    monkeypatch.syspath_prepend(str(plugin.parent))  # the driver imports it; workers load it from its file
+    results = run_search("plugin_space", data="synthetic", budget="smoke", recipe=recipe("epochs=1"), plugins=["resbench_test_plugin"], baselines=False, out=str(tmp_path / "exp"))
+    assert list(results["status"]) == ["completed", "completed"]
+    assert set(results["block"]) == {"plugin_basic"}
+
+
+def test_trial_killed_after_an_epoch_resumes_from_its_checkpoint(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    common = dict(data="synthetic", budget="smoke", recipe=recipe("epochs=3"), trials=1, baselines=False)
+    undisturbed = run_search("shortcuts", out=str(tmp_path / "calm"), **common)
+    monkeypatch.setenv("RESBENCH_FAULT", "exit_after_epoch:1")  # the first attempt's process dies
+    disturbed = run_search("shortcuts", out=str(tmp_path / "fault"), **common)
+    assert disturbed.loc[0, "status"] == "completed"
+    calm = pd.read_csv(tmp_path / "calm" / "trials" / undisturbed.loc[0, "trial_id"] / "metrics.csv")[DETERMINISTIC]
+    fault = pd.read_csv(tmp_path / "fault" / "trials" / disturbed.loc[0, "trial_id"] / "metrics.csv")[DETERMINISTIC]
+    pd.testing.assert_frame_equal(fault, calm, check_exact=True)
+    assert disturbed.loc[0, "test_accuracy"] == undisturbed.loc[0, "test_accuracy"]
+
+
+def short_temp_dir() -> str:
+    """Ray's socket paths must stay under 107 bytes; pytest's temp paths can be longer."""
+    return tempfile.mkdtemp(prefix="rbray", dir="/tmp")
+
+
+def run_search_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
+
+
+def test_killed_driver_resumes_with_every_trial_once(tmp_path: Path) -> None:
+    out = tmp_path / "exp"
+    env = {**ray_environment(short_temp_dir()), "RESBENCH_FAULT": "exit_driver_after_trials:1"}
+    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--trials", "4", "--out", str(out), "--recipe", *FAST, "epochs=1"]
+    first = run_search_cli(args, env)
+    assert first.returncode == 3, first.stderr[-2000:]
+    assert 1 <= len(pd.read_csv(out / "results.csv")) < 4
+    second = run_search_cli([*args, "--resume"], env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 4 and results["trial_id"].is_unique and (results["status"] == "completed").all()
+    assert sorted(zip(results["depth"], results["shortcut"])) == [(20, "A"), (20, "B"), (20, "C"), (20, "none")]
+    study = load_study(out, "shortcuts")
+    ranked = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert {t.user_attrs["ray_trial_id"] for t in ranked} == set(results["trial_id"])
+    abandoned = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert all(t.user_attrs.get("ray_trial_id") not in set(results["trial_id"]) for t in abandoned)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--space", "nope"], "valid: blocks, bottleneck, depth, shortcuts, vgg"),
+        (["--space", "shortcuts", "--plugins", "no_such_module_xyz"], "cannot import plugin module 'no_such_module_xyz'"),
+        (["--space", "shortcuts", "--trials", "-3"], "--trials must be a positive number"),
+        (["--space", "shortcuts", "--seeds", "0"], "--seeds must be a positive number"),
+        (["--space", "shortcuts", "--max-gmacs", "nan"], "--max-gmacs must be a positive number"),
+        (["--space", "shortcuts", "--recipe", "epohcs=2"], "unknown recipe field 'epohcs'"),
+        (["--space", "shortcuts", "--recipe", "epochs"], "--recipe expects KEY=VALUE"),
+        (["--space", "shortcuts", "--budget", "huge"], "valid: smoke, quick, paper"),
+        (["--space", "shortcuts", "--sampler", "annealing"], "invalid choice"),
+        (["--space", "shortcuts", "--resume"], "--resume: no experiment"),
+        (["--space", "shortcuts", "--data", "/no/such/dir"], "neither a data set name"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    out = tmp_path / "exp"
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main([*args, "--out", str(out), "--data", "synthetic"] if "--data" not in args else [*args, "--out", str(out)]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_unreachable_address_is_one_line(tmp_path: Path) -> None:
+    result = run_search_cli(["--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--address", "127.0.0.1:1", "--out", str(tmp_path / "exp")], ray_environment(short_temp_dir()))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "cannot reach a Ray cluster at --address 127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "exp").exists()
