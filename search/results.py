@@ -49,7 +49,7 @@ def result_row(space: str, trial_id: str, config: dict[str, Any], metrics: dict[
         status = reported
     else:  # stopped by ASHA or the time budget after `epoch` epochs, or before its first one
         status = "pruned"
-    row: dict[str, Any] = {key: _finite(metrics.get(key)) for key in COLUMNS if key in metrics}
+    row: dict[str, Any] = {key: _finite(metrics.get(key)) for key in COLUMNS}
     row.update({"trial_id": trial_id, "space": space, "model": config["model"], "status": status, "seed": config.get("seed", 0)})
     row["epochs"] = metrics.get("epoch", 0)
     if status == "pruned" and not row.get("reason"):

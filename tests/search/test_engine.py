@@ -174,7 +174,7 @@ def test_killed_driver_resumes_with_every_trial_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--space", "nope"], "valid: blocks, bottleneck, depth, shortcuts, vgg"),
+        (["--space", "nope"], "unknown space 'nope'; valid: blocks, bottleneck, depth,"),
         (["--space", "shortcuts", "--plugins", "no_such_module_xyz"], "cannot import plugin module 'no_such_module_xyz'"),
         (["--space", "shortcuts", "--trials", "-3"], "--trials must be a positive number"),
         (["--space", "shortcuts", "--seeds", "0"], "--seeds must be a positive number"),

@@ -1,0 +1,139 @@
+"""The papers' claims, with verdicts computed from the numbers on the page by one stated rule.
+
+Rule: a claim comparing trained configurations "holds" when each compared configuration has at
+least 3 seeds paired with the other's (same seed, same data split) and the 95% confidence
+interval (Student t) of the mean paired difference excludes zero in the claimed direction; it
+"does not hold" when the interval excludes zero the other way; otherwise there is "not enough
+evidence". Complexity claims are exact counts and need no seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+import zoo
+from leaderboards._tables import t_critical_95
+
+MIN_PAIRED_SEEDS = 3
+HOLDS, FAILS, UNSETTLED = "holds", "does not hold at this budget", "not enough evidence"
+RULE = (
+    "A claim about trained models holds when both sides have at least 3 paired seeds and the 95% "
+    "confidence interval (Student t) of the mean paired difference excludes zero in the claimed "
+    "direction; it does not hold when the interval excludes zero the other way; otherwise there is "
+    "not enough evidence. Complexity claims are exact counts."
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    statement: str
+    evidence: str
+    verdict: str
+
+
+def paired_difference(better: pd.Series, worse: pd.Series) -> tuple[int, float, float, float]:
+    """(n pairs, mean, CI low, CI high) of better - worse over the seeds both sides have."""
+    both = pd.concat([better.rename("a"), worse.rename("b")], axis=1).dropna()
+    n = len(both)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan
+    difference = both["a"] - both["b"]
+    mean = float(difference.mean())
+    if n < 2:
+        return n, mean, math.nan, math.nan
+    half = t_critical_95(n - 1) * float(difference.std(ddof=1)) / math.sqrt(n)
+    return n, mean, mean - half, mean + half
+
+
+def verdict(n: int, low: float, high: float) -> str:
+    if n < MIN_PAIRED_SEEDS or math.isnan(low):
+        return UNSETTLED
+    if low > 0:
+        return HOLDS
+    if high < 0:
+        return FAILS
+    return UNSETTLED
+
+
+def compare(frame: pd.DataFrame, better: dict[str, object], worse: dict[str, object], metric: str, statement: str, lower_is_better: bool = False, unit: str = "") -> Claim | None:
+    """A paired claim "``better`` beats ``worse`` on ``metric``" from completed trials, or None
+    when the page has no trial of one side (the space cannot speak to it)."""
+    done = frame[frame["status"] == "completed"]
+
+    def side(selector: dict[str, object]) -> pd.Series:
+        rows = done
+        for key, value in selector.items():
+            rows = rows[rows[key] == value]
+        return rows.groupby("seed")[metric].mean().astype(float)
+
+    a, b = side(better), side(worse)
+    if a.empty or b.empty:
+        return None
+    if lower_is_better:
+        n, mean, low, high = paired_difference(b, a)  # improvement = worse - better
+    else:
+        n, mean, low, high = paired_difference(a, b)
+    ruling = verdict(n, low, high)
+    interval = f"[{low:+.4f}, {high:+.4f}]" if not math.isnan(low) else "n/a"
+    evidence = f"{metric}: {a.mean():.4f} vs {b.mean():.4f}; paired improvement {mean:+.4f}{unit}, 95% CI {interval}, n={n} paired seed(s)"
+    if ruling == UNSETTLED:
+        evidence += f" (settles with more seeds: {MIN_PAIRED_SEEDS}+ paired, narrower interval)" if n < MIN_PAIRED_SEEDS else " (interval spans zero: more seeds or a longer budget would settle it)"
+    return Claim(statement, evidence, ruling)
+
+
+def complexity_claims() -> list[Claim]:
+    """He et al.: ResNet-152 is cheaper than VGG-16/19; ResNet-34 is 18% of VGG-19."""
+    macs = {name: zoo.complexity(name).macs for name in ("resnet34", "resnet152", "vgg16", "vgg19")}
+    ordered = macs["resnet152"] < macs["vgg16"] < macs["vgg19"]
+    share = macs["resnet34"] / macs["vgg19"]
+    return [
+        Claim(
+            "ResNet-152 (11.3 GMACs) has lower complexity than VGG-16/19 (15.3/19.6)",
+            f"measured {macs['resnet152'] / 1e9:.3f} < {macs['vgg16'] / 1e9:.3f} < {macs['vgg19'] / 1e9:.3f} GMACs (conv + linear, 224x224)",
+            HOLDS if ordered else "does not hold",
+        ),
+        Claim(
+            "ResNet-34 has only 18% of VGG-19's FLOPs",
+            f"measured {macs['resnet34'] / 1e9:.3f} / {macs['vgg19'] / 1e9:.3f} = {share:.1%}",
+            HOLDS if abs(share - 0.18) < 0.01 else "does not hold",
+        ),
+    ]
+
+
+def trained_claims(frame: pd.DataFrame) -> list[Claim]:
+    """Every claim of the papers that this page's trials can speak to."""
+    claims: list[Claim | None] = []
+    depths = sorted(int(d) for d in frame.loc[frame["status"] == "completed", "depth"].dropna().unique())
+    basic = {"block": "basic"}
+    for depth in depths:
+        claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "B"}, {**basic, "depth": depth, "shortcut": "A"}, "val_accuracy", f"depth {depth}: projection shortcuts on shape changes (B) beat zero-padding (A) (He et al. Table 3: 24.52 vs 25.03 top-1 error)"))
+        claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "C"}, {**basic, "depth": depth, "shortcut": "B"}, "val_accuracy", f"depth {depth}: projections everywhere (C) beat B, marginally (Table 3: 24.19 vs 24.52)"))
+        claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "A"}, {**basic, "depth": depth, "shortcut": "none"}, "val_accuracy", f"depth {depth}: the residual net (A) beats its plain twin"))
+    for shallow, deep in zip(depths, depths[1:]):
+        claims.append(compare(frame, {**basic, "depth": shallow, "shortcut": "none"}, {**basic, "depth": deep, "shortcut": "none"}, "train_error", f"degradation: plain-{deep} has higher training error than plain-{shallow}", lower_is_better=True))
+        claims.append(compare(frame, {**basic, "depth": deep, "shortcut": "A"}, {**basic, "depth": shallow, "shortcut": "A"}, "train_error", f"ResNet-{deep} has lower training error than ResNet-{shallow} (no degradation with shortcuts)", lower_is_better=True))
+    for depth in depths:
+        for shortcut in ("A", "B", "C"):
+            claims.append(compare(frame, {"block": "preact_basic", "depth": depth, "shortcut": shortcut}, {"block": "basic", "depth": depth, "shortcut": shortcut}, "val_accuracy", f"depth {depth}, shortcut {shortcut}: full pre-activation beats the original block (Identity Mappings Table 2: 6.37 vs 6.61 at depth 110)"))
+    return [claim for claim in claims if claim is not None]
+
+
+def per_parameter_gain(frame: pd.DataFrame) -> list[str]:
+    """How much accuracy each shortcut option buys per extra parameter, over A."""
+    done = frame[(frame["status"] == "completed") & (frame["block"] == "basic")]
+    lines = []
+    for depth, rows in done.groupby("depth"):
+        base = rows[rows["shortcut"] == "A"]
+        if base.empty:
+            continue
+        for shortcut in ("B", "C"):
+            other = rows[rows["shortcut"] == shortcut]
+            if other.empty:
+                continue
+            extra = int(other["params"].iloc[0]) - int(base["params"].iloc[0])
+            gain = other["val_accuracy"].mean() - base["val_accuracy"].mean()
+            lines.append(f"depth {int(depth)}: {shortcut} over A adds {extra:,} parameters for {gain:+.4f} validation accuracy ({gain / extra * 1e4:+.4f} per 10k parameters)")
+    return lines
