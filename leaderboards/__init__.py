@@ -6,7 +6,19 @@ is all a page needs, so ``python -m leaderboards`` regenerates every page anywhe
 
 from __future__ import annotations
 
-from leaderboards._page import markdown_table, render_page, write_page
+from leaderboards._page import PageInfo, markdown_table, render_complexity_page, render_page, write_atomically, write_index, write_page
 from leaderboards._tables import ResultsError, load_results, pareto_front, rank_configurations
 
-__all__ = ["ResultsError", "load_results", "markdown_table", "pareto_front", "rank_configurations", "render_page", "write_page"]
+__all__ = [
+    "PageInfo",
+    "ResultsError",
+    "load_results",
+    "markdown_table",
+    "pareto_front",
+    "rank_configurations",
+    "render_complexity_page",
+    "render_page",
+    "write_atomically",
+    "write_index",
+    "write_page",
+]

@@ -1,4 +1,9 @@
-"""``python -m leaderboards [--results PATH...] [--out DIR]``: regenerate pages from results tables."""
+"""``python -m leaderboards [--results PATH...] [--out DIR]``: regenerate pages from results tables.
+
+Without ``--results``: every table committed as ``leaderboards/SPACE/results.csv`` becomes
+``leaderboards/SPACE.md`` (with its plots), plus the zoo's ``complexity.md`` and the index
+``README.md``. With ``--results``: those tables' pages, beside each table unless ``--out``.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from leaderboards import ResultsError, write_page
+from leaderboards import PageInfo, ResultsError, render_complexity_page, write_atomically, write_index, write_page
 
 HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m leaderboards", description=__doc__)
-    parser.add_argument("--results", nargs="*", default=None, help="results.csv files or experiment directories (default: those under leaderboards/)")
-    parser.add_argument("--out", default=None, help="where pages go (default: beside each results table)")
+    parser = argparse.ArgumentParser(prog="python -m leaderboards", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", nargs="+", default=None, help="results.csv files or experiment directories")
+    parser.add_argument("--out", default=None, help="where pages go")
     args = parser.parse_args(argv)
-    sources = [Path(p) for p in args.results] if args.results else sorted(HERE.glob("*/results.csv"))
-    if not sources:
-        print("error: no results tables given and none committed under leaderboards/", file=sys.stderr)
-        return 2
     try:
-        for source in sources:
-            page, _ = write_page(source, args.out)
-            print(page)
+        if args.results:
+            for source in args.results:
+                print(write_page(Path(source), args.out).path)
+            return 0
+        out = Path(args.out) if args.out else HERE
+        out.mkdir(parents=True, exist_ok=True)
+        pages: list[PageInfo] = [write_page(table.parent, out) for table in sorted(HERE.glob("*/results.csv"))]
+        complexity = out / "complexity.md"
+        write_atomically(complexity, render_complexity_page())
+        pages.append(PageInfo(complexity, "complexity", "-", "none (counted)", "ResNet-152 11.28 < VGG-16 15.47 < VGG-19 19.63 GMACs", ""))
+        for page in pages:
+            print(page.path)
+        print(write_index(out, pages))
     except ResultsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -37,7 +37,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 import zoo
 from search import spaces
-from search.data import load_dataset
+from search.data import describe_source, load_dataset
 from search.faults import fault, wait_at_barrier
 from search.recipes import recipe_fields, resolve_recipe
 from search.results import read_results, result_row, results_frame, write_results
@@ -138,6 +138,8 @@ def validate(settings: SearchSettings) -> list[Plugin]:
         raise ValueError(f"--gpus-per-trial must be 0 or more, got {settings.gpus_per_trial!r}")
     if sampler_of(settings) == "grid":
         spaces.grid_points(spaces.get_space(settings.space))  # a continuous space cannot be a grid
+    elif settings.seeds != 1:
+        raise ValueError(f"--seeds {settings.seeds} applies to grid designs; --sampler {sampler_of(settings)} trains each sampled configuration once")
     out = Path(settings.out)
     if settings.resume and not (out / SETTINGS_FILE).exists():
         raise ValueError(f"--resume: no experiment in {out} (it has no {SETTINGS_FILE})")
@@ -507,22 +509,33 @@ class Progress(tune.Callback):
 # The search
 
 
-def estimate_minutes(settings: SearchSettings, total: int, at_once: int, threads: int, gpus_per_trial: float) -> str:
-    """Wall-time estimate from MACs, epochs and a throughput measured here, now."""
-    if gpus_per_trial > 0 and not __import__("torch").cuda.is_available():
-        return "unknown (trials run on GPUs this driver cannot measure)"
+def estimate_minutes(settings: SearchSettings, points: list[tuple[dict[str, Any], dict[str, Any]]], total: int, at_once: int, threads: int, gpus_per_trial: float) -> str:
+    """Wall-time estimate from each planned trial's MACs, the epochs and a throughput measured here, now."""
     import torch
 
+    if gpus_per_trial > 0 and not torch.cuda.is_available():
+        return "unknown (trials run on GPUs this driver cannot measure)"
     from search.train import calibrate_macs_per_second
 
     recipe = resolve_recipe(settings.budget, settings.recipe)
     device = torch.device("cuda" if gpus_per_trial > 0 else "cpu")
     rate = calibrate_macs_per_second(device, resolve_precision(recipe.precision, device), threads)
-    configs = spaces.all_configs(spaces.get_space(settings.space)) if sampler_of(settings) == "grid" else []
-    mean_macs = (sum(gmacs_of(c) for c in configs) / len(configs) * 1e9) if configs else zoo.complexity("resnet20").macs
+    macs = [planned_macs(settings, params, attrs) for params, attrs in points]
+    sampled = total - len(points)  # tpe/random trials are not known yet: priced as the space's first configuration
+    if sampled:
+        macs += [gmacs_of(spaces.all_configs(spaces.get_space(settings.space))[0]) * 1e9] * sampled
     images = recipe.epochs * (recipe.train_subset or 40000)
-    seconds = total * (mean_macs * images / rate * 1.1 + 5) / at_once
-    return f"~{seconds / 60:.0f} min ({rate / 1e9:.1f} training GMACs/s per trial measured here)"
+    seconds = sum(m * images / rate * 1.1 + 5 for m in macs) / at_once
+    return f"~{seconds / 60:.0f} min ({rate / 1e9:.1f} training GMACs/s per trial measured here, {images:,} training images per trial)"
+
+
+def planned_macs(settings: SearchSettings, params: dict[str, Any], attrs: dict[str, Any]) -> float:
+    if "baseline" in attrs:
+        return float(zoo.complexity(attrs["baseline"]).macs)
+    for config in spaces.enumerate_space(spaces.get_space(settings.space)):
+        if all(config["__params__"].get(k) == v for k, v in params.items() if k != "seed"):
+            return gmacs_of(spaces.strip_internal(config)) * 1e9
+    return float(zoo.complexity("resnet20").macs)
 
 
 def versions() -> dict[str, str]:
@@ -555,11 +568,11 @@ def trial_dirname(trial: Any) -> str:
     return str(trial.trial_id)
 
 
-def requeue_abandoned_trials(out: Path, settings: SearchSettings, ray_dir: Path) -> None:
+def requeue_abandoned_trials(out: Path, settings: SearchSettings, ray_dir: Path | None) -> None:
     """A driver killed between Optuna's ask and Ray's next state save leaves Optuna trials that
     the restored experiment never heard of. Mark them FAIL (the only FAIL trials without a results
     row) and enqueue their parameters again, so a grid stays complete."""
-    known = {trial.trial_id for trial in tune.ExperimentAnalysis(str(ray_dir)).trials}
+    known = {trial.trial_id for trial in tune.ExperimentAnalysis(str(ray_dir)).trials} if ray_dir else set()
     study = create_study(out, settings)
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if trial.user_attrs.get("ray_trial_id") not in known:
@@ -595,7 +608,7 @@ def run_search(space: str, **options: Any) -> pd.DataFrame:
         print(f"  resources: {cpus_per_trial:g} CPU + {gpus_per_trial:g} GPU per trial, {at_once} at once on {hardware_name(__import__('torch').device('cpu'))}", flush=True)
         for note in notes:
             print(f"  {note}", flush=True)
-        print(f"  estimate: {estimate_minutes(settings, total, at_once, threads, gpus_per_trial)}", flush=True)
+        print(f"  estimate: {estimate_minutes(settings, points, total, at_once, threads, gpus_per_trial)}", flush=True)
         if not resuming:
             study = create_study(out, settings)
             for params, attrs in points:
@@ -611,7 +624,8 @@ def run_search(space: str, **options: Any) -> pd.DataFrame:
 
 def _fit(settings: SearchSettings, plugins: list[Plugin], out: Path, total: int, at_once: int, cpus_per_trial: float, gpus_per_trial: float, threads: int, resuming: bool) -> pd.DataFrame:
     context = TrialContext(
-        experiment=str(out), space=settings.space, data=settings.data, budget=settings.budget, recipe=dict(settings.recipe),
+        # Trials run with their working directory changed: a data folder travels as an absolute path.
+        experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, recipe=dict(settings.recipe),
         plugins=plugins, threads=threads, device="cuda" if gpus_per_trial > 0 else "cpu",
         max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
     )
@@ -626,8 +640,10 @@ def _fit(settings: SearchSettings, plugins: list[Plugin], out: Path, total: int,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
     )
     ray_dir = out / "ray"
-    if resuming and tune.Tuner.can_restore(str(ray_dir)):
-        requeue_abandoned_trials(out, settings, ray_dir)
+    restorable = resuming and tune.Tuner.can_restore(str(ray_dir))
+    if resuming:
+        requeue_abandoned_trials(out, settings, ray_dir if restorable else None)
+    if restorable:
         tuner = tune.Tuner.restore(str(ray_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         pareto = settings.objective == "pareto"

@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    page, top = write_page(out)
-    print(top)
-    print(f"\nresults: {out / 'results.csv'}\nleaderboard: {page}")
+    page = write_page(out)
+    print(page.top)
+    print(f"\nresults: {out / 'results.csv'}\nleaderboard: {page.path}")
     failed = (results["status"] == "failed").sum() if len(results) else 0
     return 1 if failed else 0
 

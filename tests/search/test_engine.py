@@ -202,3 +202,13 @@ def test_unreachable_address_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr[-2000:]
     assert "cannot reach a Ray cluster at --address 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "exp").exists()
+
+
+def test_relative_data_folder_reaches_trials_that_change_directory(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.search.helpers import write_image_folder
+
+    write_image_folder(tmp_path / "data", "train", per_class=40)
+    monkeypatch.chdir(tmp_path)  # the user's form: a path relative to where they run the search
+    results = run_search("shortcuts", data="data", budget="smoke", recipe=recipe("epochs=1", "val_size=12", "test_size=12"), trials=1, baselines=False, out="exp")
+    assert list(results["status"]) == ["completed"]
+    assert json.loads((tmp_path / "exp" / "search.json").read_text())["command"].count("--data data ") == 1

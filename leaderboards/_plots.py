@@ -1,0 +1,49 @@
+"""Pareto plots beside a page: accuracy vs GMACs and vs measured inference throughput."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+FAMILY_MARKERS = {"ResNet (basic)": "o", "ResNet (bottleneck)": "s", "pre-act ResNet": "D", "plain": "x", "VGG": "^"}
+
+
+def family(row: pd.Series) -> str:
+    if "vgg" in str(row["model"]):
+        return "VGG"
+    if row["shortcut"] == "none":
+        return "plain"
+    if str(row["block"]).startswith("preact"):
+        return "pre-act ResNet"
+    return "ResNet (bottleneck)" if "bottleneck" in str(row["block"]) else "ResNet (basic)"
+
+
+def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str) -> list[tuple[str, str]]:
+    """Write the PNGs and return (title, file name) for the page's links."""
+    written = []
+    for column, axis, suffix in (("gmacs", "GMACs (conv + linear, one image)", "accuracy-vs-gmacs"), ("inference", "inference images/s (eval, batch 256, measured)", "accuracy-vs-throughput")):
+        figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
+        for name, marker in FAMILY_MARKERS.items():
+            rows = ranked[[family(r) == name for _, r in ranked.iterrows()]]
+            if rows.empty:
+                continue
+            axes.errorbar(rows[column], rows["val_mean"], yerr=rows["val_std"].fillna(0), fmt=marker, label=name, capsize=3, markersize=7)
+        front = ranked[ranked["pareto"]].sort_values("gmacs")
+        if column == "gmacs" and len(front) > 1:
+            axes.plot(front["gmacs"], front["val_mean"], "--", color="grey", linewidth=1, label="Pareto front")
+        axes.set_xscale("log")
+        axes.set_xlabel(axis)
+        axes.set_ylabel("validation accuracy (mean over seeds)")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        name = f"{stem}-{suffix}.png"
+        figure.savefig(out_dir / name, metadata={"Software": None})  # no version stamp: same data, same bytes
+        plt.close(figure)
+        written.append((f"validation accuracy vs {axis.split(' (')[0]}", name))
+    return written

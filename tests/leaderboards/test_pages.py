@@ -1,0 +1,156 @@
+"""Pages from hand-made results tables: ranks, statistics, Pareto marks, verdicts, determinism."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import zoo
+from leaderboards import ResultsError, load_results, pareto_front, rank_configurations, write_page
+from leaderboards._claims import FAILS, HOLDS, UNSETTLED, complexity_claims, paired_difference, trained_claims
+from leaderboards.__main__ import main
+
+# Validation accuracy by (shortcut, seed) at depth 20: B beats A by ~0.02 on every seed.
+ACCURACY = {
+    ("A", 0): 0.80, ("A", 1): 0.82, ("A", 2): 0.81,
+    ("B", 0): 0.82, ("B", 1): 0.84, ("B", 2): 0.835,
+    ("none", 0): 0.70, ("none", 1): 0.71, ("none", 2): 0.69,
+}
+
+
+def results_table(accuracy: dict[tuple[str, int], float] = ACCURACY, extra_rows: list[dict] | None = None) -> pd.DataFrame:
+    rows = []
+    for index, ((shortcut, seed), value) in enumerate(sorted(accuracy.items())):
+        params = zoo.complexity("resnet20", shortcut=shortcut)
+        rows.append({
+            "trial_id": f"t{index:02d}", "space": "shortcuts", "model": "resnet20", "block": "basic", "shortcut": shortcut,
+            "depth": 20, "status": "completed", "seed": seed, "val_accuracy": value, "test_accuracy": value - 0.01,
+            "test_source": "carved", "train_error": 1 - value + 0.05, "params": params.params, "macs": params.macs,
+            "epochs": 5, "wall_seconds": 100.0, "images_per_second": 600.0, "inference_images_per_second": 3000.0,
+            "budget": "quick", "hardware": "test CPU", "config_shortcut": shortcut, "config_depth": 20,
+        })
+    return pd.DataFrame(rows + (extra_rows or []))
+
+
+def write_table(directory: Path, frame: pd.DataFrame) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(directory / "results.csv", index=False)
+    return directory
+
+
+def test_ranks_means_stds_and_pareto() -> None:
+    ranked = rank_configurations(results_table())
+    assert list(ranked["label"]) == ["ResNet-20 (B)", "ResNet-20 (A)", "plain-20"]
+    assert list(ranked["rank"]) == [1, 2, 3]
+    b = ranked.iloc[0]
+    assert b["n"] == 3 and b["val_mean"] == pytest.approx((0.82 + 0.84 + 0.835) / 3)
+    assert b["val_std"] == pytest.approx(pd.Series([0.82, 0.84, 0.835]).std(ddof=1))
+    # plain-20 and A share MACs; A is more accurate, so plain is dominated; B costs more MACs and is best.
+    assert list(ranked["pareto"]) == [True, True, False]
+
+
+def test_pareto_front_on_its_own() -> None:
+    marks = pareto_front(pd.Series([0.9, 0.8, 0.85, 0.7]), pd.Series([2.0, 1.0, 3.0, 1.0]))
+    assert list(marks) == [True, True, False, False]
+
+
+def test_paired_confidence_interval() -> None:
+    n, mean, low, high = paired_difference(pd.Series([0.82, 0.84, 0.835]), pd.Series([0.80, 0.82, 0.81]))
+    differences = pd.Series([0.02, 0.02, 0.025])
+    half = 4.303 * differences.std(ddof=1) / math.sqrt(3)
+    assert n == 3 and mean == pytest.approx(differences.mean())
+    assert (low, high) == (pytest.approx(mean - half), pytest.approx(mean + half))
+
+
+def test_verdicts_follow_the_numbers_and_flip_with_them() -> None:
+    claims = {c.statement: c.verdict for c in trained_claims(results_table())}
+    b_over_a = next(v for s, v in claims.items() if "(B) beat zero-padding (A)" in s)
+    residual = next(v for s, v in claims.items() if "beats its plain twin" in s)
+    assert (b_over_a, residual) == (HOLDS, HOLDS)
+    flipped = dict(ACCURACY)
+    for seed in range(3):  # now A beats B by ~0.02 on every seed
+        flipped[("A", seed)], flipped[("B", seed)] = ACCURACY[("B", seed)], ACCURACY[("A", seed)]
+    claims = {c.statement: c.verdict for c in trained_claims(results_table(flipped))}
+    assert next(v for s, v in claims.items() if "(B) beat zero-padding (A)" in s) == FAILS
+
+
+def test_two_seeds_are_not_enough_evidence() -> None:
+    two = {key: value for key, value in ACCURACY.items() if key[1] < 2}
+    claims = trained_claims(results_table(two))
+    assert claims and all(claim.verdict == UNSETTLED for claim in claims)
+    assert all("3+ paired" in claim.evidence for claim in claims)
+
+
+def test_noisy_difference_is_not_enough_evidence() -> None:
+    noisy = dict(ACCURACY)
+    noisy[("B", 0)], noisy[("B", 1)], noisy[("B", 2)] = 0.78, 0.86, 0.81  # mean up, sign unsure
+    claim = next(c for c in trained_claims(results_table(noisy)) if "(B) beat zero-padding (A)" in c.statement)
+    assert claim.verdict == UNSETTLED
+
+
+def test_complexity_claims_are_exact() -> None:
+    assert [claim.verdict for claim in complexity_claims()] == [HOLDS, HOLDS]
+
+
+def test_page_is_byte_identical_and_well_formed(tmp_path: Path) -> None:
+    pruned = {"trial_id": "t99", "space": "shortcuts", "model": "resnet20", "block": "basic", "shortcut": "C", "depth": 20, "status": "pruned",
+              "seed": 0, "val_accuracy": 0.99, "params": 1, "macs": 1, "epochs": 1, "reason": "stopped early after 1 epoch(s)", "config_shortcut": "C", "config_depth": 20}
+    diverged = {**pruned, "trial_id": "t98", "status": "diverged", "val_accuracy": 0.98, "reason": None}
+    directory = write_table(tmp_path / "exp", results_table(extra_rows=[pruned, diverged]))
+    first = write_page(directory)
+    text = first.path.read_text()
+    pngs = sorted(p.name for p in directory.glob("*.png"))
+    snapshot = {name: (directory / name).read_bytes() for name in pngs}
+    second = write_page(directory)
+    assert second.path.read_text() == text
+    assert {name: (directory / name).read_bytes() for name in pngs} == snapshot
+    # Pruned and diverged trials are listed apart, never ranked, even with the best numbers.
+    ranked_section = text.split("## Ranked configurations")[1].split("## Not ranked")[0]
+    assert "ResNet-20 (C)" not in ranked_section
+    apart = text.split("## Not ranked")[1].split("##")[0]
+    assert "t99" in apart and "pruned" in apart and "t98" in apart and "diverged" in apart
+    # Links resolve, and every markdown table has the same number of cells on every row.
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links and all((directory / link).exists() for link in links)
+    for block in re.findall(r"((?:^\|.*\|$\n?)+)", text, flags=re.MULTILINE):
+        widths = {line.count("|") - line.count("\\|") for line in block.strip().splitlines()}
+        assert len(widths) == 1, block
+    assert "## Claims" in text and "**holds**" in text
+
+
+def test_missing_and_malformed_results_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ResultsError, match="no results table"):
+        load_results(tmp_path / "nothing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.csv").write_text("trial_id,model\nx,resnet20\n")
+    with pytest.raises(ResultsError, match="lacks column"):
+        load_results(tmp_path / "bad")
+    assert main(["--results", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_default_regeneration_writes_pages_complexity_and_index(tmp_path: Path) -> None:
+    out = tmp_path / "pages"
+    assert main(["--out", str(out)]) == 0
+    assert (out / "complexity.md").exists() and (out / "README.md").exists()
+    complexity = (out / "complexity.md").read_text()
+    assert "resnet1202" in complexity and "**holds**" in complexity
+
+
+def test_leaderboards_never_imports_search_or_ray(tmp_path: Path) -> None:
+    directory = write_table(tmp_path / "exp", results_table())
+    code = (
+        "import sys; from leaderboards import write_page; "
+        f"write_page({str(directory)!r}); "
+        "bad = [m for m in sys.modules if m == 'ray' or m.startswith(('ray.', 'search', 'optuna'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
