@@ -22,57 +22,56 @@ from search.data import load_dataset
 from search.train import TrialConfig, resolve_precision, train
 
 
-def bare_loop(images: torch.Tensor, labels: torch.Tensor, model_name: str, batch: int, seconds: float, precision: str) -> float:
-    """The least a PyTorch loop can do with tensor augmentation: no checkpoints, no metrics."""
+def timed_training(model_name: str, batches: object, precision: str, seconds: float) -> float:
+    """Train on (images, labels) batches for ``seconds`` after 3 warm-up steps; images/s."""
     torch.manual_seed(0)
     model = zoo.create_model(model_name).to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    seen, start = 0, 0.0
+    for step, (x, y) in enumerate(batches):  # type: ignore[call-overload]
+        if step == 3:
+            start, seen = time.perf_counter(), 0
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)).float(), y, label_smoothing=0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        seen += len(y)
+        if step >= 3 and time.perf_counter() - start >= seconds:
+            return seen / (time.perf_counter() - start)
+    raise RuntimeError("ran out of batches")
+
+
+def bare_loop(images: torch.Tensor, labels: torch.Tensor, model_name: str, batch: int, seconds: float, precision: str) -> float:
+    """The least a PyTorch loop can do with tensor augmentation: no checkpoints, no metrics."""
     generator = torch.Generator().manual_seed(0)
     mean = images[:5000].float().mean(dim=(0, 2, 3)) / 255
     std = images[:5000].float().std(dim=(0, 2, 3)) / 255
     normalize = Normalize(tuple(mean.tolist()), tuple(std.tolist()), torch.device("cpu"), channels_last=True)
-    seen, start, step = 0, 0.0, 0
-    order = torch.randperm(len(labels), generator=generator)
-    while True:
-        if step == 3:
-            start, seen = time.perf_counter(), 0
-        index = order[(step * batch) % (len(labels) - batch):][:batch]
-        x = normalize(random_crop_flip(images[index], 4, True, generator))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = F.cross_entropy(model(x).float(), labels[index], label_smoothing=0.1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        seen += batch
-        step += 1
-        if step > 3 and time.perf_counter() - start >= seconds:
-            return seen / (time.perf_counter() - start)
+
+    def batches():  # endless shuffled epochs
+        while True:
+            order = torch.randperm(len(labels), generator=generator)
+            for start in range(0, len(labels) - batch + 1, batch):
+                index = order[start : start + batch]
+                yield normalize(random_crop_flip(images[index], 4, True, generator)), labels[index]
+
+    return timed_training(model_name, batches(), precision, seconds)
 
 
-def dataloader_loop(root: Path, model_name: str, batch: int, seconds: float, precision: str, threads: int) -> float:
+def dataloader_loop(root: Path, model_name: str, batch: int, seconds: float, precision: str) -> float:
     """The common pipeline: ImageFolder + PIL transforms in DataLoader workers."""
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 
     transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))])
     loader = torch.utils.data.DataLoader(ImageFolder(str(root / "train"), transform), batch_size=batch, shuffle=True, num_workers=1, drop_last=True, persistent_workers=True)
-    torch.manual_seed(0)
-    model = zoo.create_model(model_name).to(memory_format=torch.channels_last).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    seen, start, step = 0, 0.0, 0
-    while True:
-        for x, y in loader:
-            if step == 3:
-                start, seen = time.perf_counter(), 0
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)).float(), y, label_smoothing=0.1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            seen += batch
-            step += 1
-            if step > 3 and time.perf_counter() - start >= seconds:
-                return seen / (time.perf_counter() - start)
+
+    def batches():  # endless epochs of the DataLoader
+        while True:
+            yield from loader
+
+    return timed_training(model_name, batches(), precision, seconds)
 
 
 def harness_loop(data: str, model_name: str, batch: int, seconds: float, threads: int, out: Path) -> float:
@@ -102,7 +101,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         harness = harness_loop(args.data, args.model, args.batch, args.seconds, args.threads, Path(scratch) / "run")
     bare = bare_loop(data.train.images, data.train.labels, args.model, args.batch, args.seconds, precision)
-    loader = dataloader_loop(Path(args.data), args.model, args.batch, args.seconds, precision, args.threads)
+    loader = dataloader_loop(Path(args.data), args.model, args.batch, args.seconds, precision)
     print(f"{args.model}, batch {args.batch}, {args.threads} threads, {precision}, {args.seconds:.0f} s each")
     print(f"{'contender':<36}{'images/s':>10}{'vs bare':>10}")
     for name, rate in (("search.train loop", harness), ("bare PyTorch loop (tensor aug)", bare), ("DataLoader + PIL transforms", loader)):

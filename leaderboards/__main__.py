@@ -1,8 +1,9 @@
 """``python -m leaderboards [--results PATH...] [--out DIR]``: regenerate pages from results tables.
 
 Without ``--results``: every table committed as ``leaderboards/SPACE/results.csv`` becomes
-``leaderboards/SPACE.md`` (with its plots), plus the zoo's ``complexity.md`` and the index
-``README.md``. With ``--results``: those tables' pages, beside each table unless ``--out``.
+``leaderboards/SPACE.md`` (with its plots), the probes' ``gradients/gradients.csv`` and
+``lesion/lesion.csv`` become ``gradients.md`` and ``lesion.md``, plus the zoo's ``complexity.md``
+and the index ``README.md``. With ``--results``: those tables' pages, beside each table unless ``--out``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import sys
 from pathlib import Path
 
 from leaderboards import PageInfo, ResultsError, render_complexity_page, write_atomically, write_index, write_page
+from leaderboards._probes import write_probe_page
+
+PROBE_TABLES = ("gradients/gradients.csv", "lesion/lesion.csv")
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,12 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.results:
-            for source in args.results:
-                print(write_page(Path(source), args.out).path)
+            for source in map(Path, args.results):
+                if source.name in ("gradients.csv", "lesion.csv"):
+                    print(write_probe_page(source, Path(args.out) if args.out else source.parent).path)
+                else:
+                    print(write_page(source, args.out).path)
             return 0
         out = Path(args.out) if args.out else HERE
         out.mkdir(parents=True, exist_ok=True)
         pages: list[PageInfo] = [write_page(table.parent, out) for table in sorted(HERE.glob("*/results.csv"))]
+        pages += [write_probe_page(HERE / table, out) for table in PROBE_TABLES if (HERE / table).exists()]
         complexity = out / "complexity.md"
         write_atomically(complexity, render_complexity_page())
         pages.append(PageInfo(complexity, "complexity", "-", "none (counted)", "ResNet-152 11.28 < VGG-16 15.47 < VGG-19 19.63 GMACs", ""))

@@ -81,8 +81,8 @@ def reference_rows(ranked: pd.DataFrame) -> list[list[Any]]:
     return rows
 
 
-def claims_section(claims: list[Claim], extra: list[str]) -> list[str]:
-    parts = ["## Claims", "", RULE, ""]
+def claims_section(claims: list[Claim], extra: list[str], rule: str = RULE) -> list[str]:
+    parts = ["## Claims", "", rule, ""]
     if not claims:
         return parts + ["This page's trials speak to none of the papers' claims.", ""]
     parts += [markdown_table(["claim", "evidence on this page", "verdict"], [[c.statement, c.evidence, f"**{c.verdict}**"] for c in claims]), ""]

@@ -34,18 +34,18 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
-def bottleneck_width(channels: int, base_width: int, groups: int) -> int:
-    """ResNeXt / Wide-ResNet inner width: ``channels`` at base_width 64 and one group."""
+def bottleneck_geometry(channels: int, stride: int, base_width: int, groups: int, stride_on: str) -> tuple[int, int, int]:
+    """(inner width, stride of the first 1x1, stride of the 3x3) of a bottleneck.
+
+    The inner width is ResNeXt / Wide-ResNet's: ``channels`` at base_width 64 and one group. The
+    paper strides the first 1x1; torchvision's "v1.5" strides the 3x3.
+    """
     if base_width < 1 or groups < 1:
         raise ValueError(f"base_width and groups must be positive, got {base_width} and {groups}")
-    return int(channels * (base_width / 64.0)) * groups
-
-
-def split_stride(stride: int, stride_on: str) -> tuple[int, int]:
-    """(stride of the first 1x1, stride of the 3x3) for a bottleneck."""
     if stride_on not in STRIDE_PLACEMENTS:
         raise ValueError(f"unknown stride_on {stride_on!r}; valid: {', '.join(STRIDE_PLACEMENTS)}")
-    return (stride, 1) if stride_on == "1x1" else (1, stride)
+    width = int(channels * (base_width / 64.0)) * groups
+    return (width, stride, 1) if stride_on == "1x1" else (width, 1, stride)
 
 
 class PreActivation(nn.Sequential):
@@ -108,8 +108,7 @@ class Bottleneck(nn.Module):
         super().__init__()
         reject_unknown_options("bottleneck", options, self.options)
         self.expansion = expansion or type(self).expansion
-        width = bottleneck_width(channels, base_width, groups)
-        stride_1x1, stride_3x3 = split_stride(stride, stride_on)
+        width, stride_1x1, stride_3x3 = bottleneck_geometry(channels, stride, base_width, groups, stride_on)
         self.conv1 = conv1x1(in_channels, width, stride_1x1)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = conv3x3(width, width, stride_3x3, groups)
@@ -177,8 +176,7 @@ class PreActBottleneck(nn.Module):
         super().__init__()
         reject_unknown_options("preact_bottleneck", options, self.options)
         self.expansion = expansion or type(self).expansion
-        width = bottleneck_width(channels, base_width, groups)
-        stride_1x1, stride_3x3 = split_stride(stride, stride_on)
+        width, stride_1x1, stride_3x3 = bottleneck_geometry(channels, stride, base_width, groups, stride_on)
         self.preact = PreActivation(in_channels)
         self.conv1 = conv1x1(in_channels, width, stride_1x1)
         self.bn2 = nn.BatchNorm2d(width)

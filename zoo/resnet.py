@@ -38,19 +38,35 @@ class ResidualUnit(nn.Module):
     and zero-pad shortcuts keep the raw input so the signal path stays clean.
     """
 
-    def __init__(self, branch: nn.Module, shortcut: nn.Module | None) -> None:
+    def __init__(self, branch: nn.Module, shortcut: nn.Module | None, changes_shape: bool) -> None:
         super().__init__()
         self.branch = branch
         self.shortcut = shortcut
         self.post_activation = bool(branch.post_activation)
         self.shortcut_takes_preact = isinstance(shortcut, Projection)
+        self.changes_shape = changes_shape
+        self.lesioned = False  # Veit et al.'s lesion: the branch is dropped, the shortcut kept
+
+    def lesion(self, on: bool = True) -> None:
+        """Drop the residual branch. A plain unit becomes the identity, which only a unit that
+        keeps its shape can be; a shape-changing residual unit keeps its shortcut's projection or
+        zero-padding, so callers report those apart."""
+        if on and self.shortcut is None and self.changes_shape:
+            raise ValueError("a plain unit that changes shape cannot be lesioned (no identity fits)")
+        self.lesioned = on
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         preact = getattr(self.branch, "preact", None)
-        branch_input = preact(x) if preact is not None else x
-        out = self.branch(branch_input)
+        needs_preact = preact is not None and (not self.lesioned or self.shortcut_takes_preact)
+        branch_input = preact(x) if needs_preact else x
+        shortcut = None
         if self.shortcut is not None:
-            out = out + self.shortcut(branch_input if self.shortcut_takes_preact else x)
+            shortcut = self.shortcut(branch_input if self.shortcut_takes_preact else x)
+        if self.lesioned:
+            out = x if shortcut is None else shortcut
+        else:
+            out = self.branch(branch_input)
+            out = out if shortcut is None else out + shortcut
         return F.relu(out) if self.post_activation else out
 
 
@@ -151,7 +167,7 @@ class ResNet(nn.Module):
                 branch = block_cls(in_channels, width * width_multiplier, stride, **block_options)
                 out_channels = width * width_multiplier * branch.expansion
                 shortcut_module = build_shortcut(kind, in_channels, out_channels, stride, bool(branch.post_activation))
-                units.append(ResidualUnit(branch, shortcut_module))
+                units.append(ResidualUnit(branch, shortcut_module, changes_shape=stride != 1 or in_channels != out_channels))
                 in_channels = out_channels
             self.add_module(f"layer{index + 1}", nn.Sequential(*units))
         self.num_stages = len(widths)

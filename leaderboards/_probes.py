@@ -1,0 +1,211 @@
+"""Pages for the probes (``search.probe``): gradient flow and the lesion study, from their tables.
+
+Verdicts follow stated rules: paired comparisons across batches use the same rule as the search
+pages (at least 3 pairs, a 95% t-interval that excludes zero); the two threshold claims say their
+threshold in the claim itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from leaderboards._claims import FAILS, HOLDS, RULE, Claim, paired_difference, verdict  # noqa: E402
+from leaderboards._page import claims_section, markdown_table  # noqa: E402
+
+GRADIENT_COLUMNS = ("model", "family", "depth", "unit", "position", "grad_norm", "correlation", "grad_norm_by_batch", "correlation_by_batch")
+LESION_COLUMNS = ("run", "model", "family", "depth", "kind", "k", "units", "draw", "changes_shape", "status", "accuracy")
+PROBE_RULE = (
+    "A comparison of two models holds when at least 3 batches pair them (the same images through both) and the "
+    "95% confidence interval (Student t) of the mean paired difference excludes zero in the claimed direction; it "
+    "does not hold when the interval excludes zero the other way; otherwise there is not enough evidence. A claim "
+    "with a threshold states it and holds when the measured value passes it."
+)
+BARELY_HURTS = 0.02  # Veit et al.: "deleting one block barely hurts": a mean drop under 2 points
+CATASTROPHIC = 0.20  # "catastrophic": a mean drop of 20 points or more
+
+
+def _provenance(settings: dict[str, Any]) -> list[str]:
+    return [
+        f"- data: {settings.get('data', '-')}, splits {json.dumps(settings.get('splits', {}), sort_keys=True)}",
+        f"- hardware: {settings.get('hardware', '-')}; torch {settings.get('torch_version', '-')}; git commit {settings.get('git_commit', '-')}; started {settings.get('started_at', '-')}",
+        f"- reproduce: `{settings.get('command', '-')}`",
+    ]
+
+
+def _save(figure: Any, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, metadata={"Software": None})
+    plt.close(figure)
+
+
+def _by_batch(table: pd.DataFrame, model: str, unit: int, column: str) -> pd.Series:
+    row = table[(table["model"] == model) & (table["unit"] == unit)].iloc[0]
+    return pd.Series(json.loads(row[column]), dtype=float)
+
+
+def gradient_claims(table: pd.DataFrame) -> list[Claim]:
+    claims = []
+    models = list(dict.fromkeys(table["model"]))
+    families = {m: table.loc[table["model"] == m, "family"].iloc[0] for m in models}
+    depths = {m: int(table.loc[table["model"] == m, "depth"].iloc[0]) for m in models}
+    last = {m: int(table.loc[table["model"] == m, "unit"].max()) for m in models}
+    for model in models:
+        if families[model] != "plain":
+            continue
+        ratio = _by_batch(table, model, 0, "grad_norm_by_batch") / _by_batch(table, model, last[model], "grad_norm_by_batch")
+        mean = float(ratio.mean())
+        ruling = HOLDS if mean < 0.1 else "does not hold"
+        direction = "grows toward the input" if mean > 1 else "shrinks toward the input"
+        claims.append(Claim(
+            f"{model}: gradients vanish in a plain net (first-unit norm under a tenth of the last unit's)",
+            f"first/last gradient norm {mean:.3g} (mean of {len(ratio)} batches): the gradient {direction}",
+            ruling,
+        ))
+    for model in models:
+        if families[model] == "plain":
+            continue
+        twins = [m for m in models if families[m] == "plain" and depths[m] == depths[model]]
+        for plain in twins:
+            # Norm uniformity: |log10(first/last)| per batch, plain minus residual (positive: shortcuts help).
+            spread = {m: (_by_batch(table, m, 0, "grad_norm_by_batch") / _by_batch(table, m, last[m], "grad_norm_by_batch")).map(lambda v: abs(math.log10(v))) for m in (model, plain)}
+            n, mean, low, high = paired_difference(spread[plain], spread[model])
+            claims.append(Claim(
+                f"depth {depths[model]}: shortcuts keep gradient norms more uniform across depth ({model} vs {plain})",
+                f"|log10(first/last norm)| {spread[model].mean():.2f} vs {spread[plain].mean():.2f}; paired difference {mean:+.2f}, 95% CI [{low:+.2f}, {high:+.2f}], n={n} batches",
+                verdict(n, low, high),
+            ))
+            correlation = {m: _by_batch(table, m, 0, "correlation_by_batch") for m in (model, plain)}
+            n, mean, low, high = paired_difference(correlation[model], correlation[plain])
+            claims.append(Claim(
+                f"depth {depths[model]}: gradients at the first unit stay correlated between nearby inputs with shortcuts and shatter without ({model} vs {plain}; Balduzzi et al.)",
+                f"correlation {correlation[model].mean():.3f} vs {correlation[plain].mean():.3f}; paired difference {mean:+.3f}, 95% CI [{low:+.3f}, {high:+.3f}], n={n} batches",
+                verdict(n, low, high),
+            ))
+    return claims
+
+
+def render_gradients_page(table: pd.DataFrame, settings: dict[str, Any], out_dir: Path) -> str:
+    figure, (norms, correlations) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+    styles = {"plain": "--", "residual": "-", "pre-activation": ":"}
+    for model, rows in table.groupby("model", sort=False):
+        style = styles.get(rows["family"].iloc[0], "-")
+        norms.plot(rows["position"], rows["grad_norm"], style, label=model)
+        correlations.plot(rows["position"], rows["correlation"], style, label=model)
+    norms.set_yscale("log")
+    norms.set_ylabel("gradient norm at the unit's input")
+    correlations.set_ylabel("gradient correlation, nearby inputs")
+    for axes in (norms, correlations):
+        axes.set_xlabel("unit position (0 = first unit after the stem, 1 = last)")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=7)
+    _save(figure, out_dir / "gradients-by-depth.png")
+    summary = []
+    for model, rows in table.groupby("model", sort=False):
+        summary.append([model, rows["family"].iloc[0], int(rows["depth"].iloc[0]), len(rows), rows["grad_norm"].iloc[0], rows["grad_norm"].iloc[-1], rows["grad_norm"].iloc[0] / rows["grad_norm"].iloc[-1], rows["correlation"].iloc[0], rows["correlation"].iloc[-1]])
+    parts = [
+        "# Probe: gradient flow at initialisation", "",
+        "Generated by `python -m leaderboards` from `gradients/gradients.csv`, written by `search.probe gradients`. "
+        "For each model at initialisation (BN in training mode, real validation batches): the norm of the mean "
+        "cross-entropy's gradient at each residual unit's input, and the correlation of that gradient between an "
+        f"input and a copy perturbed by Gaussian noise of std {0.05} (normalised units): Balduzzi et al.'s shattered gradients.", "",
+        "## Provenance", "", *_provenance(settings), "",
+        "## Per model", "",
+        markdown_table(["model", "family", "depth", "units", "norm at first unit", "norm at last unit", "first / last", "correlation at first unit", "correlation at last unit"], summary), "",
+        "![gradient norm and correlation against depth position](gradients-by-depth.png)", "",
+    ]
+    parts += claims_section(gradient_claims(table), [
+        "He et al. (section 4.1) report healthy gradient norms in their plain BN nets and blame optimisation difficulty; "
+        "the first claims above test the vanishing reading, the last ones the shattering reading.",
+    ], PROBE_RULE)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def lesion_claims(table: pd.DataFrame) -> list[Claim]:
+    claims = []
+    for run, rows in table.groupby("run", sort=False):
+        base = float(rows.loc[rows["kind"] == "none", "accuracy"].iloc[0])
+        single = rows[(rows["kind"] == "single") & (rows["status"] == "ok") & (~rows["changes_shape"].astype(bool))]
+        if single.empty:
+            continue
+        drop = base - float(single["accuracy"].mean())
+        model, family = rows["model"].iloc[0], rows["family"].iloc[0]
+        evidence = f"{model}: {base:.4f} intact, {single['accuracy'].mean():.4f} mean over {len(single)} single lesions (drop {drop:.4f}; worst {base - single['accuracy'].min():.4f})"
+        if family == "plain":
+            claims.append(Claim(f"{model}: deleting one layer block of a plain net is catastrophic (mean drop of {CATASTROPHIC:.0%} or more)", evidence, HOLDS if drop >= CATASTROPHIC else "does not hold"))
+        else:
+            claims.append(Claim(f"{model}: deleting one residual branch barely hurts (mean drop under {BARELY_HURTS:.0%}; Veit et al.)", evidence, HOLDS if drop < BARELY_HURTS else FAILS))
+    return claims
+
+
+def render_lesion_page(table: pd.DataFrame, settings: dict[str, Any], out_dir: Path) -> str:
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
+    curves = []
+    for run, rows in table.groupby("run", sort=False):
+        base = float(rows.loc[rows["kind"] == "none", "accuracy"].iloc[0])
+        by_k = rows[rows["kind"] == "random"].groupby("k")["accuracy"]
+        ks = [0, *by_k.mean().index.tolist()]
+        means = [base, *by_k.mean().tolist()]
+        axes.errorbar(ks, means, yerr=[0, *by_k.std(ddof=1).fillna(0).tolist()], fmt="--o" if rows["family"].iloc[0] == "plain" else "-o", capsize=3, label=rows["model"].iloc[0])
+        curves += [[rows["model"].iloc[0], k, m, int(by_k.count().get(k, 1)) if k else 1] for k, m in zip(ks, means)]
+    axes.set_xlabel("blocks removed at random")
+    axes.set_ylabel("validation accuracy")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    _save(figure, out_dir / "lesion-accuracy-vs-removed.png")
+    singles = table[table["kind"] == "single"]
+    single_rows = [[r["model"], r["units"], "yes" if r["changes_shape"] else "no", r["accuracy"], r["status"]] for _, r in singles.iterrows()]
+    recipe = settings.get("recipe", {})
+    parts = [
+        "# Probe: lesion study", "",
+        "Generated by `python -m leaderboards` from `lesion/lesion.csv`, written by `search.probe lesion`. Each "
+        "residual unit in turn has its branch deleted (the shortcut stays: identity, or the projection / zero-padding "
+        "of a unit that changes shape, reported apart); for a plain net the unit becomes the identity where its shape "
+        "allows and is refused elsewhere. Then k random units that keep their shape are deleted together.", "",
+        "## Provenance", "", *_provenance(settings),
+        f"- trained with budget {settings.get('budget', '-')}: recipe `{json.dumps(recipe, sort_keys=True)}`", "",
+        "These are short CPU budget runs, not the papers' schedules: a `--budget paper` run on a GPU would train the "
+        "nets to convergence, where Veit et al. measured.", "",
+        "## Accuracy against blocks removed", "",
+        markdown_table(["model", "k", "mean validation accuracy", "draws"], curves), "",
+        "![accuracy vs blocks removed](lesion-accuracy-vs-removed.png)", "",
+        "## Single lesions", "",
+        markdown_table(["model", "unit", "changes shape", "validation accuracy", "status"], single_rows), "",
+    ]
+    parts += claims_section(lesion_claims(table), [], PROBE_RULE)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+__all__ = ["GRADIENT_COLUMNS", "LESION_COLUMNS", "RULE", "render_gradients_page", "render_lesion_page"]
+
+
+def write_probe_page(table_path: Path, out_dir: Path) -> "PageInfo":
+    """Render ``gradients.csv`` or ``lesion.csv`` (with the ``probe.json`` beside it) into ``out_dir``."""
+    from leaderboards._page import PageInfo, write_atomically
+    from leaderboards._tables import ResultsError
+
+    kind = table_path.stem
+    required = {"gradients": GRADIENT_COLUMNS, "lesion": LESION_COLUMNS}.get(kind)
+    if required is None or not table_path.exists():
+        raise ResultsError(f"no probe table at {table_path} (expected gradients.csv or lesion.csv)")
+    table = pd.read_csv(table_path)
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ResultsError(f"{table_path} lacks column(s) {', '.join(missing)}")
+    settings_path = table_path.parent / "probe.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = render_gradients_page(table, settings, out_dir) if kind == "gradients" else render_lesion_page(table, settings, out_dir)
+    page = out_dir / f"{kind}.md"
+    write_atomically(page, text)
+    claims = gradient_claims(table) if kind == "gradients" else lesion_claims(table)
+    headline = f"{sum(c.verdict == HOLDS for c in claims)} of {len(claims)} claims hold"
+    return PageInfo(page, kind, str(settings.get("started_at", "-")), str(settings.get("budget", "at initialisation")), headline, "")

@@ -1,0 +1,211 @@
+"""Probes of the two explanations the ResNet story rests on, measured instead of repeated.
+
+    python -m search.probe gradients --models plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110
+        [--data DATA] [--batches N] [--batch-size B] [--seed S] [--out DIR]
+    python -m search.probe lesion --checkpoint RUN_DIR [--checkpoint RUN_DIR ...] [--draws N] [--out DIR]
+
+``gradients``: at initialisation, on real batches, the norm of the loss gradient reaching each
+unit's input (a "highway" keeps the first units' norm near the last's) and the correlation of
+those gradients between an input and a slightly perturbed copy (Balduzzi et al.'s shattered
+gradients). ``lesion``: a trained run's validation accuracy with each residual branch deleted in
+turn and with k random branches deleted (Veit et al.); a plain net's unit becomes the identity
+where its shape allows. Each writes a table (``gradients.csv`` / ``lesion.csv``) and a
+``probe.json`` beside it; ``python -m leaderboards`` renders the pages from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import zoo
+from search.augment import Normalize
+from search.data import DataError, Dataset, load_dataset
+from search.train import evaluate, git_commit, hardware_name, resolve_precision, write_atomically
+
+DEFAULT_MODELS = "plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110"
+PERTURBATION = 0.05  # std of the noise added to a (normalised) input for the shattering probe
+
+
+def residual_units(model: nn.Module, what: str) -> list[zoo.ResidualUnit]:
+    if not isinstance(model, zoo.ResNet):
+        raise ValueError(f"{what} is not a ResNet-family model (the probe needs residual units)")
+    return model.units()
+
+
+def family(model: zoo.ResNet) -> str:
+    if model.shortcut_kind is zoo.ShortcutKind.NONE:
+        return "plain"
+    return "pre-activation" if not model.units()[0].post_activation else "residual"
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient flow
+
+
+def unit_input_gradients(model: zoo.ResNet, images: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
+    """d(mean cross-entropy)/d(input of each unit), for one batch, in unit order."""
+    captured: list[torch.Tensor] = []
+
+    def keep(_: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        inputs[0].retain_grad()
+        captured.append(inputs[0])
+
+    handles = [unit.register_forward_pre_hook(keep) for unit in model.units()]
+    try:
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(images), labels).backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [tensor.grad.detach() for tensor in captured]
+
+
+def gradient_probe(model_names: list[str], dataset: Dataset, batches: int, batch_size: int, seed: int) -> pd.DataFrame:
+    """One row per (model, unit): gradient norm and shattering correlation, mean and std over batches."""
+    normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=False)
+    if batches * batch_size > len(dataset.val):
+        raise ValueError(f"{batches} batches of {batch_size} need {batches * batch_size} validation images; the split has {len(dataset.val)}")
+    rows = []
+    for name in model_names:
+        torch.manual_seed(seed)
+        model = zoo.create_model(name, num_classes=dataset.num_classes)
+        units = residual_units(model, name)
+        model.train()  # batch statistics, as in training; running stats are never used here
+        noise = torch.Generator().manual_seed(seed)
+        norms, correlations = [], []
+        for b in range(batches):
+            images = normalize(dataset.val.images[b * batch_size : (b + 1) * batch_size])
+            labels = dataset.val.labels[b * batch_size : (b + 1) * batch_size]
+            nearby = images + PERTURBATION * torch.randn(images.shape, generator=noise)
+            here, there = unit_input_gradients(model, images, labels), unit_input_gradients(model, nearby, labels)
+            norms.append([float(g.norm()) for g in here])
+            correlations.append([float(F.cosine_similarity((a - a.mean()).flatten(1), (c - c.mean()).flatten(1)).mean()) for a, c in zip(here, there)])
+        norm_frame, correlation_frame = pd.DataFrame(norms), pd.DataFrame(correlations)
+        for index, unit in enumerate(units):
+            rows.append({
+                "model": name, "family": family(model), "depth": model.depth, "unit": index,
+                "position": index / max(1, len(units) - 1), "changes_shape": unit.changes_shape,
+                "grad_norm": norm_frame[index].mean(), "grad_norm_std": norm_frame[index].std(ddof=1),
+                "correlation": correlation_frame[index].mean(), "correlation_std": correlation_frame[index].std(ddof=1),
+                "batches": batches, "batch_size": batch_size,
+                # per-batch values, so pages can pair models batch by batch
+                "correlation_by_batch": json.dumps([round(v, 6) for v in correlation_frame[index]]),
+                "grad_norm_by_batch": json.dumps([v for v in norm_frame[index]]),
+            })
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesions
+
+
+def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5) -> pd.DataFrame:
+    """Validation accuracy of a trained run with branches deleted: each one alone, then k at random."""
+    summary_path = run / "summary.json"
+    if not summary_path.exists():
+        raise ValueError(f"--checkpoint {run} is not a finished search.train run (no summary.json)")
+    summary = json.loads(summary_path.read_text())
+    model = zoo.load(run / "model_final.safetensors").eval()
+    units = residual_units(model, str(run))
+    recipe = summary["recipe"]
+    dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"])
+    normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=True)
+    model = model.to(memory_format=torch.channels_last)
+    precision = resolve_precision(summary.get("precision", "fp32"), torch.device("cpu"))
+
+    def accuracy(lesioned: list[int]) -> float:
+        for index, unit in enumerate(units):
+            unit.lesion(index in lesioned)
+        try:
+            return evaluate(model, dataset.val, normalize, 500, torch.device("cpu"), precision)
+        finally:
+            for unit in units:
+                unit.lesion(False)
+
+    label = f"{summary['model']} {json.dumps(summary.get('architecture', {}), sort_keys=True)}"
+    base = {"run": run.name, "model": summary["model"], "label": label, "family": family(model), "depth": model.depth}
+    rows = [{**base, "kind": "none", "k": 0, "units": "", "draw": 0, "changes_shape": False, "status": "ok", "accuracy": accuracy([])}]
+    for index, unit in enumerate(units):
+        if unit.shortcut is None and unit.changes_shape:
+            rows.append({**base, "kind": "single", "k": 1, "units": str(index), "draw": 0, "changes_shape": True, "status": "refused: no identity fits a shape change", "accuracy": None})
+            continue
+        rows.append({**base, "kind": "single", "k": 1, "units": str(index), "draw": 0, "changes_shape": unit.changes_shape, "status": "ok", "accuracy": accuracy([index])})
+    keeps_shape = [i for i, unit in enumerate(units) if not unit.changes_shape]
+    chooser = random.Random(seed)
+    for k in range(1, min(max_k, len(keeps_shape)) + 1):
+        for draw in range(draws):
+            chosen = sorted(chooser.sample(keeps_shape, k))
+            rows.append({**base, "kind": "random", "k": k, "units": ",".join(map(str, chosen)), "draw": draw, "changes_shape": False, "status": "ok", "accuracy": accuracy(chosen)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def provenance(command: str, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "command": command, "hardware": hardware_name(torch.device("cpu")), "torch_version": torch.__version__,
+        "git_commit": git_commit(), "started_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **extra,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="probe", required=True)
+    gradients = commands.add_parser("gradients", help="gradient norms and shattering at initialisation")
+    gradients.add_argument("--models", default=DEFAULT_MODELS)
+    gradients.add_argument("--data", default="cifar10")
+    gradients.add_argument("--batches", type=int, default=8)
+    gradients.add_argument("--batch-size", type=int, default=64)
+    gradients.add_argument("--seed", type=int, default=0)
+    gradients.add_argument("--out", default="experiments/gradients")
+    lesion = commands.add_parser("lesion", help="accuracy with residual branches deleted")
+    lesion.add_argument("--checkpoint", action="append", required=True, help="a search.train output directory (repeatable)")
+    lesion.add_argument("--draws", type=int, default=5)
+    lesion.add_argument("--seed", type=int, default=0)
+    lesion.add_argument("--out", default="experiments/lesion")
+    args = parser.parse_args(argv)
+    command = "python -m search.probe " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.probe == "gradients":
+            names = [n for n in args.models.split(",") if n]
+            for name in names:
+                zoo.model_card(name)
+            if args.batches < 3 or args.batch_size < 2:
+                raise ValueError(f"--batches must be at least 3 (verdicts pair batches) and --batch-size at least 2, got {args.batches}, {args.batch_size}")
+            dataset = load_dataset(args.data, data_seed=0)
+            table = gradient_probe(names, dataset, args.batches, args.batch_size, args.seed)
+            extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed}
+            name = "gradients.csv"
+        else:
+            if args.draws < 1:
+                raise ValueError(f"--draws must be positive, got {args.draws}")
+            table = pd.concat([lesion_probe(Path(run), args.draws, args.seed) for run in args.checkpoint], ignore_index=True)
+            runs = [json.loads((Path(run) / "summary.json").read_text()) for run in args.checkpoint]
+            extra = {"probe": "lesion", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "seed": args.seed}
+            name = "lesion.csv"
+    except (ValueError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomically(out / name, table.to_csv(index=False))
+    write_atomically(out / "probe.json", json.dumps(provenance(command, extra), indent=2, sort_keys=True) + "\n")
+    print(f"wrote {out / name} ({len(table)} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
