@@ -78,7 +78,8 @@ def compare(frame: pd.DataFrame, better: dict[str, object], worse: dict[str, obj
         n, mean, low, high = paired_difference(a, b)
     ruling = verdict(n, low, high)
     interval = f"[{low:+.4f}, {high:+.4f}]" if not math.isnan(low) else "n/a"
-    evidence = f"{metric}: {a.mean():.4f} vs {b.mean():.4f}; paired improvement {mean:+.4f}{unit}, 95% CI {interval}, n={n} paired seed(s)"
+    name = lambda selector: " ".join(f"{k}={v}" for k, v in selector.items())  # noqa: E731
+    evidence = f"{metric}: {a.mean():.4f} ({name(better)}) vs {b.mean():.4f} ({name(worse)}); paired improvement {mean:+.4f}{unit}, 95% CI {interval}, n={n} paired seed(s)"
     if ruling == UNSETTLED:
         evidence += f" (settles with more seeds: {MIN_PAIRED_SEEDS}+ paired, narrower interval)" if n < MIN_PAIRED_SEEDS else " (interval spans zero: more seeds or a longer budget would settle it)"
     return Claim(statement, evidence, ruling)
