@@ -22,15 +22,16 @@ from leaderboards._claims import FAILS, HOLDS, RULE, Claim, paired_difference, v
 from leaderboards._page import claims_section, markdown_table  # noqa: E402
 
 GRADIENT_COLUMNS = ("model", "family", "depth", "unit", "position", "grad_norm", "correlation", "grad_norm_by_batch", "correlation_by_batch")
-LESION_COLUMNS = ("run", "model", "family", "depth", "kind", "k", "units", "draw", "changes_shape", "status", "accuracy")
+LESION_COLUMNS = ("run", "model", "label", "family", "depth", "num_classes", "kind", "k", "units", "draw", "changes_shape", "status", "accuracy")
 PROBE_RULE = (
     "A comparison of two models holds when at least 3 batches pair them (the same images through both) and the "
     "95% confidence interval (Student t) of the mean paired difference excludes zero in the claimed direction; it "
     "does not hold when the interval excludes zero the other way; otherwise there is not enough evidence. A claim "
     "with a threshold states it and holds when the measured value passes it."
 )
-BARELY_HURTS = 0.02  # Veit et al.: "deleting one block barely hurts": a mean drop under 2 points
-CATASTROPHIC = 0.20  # "catastrophic": a mean drop of 20 points or more
+# Lesion thresholds, on the margin above chance (1 / classes) so they mean the same at any budget:
+BARELY_HURTS = 0.9  # Veit et al.'s "barely hurts": single lesions keep 90% or more of the margin
+CATASTROPHIC = 0.2  # "catastrophic": single lesions keep 20% or less of the margin
 
 
 def _provenance(settings: dict[str, Any]) -> list[str]:
@@ -136,13 +137,17 @@ def lesion_claims(table: pd.DataFrame) -> list[Claim]:
         single = rows[(rows["kind"] == "single") & (rows["status"] == "ok") & (~rows["changes_shape"].astype(bool))]
         if single.empty:
             continue
-        drop = base - float(single["accuracy"].mean())
-        model, family = rows["model"].iloc[0], rows["family"].iloc[0]
-        evidence = f"{model}: {base:.4f} intact, {single['accuracy'].mean():.4f} mean over {len(single)} single lesions (drop {drop:.4f}; worst {base - single['accuracy'].min():.4f})"
+        chance = 1.0 / float(rows["num_classes"].iloc[0])
+        kept = (float(single["accuracy"].mean()) - chance) / (base - chance) if base > chance else math.nan
+        model, family = rows["label"].iloc[0], rows["family"].iloc[0]
+        evidence = (
+            f"{model}: {base:.4f} intact, {single['accuracy'].mean():.4f} mean over {len(single)} single lesions "
+            f"(worst {single['accuracy'].min():.4f}; chance {chance:.2f}): {kept:.0%} of the margin above chance kept"
+        )
         if family == "plain":
-            claims.append(Claim(f"{model}: deleting one layer block of a plain net is catastrophic (mean drop of {CATASTROPHIC:.0%} or more)", evidence, HOLDS if drop >= CATASTROPHIC else "does not hold"))
+            claims.append(Claim(f"{model}: deleting one layer block of a plain net is catastrophic (keeps {CATASTROPHIC:.0%} or less of its margin above chance)", evidence, HOLDS if kept <= CATASTROPHIC else "does not hold"))
         else:
-            claims.append(Claim(f"{model}: deleting one residual branch barely hurts (mean drop under {BARELY_HURTS:.0%}; Veit et al.)", evidence, HOLDS if drop < BARELY_HURTS else FAILS))
+            claims.append(Claim(f"{model}: deleting one residual branch barely hurts (keeps {BARELY_HURTS:.0%} or more of its margin above chance; Veit et al.)", evidence, HOLDS if kept >= BARELY_HURTS else FAILS))
     return claims
 
 
@@ -154,15 +159,15 @@ def render_lesion_page(table: pd.DataFrame, settings: dict[str, Any], out_dir: P
         by_k = rows[rows["kind"] == "random"].groupby("k")["accuracy"]
         ks = [0, *by_k.mean().index.tolist()]
         means = [base, *by_k.mean().tolist()]
-        axes.errorbar(ks, means, yerr=[0, *by_k.std(ddof=1).fillna(0).tolist()], fmt="--o" if rows["family"].iloc[0] == "plain" else "-o", capsize=3, label=rows["model"].iloc[0])
-        curves += [[rows["model"].iloc[0], k, m, int(by_k.count().get(k, 1)) if k else 1] for k, m in zip(ks, means)]
+        axes.errorbar(ks, means, yerr=[0, *by_k.std(ddof=1).fillna(0).tolist()], fmt="--o" if rows["family"].iloc[0] == "plain" else "-o", capsize=3, label=rows["label"].iloc[0])
+        curves += [[rows["label"].iloc[0], k, m, int(by_k.count().get(k, 1)) if k else 1] for k, m in zip(ks, means)]
     axes.set_xlabel("blocks removed at random")
     axes.set_ylabel("validation accuracy")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
     _save(figure, out_dir / "lesion-accuracy-vs-removed.png")
     singles = table[table["kind"] == "single"]
-    single_rows = [[r["model"], r["units"], "yes" if r["changes_shape"] else "no", r["accuracy"], r["status"]] for _, r in singles.iterrows()]
+    single_rows = [[r["label"], r["units"], "yes" if r["changes_shape"] else "no", r["accuracy"], r["status"]] for _, r in singles.iterrows()]
     recipe = settings.get("recipe", {})
     parts = [
         "# Probe: lesion study", "",

@@ -43,6 +43,15 @@ def residual_units(model: nn.Module, what: str) -> list[zoo.ResidualUnit]:
     return model.units()
 
 
+def architecture_label(model: zoo.ResNet) -> str:
+    """plain-56, ResNet-56 (A), pre-act ResNet-110 (A): the plain twin of resnet56 is resnet56 with
+    shortcut="none", so the registered name alone does not say which net it is."""
+    if model.shortcut_kind is zoo.ShortcutKind.NONE:
+        return f"plain-{model.depth}"
+    prefix = "pre-act " if family(model) == "pre-activation" else ""
+    return f"{prefix}ResNet-{model.depth} ({model.shortcut_kind.value})"
+
+
 def family(model: zoo.ResNet) -> str:
     if model.shortcut_kind is zoo.ShortcutKind.NONE:
         return "plain"
@@ -133,8 +142,7 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5) -> pd.DataFra
             for unit in units:
                 unit.lesion(False)
 
-    label = f"{summary['model']} {json.dumps(summary.get('architecture', {}), sort_keys=True)}"
-    base = {"run": run.name, "model": summary["model"], "label": label, "family": family(model), "depth": model.depth}
+    base = {"run": run.name, "model": summary["model"], "label": architecture_label(model), "family": family(model), "depth": model.depth, "num_classes": dataset.num_classes}
     rows = [{**base, "kind": "none", "k": 0, "units": "", "draw": 0, "changes_shape": False, "status": "ok", "accuracy": accuracy([])}]
     for index, unit in enumerate(units):
         if unit.shortcut is None and unit.changes_shape:

@@ -63,10 +63,10 @@ def test_lesion_probe_on_a_trained_run_and_its_page(tmp_path: Path) -> None:
     for name in ("resnet20", "plain20"):
         train(TrialConfig(model=name, data="synthetic", budget="smoke", threads=1), tmp_path / name, log=None)
     table = pd.concat([lesion_probe(tmp_path / name, draws=2, seed=0) for name in ("resnet20", "plain20")], ignore_index=True)
-    plain = table[table["model"] == "plain20"]
+    plain = table[table["label"] == "plain-20"]
     refused = plain[plain["status"] != "ok"]
     assert len(refused) == 2 and refused["changes_shape"].all() and refused["accuracy"].isna().all()
-    residual_single = table[(table["model"] == "resnet20") & (table["kind"] == "single")]
+    residual_single = table[(table["label"] == "ResNet-20 (A)") & (table["kind"] == "single")]
     assert len(residual_single) == 9 and residual_single["accuracy"].notna().all()
     assert sorted(table.loc[table["kind"] == "random", "k"].unique()) == [1, 2, 3, 4, 5]
     assert table["accuracy"].dropna().between(0, 1).all()
