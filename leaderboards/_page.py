@@ -15,7 +15,7 @@ import pandas as pd
 import zoo
 from leaderboards._claims import RULE, Claim, complexity_claims, per_parameter_gain, trained_claims
 from leaderboards._plots import pareto_plots
-from leaderboards._tables import config_columns, label, load_results, rank_configurations
+from leaderboards._tables import label, load_results, rank_configurations
 
 NOT_RANKED = ("pruned", "diverged", "failed")
 

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from leaderboards._claims import FAILS, HOLDS, RULE, Claim, paired_difference, verdict  # noqa: E402
-from leaderboards._page import claims_section, markdown_table  # noqa: E402
+from leaderboards._page import PageInfo, claims_section, markdown_table, write_atomically  # noqa: E402
+from leaderboards._tables import ResultsError  # noqa: E402
 
 GRADIENT_COLUMNS = ("model", "family", "depth", "unit", "position", "grad_norm", "correlation", "grad_norm_by_batch", "correlation_by_batch")
 LESION_COLUMNS = ("run", "model", "label", "family", "depth", "num_classes", "kind", "k", "units", "draw", "changes_shape", "status", "accuracy")
@@ -192,10 +193,8 @@ def render_lesion_page(table: pd.DataFrame, settings: dict[str, Any], out_dir: P
 __all__ = ["GRADIENT_COLUMNS", "LESION_COLUMNS", "RULE", "render_gradients_page", "render_lesion_page"]
 
 
-def write_probe_page(table_path: Path, out_dir: Path) -> "PageInfo":
+def write_probe_page(table_path: Path, out_dir: Path) -> PageInfo:
     """Render ``gradients.csv`` or ``lesion.csv`` (with the ``probe.json`` beside it) into ``out_dir``."""
-    from leaderboards._page import PageInfo, write_atomically
-    from leaderboards._tables import ResultsError
 
     kind = table_path.stem
     required = {"gradients": GRADIENT_COLUMNS, "lesion": LESION_COLUMNS}.get(kind)
