@@ -674,6 +674,8 @@ def _fit(settings: SearchSettings, plugins: list[Plugin], out: Path, total: int,
             run_config=run_config,
         )
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our Progress lines only
+    # Short smoke trials checkpoint every few seconds; Ray's "snapshotting too often" advice is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     grid = tuner.fit()
     rows = {row["trial_id"]: row for row in read_results(out)}  # every driver's finished trials
     for result in grid:  # any trial the callback did not see end (e.g. restored as already done)
