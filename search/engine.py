@@ -39,7 +39,7 @@ import zoo
 from search import spaces
 from search.data import describe_source, load_dataset
 from search.faults import fault, wait_at_barrier
-from search.recipes import recipe_fields, resolve_recipe
+from search.recipes import resolve_recipe
 from search.results import read_results, result_row, results_frame, write_results
 from search.train import TrialConfig, hardware_name, resolve_precision, train
 
@@ -267,17 +267,8 @@ def planned_points(settings: SearchSettings) -> tuple[list[tuple[dict[str, Any],
 
 
 def gmacs_of(config: dict[str, Any]) -> float:
-    model, overrides, _ = split_config(config)
+    model, overrides, _ = spaces.split_config(config)
     return zoo.complexity(model, **overrides).gmacs
-
-
-def split_config(config: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """A flat configuration -> (model, zoo overrides, recipe overrides); ``seed`` is separate."""
-    fields = set(recipe_fields())
-    model = config["model"]
-    model_overrides = {k: v for k, v in config.items() if k not in fields and k not in spaces.RESERVED_KEYS and v is not None}
-    recipe_overrides = {k: v for k, v in config.items() if k in fields}
-    return model, model_overrides, recipe_overrides
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +306,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     trial_id = tune.get_context().get_trial_id()
     where = {"trial_id": trial_id, "node": ray.get_runtime_context().get_node_id(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
     wait_at_barrier(trial_id, json.dumps(where))
-    model, model_overrides, recipe_overrides = split_config(config)
+    model, model_overrides, recipe_overrides = spaces.split_config(config)
     out = Path(context.experiment) / "trials" / trial_id
     trial = TrialConfig(
         model=model,

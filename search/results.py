@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 import zoo
-from search.recipes import recipe_fields
+from search.spaces import split_config
 
 COLUMNS = [
     "trial_id", "space", "model", "block", "shortcut", "depth", "status", "epochs", "epochs_planned",
@@ -40,8 +40,7 @@ def _finite(value: Any) -> Any:
 
 def result_row(space: str, trial_id: str, config: dict[str, Any], metrics: dict[str, Any], error: str | None) -> dict[str, Any]:
     """A row from a trial's configuration and its last reported metrics."""
-    fields = set(recipe_fields())
-    overrides = {k: v for k, v in config.items() if k not in fields and k not in ("model", "seed") and v is not None}
+    _, overrides, _ = split_config(config)
     reported = metrics.get("status")
     if error:
         status = "failed"

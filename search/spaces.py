@@ -63,6 +63,15 @@ def describe(name: str) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
+def split_config(config: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A flat configuration -> (model, zoo overrides, recipe overrides); ``seed`` is separate and
+    ``None`` values (keys a branch of the space did not use) are dropped."""
+    fields = set(recipe_fields())
+    model_overrides = {k: v for k, v in config.items() if k not in fields and k not in RESERVED_KEYS and v is not None}
+    recipe_overrides = {k: v for k, v in config.items() if k in fields}
+    return config["model"], model_overrides, recipe_overrides
+
+
 def check_config(space: str, config: dict[str, Any]) -> None:
     if "model" not in config:
         raise ValueError(f"space {space!r} produced a configuration without 'model': {config}")

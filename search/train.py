@@ -356,6 +356,9 @@ def train(
         say(f"{out} already holds a finished run ({finished['status']}); not retraining")
         return finished
 
+    state_path = checkpoint_path(out)
+    if state_path.exists() and torch.load(state_path, weights_only=True, map_location="cpu")["config"] != config.identity():
+        raise ValueError(f"{out} holds a different run (checkpoint config differs); choose another --out")
     device = resolve_device(config.device)
     precision = resolve_precision(recipe.precision, device)
     if config.threads is not None:
@@ -378,13 +381,10 @@ def train(
     train_labels = train_split.labels.to(device)
 
     out.mkdir(parents=True, exist_ok=True)
-    state_path = checkpoint_path(out)
     rows: list[dict[str, Any]] = []
     start_epoch, best_val, wall_before, train_seconds, images_seen = 0, -1.0, 0.0, 0.0, 0
     if state_path.exists():
         state = torch.load(state_path, weights_only=True, map_location=device)
-        if state["config"] != config.identity():
-            raise ValueError(f"{out} holds a different run (checkpoint config differs); choose another --out")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -601,12 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads or available_cpus(),
             device=args.device,
         )
-        validate(config)
-        out = Path(args.out)
-        existing = checkpoint_path(out)
-        if existing.exists() and torch.load(existing, weights_only=True, map_location="cpu")["config"] != config.identity():
-            raise ValueError(f"{out} holds a different run (checkpoint config differs); choose another --out")
-        summary = train(config, out, progress=True)
+        summary = train(config, Path(args.out), progress=True)
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
