@@ -1,7 +1,8 @@
 """ResBench zoo: residual blocks, shortcut options and networks of the two ResNet papers.
 
 Public API: ``register``, ``create_model``, ``list_models``, ``list_blocks``, ``model_card``,
-``model_options``, ``complexity``, ``save``, ``load``, ``ShortcutKind``.
+``model_options``, ``complexity``, ``describe``, ``save``, ``load``, ``ShortcutKind``,
+``write_atomically``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from zoo._registry import ModelCard, Published, list_blocks, list_models, regist
 from zoo.checkpoint import load, save
 from zoo.complexity import Complexity, complexity
 from zoo.convert import convert_torchvision_state_dict
+from zoo.describe import Architecture, describe
+from zoo.files import write_atomically
 from zoo.models import create_model, model_card, model_options
 from zoo.resnet import ResidualUnit, ResNet
 from zoo.shortcuts import ShortcutKind
 from zoo.vgg import VGG
 
 __all__ = [
+    "Architecture",
     "Complexity",
     "ModelCard",
     "Published",
@@ -27,6 +31,7 @@ __all__ = [
     "complexity",
     "convert_torchvision_state_dict",
     "create_model",
+    "describe",
     "list_blocks",
     "list_models",
     "load",
@@ -34,4 +39,5 @@ __all__ = [
     "model_options",
     "register",
     "save",
+    "write_atomically",
 ]

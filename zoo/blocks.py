@@ -55,43 +55,55 @@ class PreActivation(nn.Sequential):
         super().__init__(OrderedDict(bn=nn.BatchNorm2d(channels), relu=nn.ReLU(inplace=True)))
 
 
-@register("basic")
-class BasicBlock(nn.Module):
-    """Post-activation 3x3-3x3 (He et al. 2016, Fig. 2 left)."""
+class BasicBranch(nn.Module):
+    """What both two-layer blocks share: the option contract (only ``expansion``). A subclass lays
+    out its layers in ``build``."""
 
     expansion = 1
-    post_activation = True
     layers_per_block = 2
+    block_name = "basic"
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1, *, expansion: int | None = None, **options: Any) -> None:
         super().__init__()
-        reject_unknown_options("basic", options, ("expansion",))
+        reject_unknown_options(self.block_name, options, ("expansion",))
         self.expansion = expansion or type(self).expansion
+        self.build(in_channels, channels, channels * self.expansion, stride)
+
+    def build(self, in_channels: int, channels: int, out_channels: int, stride: int) -> None:
+        raise NotImplementedError
+
+    def zero_init_last(self) -> None:
+        """Zero the branch's last scaling layer so the unit starts as its shortcut."""
+        nn.init.zeros_(getattr(self, self.last_layer).weight)
+
+
+@register("basic")
+class BasicBlock(BasicBranch):
+    """Post-activation 3x3-3x3 (He et al. 2016, Fig. 2 left)."""
+
+    post_activation = True
+    last_layer = "bn2"
+
+    def build(self, in_channels: int, channels: int, out_channels: int, stride: int) -> None:
         self.conv1 = conv3x3(in_channels, channels, stride)
         self.bn1 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(channels, channels * self.expansion)
-        self.bn2 = nn.BatchNorm2d(channels * self.expansion)
-
-    def zero_init_last(self) -> None:
-        nn.init.zeros_(self.bn2.weight)
+        self.conv2 = conv3x3(channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
 
-@register("bottleneck")
-class Bottleneck(nn.Module):
-    """Post-activation 1x1-3x3-1x1 (He et al. 2016, Fig. 5 right).
-
-    The paper puts the downsampling stride on the first 1x1 (``stride_on="1x1"``, the default);
-    torchvision's "ResNet v1.5" moves it to the 3x3 (same parameters, more MACs, better accuracy).
-    """
+class BottleneckBranch(nn.Module):
+    """What both bottlenecks share: the option contract and the inner geometry. A subclass lays
+    out its layers in ``build``; this constructor's keyword parameters are the options
+    ``create_model`` checks."""
 
     expansion = 4
-    post_activation = True
     layers_per_block = 3
     options = ("base_width", "groups", "expansion", "stride_on")
+    block_name = "bottleneck"
 
     def __init__(
         self,
@@ -106,19 +118,38 @@ class Bottleneck(nn.Module):
         **options: Any,
     ) -> None:
         super().__init__()
-        reject_unknown_options("bottleneck", options, self.options)
+        reject_unknown_options(self.block_name, options, self.options)
         self.expansion = expansion or type(self).expansion
         width, stride_1x1, stride_3x3 = bottleneck_geometry(channels, stride, base_width, groups, stride_on)
+        self.build(in_channels, width, channels * self.expansion, stride_1x1, stride_3x3, groups)
+
+    def build(self, in_channels: int, width: int, out_channels: int, stride_1x1: int, stride_3x3: int, groups: int) -> None:
+        raise NotImplementedError
+
+    def zero_init_last(self) -> None:
+        """Zero the branch's last scaling layer so the unit starts as its shortcut."""
+        nn.init.zeros_(getattr(self, self.last_layer).weight)
+
+
+@register("bottleneck")
+class Bottleneck(BottleneckBranch):
+    """Post-activation 1x1-3x3-1x1 (He et al. 2016, Fig. 5 right).
+
+    The paper puts the downsampling stride on the first 1x1 (``stride_on="1x1"``, the default);
+    torchvision's "ResNet v1.5" moves it to the 3x3 (same parameters, more MACs, better accuracy).
+    """
+
+    post_activation = True
+    last_layer = "bn3"
+
+    def build(self, in_channels: int, width: int, out_channels: int, stride_1x1: int, stride_3x3: int, groups: int) -> None:
         self.conv1 = conv1x1(in_channels, width, stride_1x1)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = conv3x3(width, width, stride_3x3, groups)
         self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = conv1x1(width, channels * self.expansion)
-        self.bn3 = nn.BatchNorm2d(channels * self.expansion)
+        self.conv3 = conv1x1(width, out_channels)
+        self.bn3 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
-
-    def zero_init_last(self) -> None:
-        nn.init.zeros_(self.bn3.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
@@ -127,25 +158,19 @@ class Bottleneck(nn.Module):
 
 
 @register("preact_basic")
-class PreActBasicBlock(nn.Module):
+class PreActBasicBlock(BasicBranch):
     """Full pre-activation 3x3-3x3 (Identity Mappings, Fig. 4e): BN-ReLU-conv-BN-ReLU-conv."""
 
-    expansion = 1
     post_activation = False
-    layers_per_block = 2
+    block_name = "preact_basic"
+    last_layer = "conv2"
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1, *, expansion: int | None = None, **options: Any) -> None:
-        super().__init__()
-        reject_unknown_options("preact_basic", options, ("expansion",))
-        self.expansion = expansion or type(self).expansion
+    def build(self, in_channels: int, channels: int, out_channels: int, stride: int) -> None:
         self.preact = PreActivation(in_channels)
         self.conv1 = conv3x3(in_channels, channels, stride)
         self.bn2 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(channels, channels * self.expansion)
-
-    def zero_init_last(self) -> None:
-        nn.init.zeros_(self.conv2.weight)
+        self.conv2 = conv3x3(channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x is already pre-activated by the network (self.preact), see ResidualUnit.
@@ -153,40 +178,21 @@ class PreActBasicBlock(nn.Module):
 
 
 @register("preact_bottleneck")
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(BottleneckBranch):
     """Full pre-activation 1x1-3x3-1x1 (Identity Mappings; ResNet-164/1001 on CIFAR)."""
 
-    expansion = 4
     post_activation = False
-    layers_per_block = 3
-    options = Bottleneck.options
+    block_name = "preact_bottleneck"
+    last_layer = "conv3"
 
-    def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        stride: int = 1,
-        *,
-        base_width: int = 64,
-        groups: int = 1,
-        expansion: int | None = None,
-        stride_on: str = "1x1",
-        **options: Any,
-    ) -> None:
-        super().__init__()
-        reject_unknown_options("preact_bottleneck", options, self.options)
-        self.expansion = expansion or type(self).expansion
-        width, stride_1x1, stride_3x3 = bottleneck_geometry(channels, stride, base_width, groups, stride_on)
+    def build(self, in_channels: int, width: int, out_channels: int, stride_1x1: int, stride_3x3: int, groups: int) -> None:
         self.preact = PreActivation(in_channels)
         self.conv1 = conv1x1(in_channels, width, stride_1x1)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv2 = conv3x3(width, width, stride_3x3, groups)
         self.bn3 = nn.BatchNorm2d(width)
-        self.conv3 = conv1x1(width, channels * self.expansion)
+        self.conv3 = conv1x1(width, out_channels)
         self.relu = nn.ReLU(inplace=True)
-
-    def zero_init_last(self) -> None:
-        nn.init.zeros_(self.conv3.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn2(self.conv1(x)))

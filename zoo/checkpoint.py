@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from zoo.files import write_atomically
 from zoo.models import create_model
 
 
@@ -23,10 +23,8 @@ def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
     except TypeError as error:
         raise ValueError(f"overrides of {name!r} must be JSON values (use registered block names): {error}") from None
     state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    save_file(state, str(temporary), metadata={"zoo_name": name, "zoo_overrides": overrides})
-    os.replace(temporary, path)
+    metadata = {"zoo_name": name, "zoo_overrides": overrides}
+    write_atomically(path, lambda temporary: save_file(state, str(temporary), metadata=metadata))
 
 
 def load(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:

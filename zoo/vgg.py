@@ -65,6 +65,7 @@ class VGG(nn.Module):
         self.in_chans = in_chans
         self.num_classes = num_classes
         self.depth = depth
+        self.batch_norm = batch_norm
         self.features = make_layers(CONFIGS[depth], batch_norm, in_chans)
         if family == "imagenet":
             self.avgpool = nn.AdaptiveAvgPool2d((7, 7))

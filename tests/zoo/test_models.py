@@ -1,0 +1,66 @@
+"""Every registered model, built-in or added later, against its card: no test to write per model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+
+# The papers print 2-3 significant figures; the largest gap between a printed figure and the
+# exact count is ResNet-1001's 10.2M vs 10.33M (1.2%), so 2% catches a wrong architecture
+# (a missing stage or block changes counts by far more) without failing on rounding.
+PRINTED_TOLERANCE = 0.02
+CIFAR_MODELS = [name for name in zoo.list_models() if zoo.model_card(name).family == "cifar"]
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_card_matches_the_network_it_builds(name: str) -> None:
+    card = zoo.model_card(name)
+    built = zoo.describe(name)
+    measured = zoo.complexity(name)
+    assert (built.family, built.depth) == (card.family, card.depth)
+    if card.kind == "resnet":
+        assert (built.block, built.shortcut) == (card.block, card.shortcut)
+    else:
+        assert built.design == "vgg"
+    assert measured.input_size == card.input_size
+    if card.published.params is not None:
+        assert measured.params == pytest.approx(card.published.params, rel=PRINTED_TOLERANCE)
+    if card.published.macs is not None:
+        assert measured.macs == pytest.approx(card.published.macs, rel=PRINTED_TOLERANCE)
+
+
+@pytest.mark.parametrize("name", CIFAR_MODELS)
+def test_every_cifar_model_trains_one_step(name: str) -> None:
+    torch.manual_seed(0)
+    model = zoo.create_model(name, num_classes=3)
+    # ResNets take any size (8x8 keeps ResNet-1202 fast); a CIFAR VGG's five pools need 32x32.
+    size = 32 if zoo.describe(name).design == "vgg" else 8
+    logits = model(torch.randn(2, 3, size, size))
+    assert logits.shape == (2, 3) and torch.isfinite(logits).all()
+    F.cross_entropy(logits, torch.tensor([0, 2])).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "label", "legend"),
+    [
+        ("resnet20", {}, "ResNet-20 (A)", "ResNet (basic)"),
+        ("resnet56", {"shortcut": "none"}, "plain-56", "plain"),
+        ("plain20", {}, "plain-20", "plain"),
+        ("resnet20", {"depth": 56, "shortcut": "B"}, "ResNet-56 (B)", "ResNet (basic)"),
+        ("preresnet110", {}, "pre-act ResNet-110 (A)", "pre-act ResNet"),
+        ("resnet164", {}, "ResNet-164 (B) bottleneck", "ResNet (bottleneck)"),
+        ("resnet20", {"depth": 29, "block": "bottleneck", "base_width": 32}, "ResNet-29 (A) bottleneck base_width=32", "ResNet (bottleneck)"),
+        ("cifar_vgg16_bn", {}, "VGG-16-BN (CIFAR)", "VGG"),
+        ("vgg19", {}, "VGG-19", "VGG"),
+    ],
+)
+def test_one_description_of_every_network(name: str, overrides: dict, label: str, legend: str) -> None:
+    described = zoo.describe(name, **overrides)
+    assert (described.label, described.legend) == (label, legend)
+    with torch.device("meta"):
+        built = zoo.create_model(name, **overrides)
+    assert zoo.describe(built) == described

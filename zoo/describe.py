@@ -1,0 +1,93 @@
+"""What a network is, in words: the one description every table, page and probe label uses.
+
+``describe("resnet20", shortcut="none")`` -> plain-20; ``describe(model)`` for a built one. Block,
+shortcut and depth are read from the network as built, so an override such as ``depth=56`` on
+``resnet20`` is described as the ResNet-56 it builds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from zoo.models import create_model
+from zoo.resnet import ResNet
+from zoo.shortcuts import ShortcutKind
+
+# Overrides that change a network's width without changing its block, shortcut or depth: a label
+# names them so two widths of one net never share a name.
+WIDTH_OPTIONS = ("base_width", "groups", "expansion", "stride_on", "width_multiplier", "widths")
+DESIGNS = ("plain", "residual", "pre-activation", "vgg")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    model: str  # the registered name it was built from
+    family: str  # "cifar" or "imagenet"
+    design: str  # plain | residual | pre-activation | vgg
+    block: str  # registered block name(s), comma-joined; "-" for VGG
+    shortcut: str  # A | B | C | none; "-" for VGG
+    depth: int
+    bottleneck: bool
+    width: dict[str, Any]  # the width overrides given (see WIDTH_OPTIONS)
+    label: str  # ResNet-56 (B), plain-20, pre-act ResNet-110 (A), VGG-16-BN (CIFAR), ...
+
+    @property
+    def legend(self) -> str:
+        """The group a plot draws this net in."""
+        if self.design == "residual":
+            return "ResNet (bottleneck)" if self.bottleneck else "ResNet (basic)"
+        return {"plain": "plain", "pre-activation": "pre-act ResNet", "vgg": "VGG"}[self.design]
+
+    def columns(self) -> dict[str, Any]:
+        """The columns a results row carries."""
+        return {"block": self.block, "shortcut": self.shortcut, "depth": self.depth}
+
+
+def describe(name_or_model: str | nn.Module, **overrides: Any) -> Architecture:
+    """The architecture of a registered name with ``create_model`` overrides, or of a built model."""
+    if isinstance(name_or_model, str):
+        return _describe_by_name(name_or_model, json.dumps(overrides, sort_keys=True))
+    if overrides:
+        raise ValueError("overrides apply to a model name, not to a built model")
+    name = getattr(name_or_model, "zoo_name", type(name_or_model).__name__)
+    return _describe_model(name_or_model, name, getattr(name_or_model, "zoo_overrides", {}))
+
+
+@functools.lru_cache(maxsize=4096)
+def _describe_by_name(name: str, overrides_json: str) -> Architecture:
+    overrides = json.loads(overrides_json)
+    with torch.device("meta"):
+        model = create_model(name, **overrides)
+    return _describe_model(model, name, overrides)
+
+
+def _describe_model(model: nn.Module, name: str, overrides: dict[str, Any]) -> Architecture:
+    width = {key: overrides[key] for key in WIDTH_OPTIONS if key in overrides}
+    suffix = "".join(f" {key}={_text(value)}" for key, value in width.items())
+    family = getattr(model, "family", "cifar")
+    if not isinstance(model, ResNet):
+        depth = int(getattr(model, "depth", 0))
+        batch_norm = bool(getattr(model, "batch_norm", False))
+        label = f"VGG-{depth}{'-BN' if batch_norm else ''}{' (CIFAR)' if family == 'cifar' else ''}{suffix}"
+        return Architecture(name, family, "vgg", "-", "-", depth, False, width, label)
+    blocks = sorted(set(model.block_names))
+    bottleneck = any("bottleneck" in block for block in blocks)
+    if model.shortcut_kind is ShortcutKind.NONE:
+        design, label = "plain", f"plain-{model.depth}"
+    else:
+        design = "residual" if model.units()[0].post_activation else "pre-activation"
+        prefix = "pre-act " if design == "pre-activation" else ""
+        label = f"{prefix}ResNet-{model.depth} ({model.shortcut_kind.value})"
+    if bottleneck:
+        label += " bottleneck"
+    return Architecture(name, family, design, ",".join(blocks), model.shortcut_kind.value, model.depth, bottleneck, width, label + suffix)
+
+
+def _text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)

@@ -1,0 +1,48 @@
+"""One atomic write for the whole project: a crash or a kill leaves the old file or the new one.
+
+Lives in ``zoo`` because it is the bottom layer: ``search`` and ``leaderboards`` both import zoo,
+and ``zoo.save`` needs it too.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_atomically(path: str | os.PathLike[str], content: str | bytes | Callable[[Path], object]) -> Path:
+    """Write ``content`` (text, bytes, or a function that writes a given path) to ``path``.
+
+    The data goes to a uniquely named temporary file beside ``path`` (so two writers never share
+    one), is flushed to disk, renamed over ``path``, and the directory entry is flushed too.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if callable(content):
+            content(temporary)
+        else:
+            temporary.write_bytes(content.encode() if isinstance(content, str) else content)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # some filesystems do not open directories; the rename is still atomic
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
