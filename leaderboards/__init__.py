@@ -6,7 +6,7 @@ is all a page needs, so ``python -m leaderboards`` regenerates every page anywhe
 
 from __future__ import annotations
 
-from leaderboards._page import PageInfo, markdown_table, render_complexity_page, render_page, write_atomically, write_index, write_page
+from leaderboards._page import PageInfo, markdown_table, render_complexity_page, render_page, write_index, write_page
 from leaderboards._tables import ResultsError, load_results, pareto_front, rank_configurations
 
 __all__ = [
@@ -18,7 +18,6 @@ __all__ = [
     "rank_configurations",
     "render_complexity_page",
     "render_page",
-    "write_atomically",
     "write_index",
     "write_page",
 ]

@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from leaderboards import PageInfo, ResultsError, render_complexity_page, write_atomically, write_index, write_page
+import zoo
+from leaderboards import PageInfo, ResultsError, render_complexity_page, write_index, write_page
 from leaderboards._probes import write_probe_page
 
 PROBE_TABLES = ("gradients/gradients.csv", "lesion/lesion.csv")
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         pages: list[PageInfo] = [write_page(table.parent, out) for table in sorted(HERE.glob("*/results.csv"))]
         pages += [write_probe_page(HERE / table, out) for table in PROBE_TABLES if (HERE / table).exists()]
         complexity = out / "complexity.md"
-        write_atomically(complexity, render_complexity_page())
+        zoo.write_atomically(complexity, render_complexity_page())
         pages.append(PageInfo(complexity, "complexity", "-", "none (counted)", "ResNet-152 11.28 < VGG-16 15.47 < VGG-19 19.63 GMACs", ""))
         for page in pages:
             print(page.path)

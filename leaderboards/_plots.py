@@ -10,17 +10,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from leaderboards.schema import architecture  # noqa: E402
+
 FAMILY_MARKERS = {"ResNet (basic)": "o", "ResNet (bottleneck)": "s", "pre-act ResNet": "D", "plain": "x", "VGG": "^"}
-
-
-def family(row: pd.Series) -> str:
-    if "vgg" in str(row["model"]):
-        return "VGG"
-    if row["shortcut"] == "none":
-        return "plain"
-    if str(row["block"]).startswith("preact"):
-        return "pre-act ResNet"
-    return "ResNet (bottleneck)" if "bottleneck" in str(row["block"]) else "ResNet (basic)"
 
 
 def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str) -> list[tuple[str, str]]:
@@ -29,7 +21,7 @@ def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str) -> list[tuple[s
     for column, axis, suffix in (("gmacs", "GMACs (conv + linear, one image)", "accuracy-vs-gmacs"), ("inference", "inference images/s (eval, batch 256, measured)", "accuracy-vs-throughput")):
         figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
         for name, marker in FAMILY_MARKERS.items():
-            rows = ranked[[family(r) == name for _, r in ranked.iterrows()]]
+            rows = ranked[[architecture(r).legend == name for _, r in ranked.iterrows()]]
             if rows.empty:
                 continue
             axes.errorbar(rows[column], rows["val_mean"], yerr=rows["val_std"].fillna(0), fmt=marker, label=name, capsize=3, markersize=7)

@@ -18,9 +18,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import zoo  # noqa: E402
 from leaderboards._claims import FAILS, HOLDS, RULE, Claim, paired_difference, verdict  # noqa: E402
-from leaderboards._page import PageInfo, claims_section, markdown_table, write_atomically  # noqa: E402
+from leaderboards._page import PageInfo, claims_section, markdown_table  # noqa: E402
 from leaderboards._tables import ResultsError  # noqa: E402
+from leaderboards.schema import read_table  # noqa: E402
 
 GRADIENT_COLUMNS = ("model", "family", "depth", "unit", "position", "grad_norm", "correlation", "grad_norm_by_batch", "correlation_by_batch")
 LESION_COLUMNS = ("run", "model", "label", "family", "depth", "num_classes", "kind", "k", "units", "draw", "changes_shape", "status", "accuracy")
@@ -200,7 +202,7 @@ def write_probe_page(table_path: Path, out_dir: Path) -> PageInfo:
     required = {"gradients": GRADIENT_COLUMNS, "lesion": LESION_COLUMNS}.get(kind)
     if required is None or not table_path.exists():
         raise ResultsError(f"no probe table at {table_path} (expected gradients.csv or lesion.csv)")
-    table = pd.read_csv(table_path)
+    table = read_table(table_path)
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise ResultsError(f"{table_path} lacks column(s) {', '.join(missing)}")
@@ -209,7 +211,7 @@ def write_probe_page(table_path: Path, out_dir: Path) -> PageInfo:
     out_dir.mkdir(parents=True, exist_ok=True)
     text = render_gradients_page(table, settings, out_dir) if kind == "gradients" else render_lesion_page(table, settings, out_dir)
     page = out_dir / f"{kind}.md"
-    write_atomically(page, text)
+    zoo.write_atomically(page, text)
     claims = gradient_claims(table) if kind == "gradients" else lesion_claims(table)
     headline = f"{sum(c.verdict == HOLDS for c in claims)} of {len(claims)} claims hold"
     return PageInfo(page, kind, str(settings.get("started_at", "-")), str(settings.get("budget", "at initialisation")), headline, "")

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-REQUIRED_COLUMNS = ("trial_id", "model", "block", "shortcut", "depth", "status", "seed", "val_accuracy", "params", "macs")
-RANKED_STATUS = "completed"
-# Configuration columns that identify an architecture beyond block/shortcut/depth.
-WIDTH_OPTIONS = ("base_width", "groups", "expansion", "stride_on", "width_multiplier", "widths")
+from leaderboards.schema import RANKED, REQUIRED_COLUMNS, STATUSES, architecture, config_columns, read_table
 
 
 class ResultsError(ValueError):
@@ -26,51 +22,23 @@ def load_results(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise ResultsError(f"no results table at {path}")
     try:
-        frame = pd.read_csv(path)
+        frame = read_table(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ResultsError(f"{path} is not a readable CSV table: {str(error).splitlines()[0]}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path} lacks column(s) {', '.join(missing)}")
-    unknown = sorted(set(frame["status"]) - {"completed", "pruned", "diverged", "failed"})
+    unknown = sorted(set(frame["status"].astype(str)) - set(STATUSES))
     if unknown:
         raise ResultsError(f"{path} has unknown status value(s) {', '.join(map(str, unknown))}")
     return frame
 
 
-def config_columns(frame: pd.DataFrame) -> list[str]:
-    """The columns that define a configuration (everything a trial varies except its seed)."""
-    extra = sorted(c for c in frame.columns if c.startswith("config_") and c != "config_seed")
-    return ["model", "block", "shortcut", "depth", *extra]
-
-
-def label(row: pd.Series | dict[str, Any]) -> str:
-    """A human name: ResNet-56 (B), plain-20, VGG-16-BN (CIFAR), with width options appended."""
-    model = str(row["model"])
-    if "vgg" in model:
-        depth = "".join(ch for ch in model.split("vgg")[1] if ch.isdigit())
-        name = f"VGG-{depth}{'-BN' if model.endswith('_bn') else ''}"
-        return f"{name} (CIFAR)" if model.startswith("cifar_") else name
-    depth = int(row["depth"]) if not pd.isna(row["depth"]) else "?"
-    if row["shortcut"] == "none":
-        name = f"plain-{depth}"
-    else:
-        pre = "pre-act " if str(row["block"]).startswith("preact") else ""
-        name = f"{pre}ResNet-{depth} ({row['shortcut']})"
-    if "bottleneck" in str(row["block"]):
-        name += " bottleneck"
-    widths = [f"{key}={row[f'config_{key}']}" for key in WIDTH_OPTIONS if f"config_{key}" in row and not pd.isna(row[f"config_{key}"])]
-    return f"{name} {' '.join(widths)}".strip()
-
-
 def t_critical_95(degrees: int) -> float:
-    """Two-sided 95% Student-t critical value (the exact table for small samples)."""
-    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-             12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
-    if degrees in table:
-        return table[degrees]
-    below = max((d for d in table if d < degrees), default=1)
-    return table[below] if degrees < 30 else 1.96
+    """Two-sided 95% Student-t critical value for ``degrees`` degrees of freedom (exact)."""
+    from scipy.stats import t  # deferred: only verdicts need it
+
+    return float(t.ppf(0.975, degrees))
 
 
 def pareto_front(accuracy: pd.Series, macs: pd.Series) -> pd.Series:
@@ -84,7 +52,7 @@ def pareto_front(accuracy: pd.Series, macs: pd.Series) -> pd.Series:
 
 def rank_configurations(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration over its completed seeds, best mean validation accuracy first."""
-    done = frame[frame["status"] == RANKED_STATUS]
+    done = frame[frame["status"] == RANKED]
     if done.empty:
         return pd.DataFrame()
     keys = config_columns(frame)
@@ -110,7 +78,7 @@ def rank_configurations(frame: pd.DataFrame) -> pd.DataFrame:
         })
 
     table = grouped.apply(summarise, include_groups=False).reset_index()
-    table["label"] = [label(row) for _, row in table.iterrows()]
+    table["label"] = [architecture(row).label for _, row in table.iterrows()]
     table["pareto"] = pareto_front(table["val_mean"], table["gmacs"])
     table = table.sort_values(["val_mean", "gmacs", "label"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
