@@ -12,7 +12,8 @@ import argparse
 import tempfile
 import time
 
-from search.train import TrialConfig, available_cpus, train
+from search.config import TrialConfig
+from search.train import available_cpus, train
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import ray
-
-from search.engine import connect, run_search
-from search.train import TrialConfig, train
+from search.cluster import connect
+from search.config import TrialConfig
+from search.run import run_search
+from search.train import train
 
 
 def main() -> None:
@@ -34,7 +34,9 @@ def main() -> None:
     alone = train(TrialConfig(model="resnet20", data=args.data, budget="quick", recipe_overrides=recipe, threads=1), scratch / "alone", log=None)
 
     start = time.perf_counter()
-    connect(None, [])
+    connect(None, [])  # sets the loopback variable before Ray is first imported
+    import ray
+
     ray_start = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -18,8 +18,10 @@ import torch.nn.functional as F
 
 import zoo
 from search.augment import Normalize, random_crop_flip
+from search.config import TrialConfig
 from search.data import load_dataset
-from search.train import TrialConfig, resolve_precision, train
+from search.provenance import resolve_precision
+from search.train import train
 
 
 def timed_training(model_name: str, batches: object, precision: str, seconds: float) -> float:

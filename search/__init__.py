@@ -1,8 +1,8 @@
 """ResBench search: train variants on real data (``search.train``) and search the space
 (``search.run``: Optuna samples, Ray Tune runs).
 
-``search.train`` needs only torch, torchvision, timm and pandas, so the engine (Ray, Optuna) is
-imported lazily, on first use of ``run_search`` or ``register_space``.
+``search.train`` needs only torch, torchvision and pandas; Ray is imported only once a search has
+decided where it runs (``search.cluster``), and Optuna only by a search.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(spaces, name)
     if name == "run_search":
-        from search.engine import run_search
+        from search.run import run_search
 
         return run_search
     raise AttributeError(f"module 'search' has no attribute {name!r}")

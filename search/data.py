@@ -11,6 +11,7 @@ there is no test set, so every run reports a number that no selection ever saw.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -20,9 +21,10 @@ from typing import Any
 
 import torch
 
+import zoo
+
 CIFAR_SOURCES = {"cifar10": ("CIFAR10", "cifar-10-batches-py"), "cifar100": ("CIFAR100", "cifar-100-python")}
 SOURCES = ("cifar10", "cifar100", "synthetic", "a folder path")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"}
 
 
 class DataError(ValueError):
@@ -150,17 +152,16 @@ def _download_cifar(name: str, root: Path) -> Path:
     return root / folder
 
 
-def _image_files(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
-    if not classes:
-        raise DataError(f"{root} holds no class subfolders (ImageFolder layout: {root}/CLASS/IMAGE)")
-    files = []
-    for index, name in enumerate(classes):
-        for path in sorted((root / name).iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                files.append((path, index))
-    if not files:
-        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+def _image_files(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Classes and (file, class index) pairs, found by torchvision's own ImageFolder rules: an
+    empty class folder is refused (it would silently count as a class), naming the folder."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    try:
+        classes, class_to_index = find_classes(str(root))
+        files = make_dataset(str(root), class_to_index, extensions=IMG_EXTENSIONS)
+    except FileNotFoundError as error:
+        raise DataError(f"{root}: {str(error).splitlines()[0]} (ImageFolder layout: {root}/CLASS/IMAGE, every class folder with images)") from None
     return classes, files
 
 
@@ -172,7 +173,8 @@ def _decode_folder(root: Path, image_size: int) -> tuple[Split, list[str]]:
     classes, files = _image_files(root)
     images = torch.empty(len(files), 3, image_size, image_size, dtype=torch.uint8)
     labels = torch.empty(len(files), dtype=torch.int64)
-    for i, (path, label) in enumerate(files):
+    for i, (file, label) in enumerate(files):
+        path = Path(file)
         try:
             with Image.open(path) as handle:
                 image = handle.convert("RGB")
@@ -186,15 +188,37 @@ def _decode_folder(root: Path, image_size: int) -> tuple[Split, list[str]]:
     return Split(images, labels), classes
 
 
-def _folder_fingerprint(root: Path, image_size: int) -> str:
-    """Changes when any file under ``root`` is added, removed, resized or touched."""
-    digest = hashlib.sha256(f"{root.resolve()}|{image_size}".encode())
+def _listing(root: Path) -> list[tuple[str, os.stat_result]]:
+    """Every file under ``root``: its path relative to ``root`` and its stat, in a fixed order."""
+    files = []
     for directory, subdirectories, names in os.walk(root):
         subdirectories.sort()
         for name in sorted(names):
-            stat = os.stat(os.path.join(directory, name))
-            digest.update(f"{os.path.relpath(os.path.join(directory, name), root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            path = os.path.join(directory, name)
+            files.append((os.path.relpath(path, root), os.stat(path)))
+    return files
+
+
+def _folder_fingerprint(root: Path, image_size: int) -> str:
+    """The decoded cache's key: changes when any file under ``root`` is added, removed, resized
+    or touched."""
+    digest = hashlib.sha256(f"{root.resolve()}|{image_size}".encode())
+    for relative, stat in _listing(root):
+        digest.update(f"{relative}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=64)
+def data_fingerprint(spec: str) -> str:
+    """What a run's identity holds for its data: a named source's name, or a digest of a folder's
+    file names and sizes, which is the same wherever the same files are copied."""
+    source = describe_source(spec)
+    if source in CIFAR_SOURCES or source == "synthetic":
+        return source
+    digest = hashlib.sha256()
+    for relative, stat in _listing(Path(source)):
+        digest.update(f"{relative}|{stat.st_size}\n".encode())
+    return f"folder:{digest.hexdigest()[:16]}"
 
 
 def load_folder_cached(root: Path, image_size: int) -> tuple[Split, list[str]]:
@@ -205,9 +229,8 @@ def load_folder_cached(root: Path, image_size: int) -> tuple[Split, list[str]]:
         return Split(stored["images"], stored["labels"]), list(stored["classes"])
     split, classes = _decode_folder(root, image_size)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-    torch.save({"images": split.images, "labels": split.labels, "classes": classes}, temporary)
-    os.replace(temporary, cache)  # atomic: concurrent trials never read a half-written cache
+    stored = {"images": split.images, "labels": split.labels, "classes": classes}
+    zoo.write_atomically(cache, lambda temporary: torch.save(stored, temporary))  # concurrent trials never read half a cache
     return split, classes
 
 

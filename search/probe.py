@@ -19,9 +19,7 @@ import argparse
 import json
 import random
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -31,9 +29,11 @@ import torch.nn.functional as F
 import zoo
 from search.augment import Normalize
 from search.data import DataError, Dataset, load_dataset
-from search.train import evaluate, git_commit, hardware_name, resolve_precision, write_atomically
+from search.measure import evaluate
+from search.provenance import record, resolve_precision
 
 DEFAULT_MODELS = "plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110"
+DEFAULT_BATCH_SIZE = 64
 PERTURBATION = 0.05  # std of the noise added to a (normalised) input for the shattering probe
 
 
@@ -43,19 +43,10 @@ def residual_units(model: nn.Module, what: str) -> list[zoo.ResidualUnit]:
     return model.units()
 
 
-def architecture_label(model: zoo.ResNet) -> str:
-    """plain-56, ResNet-56 (A), pre-act ResNet-110 (A): the plain twin of resnet56 is resnet56 with
-    shortcut="none", so the registered name alone does not say which net it is."""
-    if model.shortcut_kind is zoo.ShortcutKind.NONE:
-        return f"plain-{model.depth}"
-    prefix = "pre-act " if family(model) == "pre-activation" else ""
-    return f"{prefix}ResNet-{model.depth} ({model.shortcut_kind.value})"
-
-
-def family(model: zoo.ResNet) -> str:
-    if model.shortcut_kind is zoo.ShortcutKind.NONE:
-        return "plain"
-    return "pre-activation" if not model.units()[0].post_activation else "residual"
+def check_resnet(name: str) -> None:
+    """Refuse a model that has no residual units, by name, before any data is loaded."""
+    if zoo.model_card(name).kind != "resnet":
+        raise ValueError(f"{name} is not a ResNet-family model (the probe needs residual units)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +94,7 @@ def gradient_probe(model_names: list[str], dataset: Dataset, batches: int, batch
         norm_frame, correlation_frame = pd.DataFrame(norms), pd.DataFrame(correlations)
         for index, unit in enumerate(units):
             rows.append({
-                "model": name, "family": family(model), "depth": model.depth, "unit": index,
+                "model": name, "family": zoo.describe(model).design, "depth": model.depth, "unit": index,
                 "position": index / max(1, len(units) - 1), "changes_shape": unit.changes_shape,
                 "grad_norm": norm_frame[index].mean(), "grad_norm_std": norm_frame[index].std(ddof=1),
                 "correlation": correlation_frame[index].mean(), "correlation_std": correlation_frame[index].std(ddof=1),
@@ -142,7 +133,8 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5) -> pd.DataFra
             for unit in units:
                 unit.lesion(False)
 
-    base = {"run": run.name, "model": summary["model"], "label": architecture_label(model), "family": family(model), "depth": model.depth, "num_classes": dataset.num_classes}
+    described = zoo.describe(model)
+    base = {"run": run.name, "model": summary["model"], "label": described.label, "family": described.design, "depth": model.depth, "num_classes": dataset.num_classes}
     rows = [{**base, "kind": "none", "k": 0, "units": "", "draw": 0, "changes_shape": False, "status": "ok", "accuracy": accuracy([])}]
     for index, unit in enumerate(units):
         if unit.shortcut is None and unit.changes_shape:
@@ -162,13 +154,6 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5) -> pd.DataFra
 # Command line
 
 
-def provenance(command: str, extra: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "command": command, "hardware": hardware_name(torch.device("cpu")), "torch_version": torch.__version__,
-        "git_commit": git_commit(), "started_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **extra,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="probe", required=True)
@@ -176,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     gradients.add_argument("--models", default=DEFAULT_MODELS)
     gradients.add_argument("--data", default="cifar10")
     gradients.add_argument("--batches", type=int, default=8)
-    gradients.add_argument("--batch-size", type=int, default=64)
+    gradients.add_argument("--batch-size", type=int, default=None, help=f"default: {DEFAULT_BATCH_SIZE}, or what the validation split holds for --batches")
     gradients.add_argument("--seed", type=int, default=0)
     gradients.add_argument("--out", default="experiments/gradients")
     lesion = commands.add_parser("lesion", help="accuracy with residual branches deleted")
@@ -190,12 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.probe == "gradients":
             names = [n for n in args.models.split(",") if n]
             for name in names:
-                zoo.model_card(name)
-            if args.batches < 3 or args.batch_size < 2:
+                check_resnet(name)
+            if args.batches < 3 or (args.batch_size is not None and args.batch_size < 2):
                 raise ValueError(f"--batches must be at least 3 (verdicts pair batches) and --batch-size at least 2, got {args.batches}, {args.batch_size}")
             dataset = load_dataset(args.data, data_seed=0)
-            table = gradient_probe(names, dataset, args.batches, args.batch_size, args.seed)
-            extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed}
+            # The default fits any source: 8 batches of 64 need 512 validation images, which a
+            # small set (synthetic: 400) does not hold.
+            batch_size = args.batch_size or min(DEFAULT_BATCH_SIZE, len(dataset.val) // args.batches)
+            table = gradient_probe(names, dataset, args.batches, batch_size, args.seed)
+            extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed, "batch_size": batch_size}
             name = "gradients.csv"
         else:
             if args.draws < 1:
@@ -209,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomically(out / name, table.to_csv(index=False))
-    write_atomically(out / "probe.json", json.dumps(provenance(command, extra), indent=2, sort_keys=True) + "\n")
+    zoo.write_atomically(out / name, table.to_csv(index=False))
+    provenance = {**record(torch.device("cpu")), "command": command, **extra}
+    provenance["started_at"] = provenance["recorded_at"]
+    zoo.write_atomically(out / "probe.json", json.dumps(provenance, indent=2, sort_keys=True) + "\n")
     print(f"wrote {out / name} ({len(table)} rows)")
     return 0
 

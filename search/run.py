@@ -3,16 +3,71 @@
 Optuna samples configurations, Ray Tune runs them (on this machine by default, on a cluster with
 ``--address``), each trial is ``search.train``; the run ends with ``OUT/results.csv`` and the
 space's leaderboard page beside it.
+
+A search, in order: settings are checked (``search.settings``), the trials are planned
+(``search.plan``), the study is written (``search.study``), Ray is joined or started
+(``search.cluster``), the trials are launched (``search.launch``), each runs ``search.trial`` ->
+``search.train``, and every ending is recorded in ``results.csv`` (``search.results``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from search.data import DataError
+import pandas as pd
+import torch
+
+import zoo
+from search import cluster, spaces
+from search.config import parse_assignments, typed_overrides
+from search.data import DataError, load_dataset
+from search.plan import estimate_minutes, make_plan
+from search.plugins import import_plugins
+from search.provenance import hardware_name, record
+from search.recipes import resolve_recipe
+from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, validate
+
+
+def run_search(space: str, **options: Any) -> pd.DataFrame:
+    """Run (or resume) a search and return its results table, one row per trial."""
+    settings = SearchSettings(space=space, **options)
+    plugins = validate(settings)
+    out = Path(settings.out).resolve()
+    resuming = continue_experiment(settings, out)
+    plan = make_plan(settings)
+    settings.sampler = plan.sampler
+    dataset = load_dataset(settings.data, data_seed=settings.data_seed)  # fail fast; warms caches for trials
+    if resuming:
+        from search.study import open_study
+
+        open_study(out, settings.space, settings.objective, settings.budget)  # refuses an incompatible study
+    started_ray = cluster.connect(settings.address, plugins)
+    try:
+        from search import launch, study  # Ray is imported by now, with the loopback setting in place
+
+        resources = launch.Resources(*cluster.trial_resources(settings))
+        out.mkdir(parents=True, exist_ok=True)
+        cluster.check_shared_storage(out)
+        recipe = resolve_recipe(settings.budget, settings.recipe)
+        print(f"search {settings.space}: {plan.total} trials ({plan.sampler}: {plan.why}; {settings.seeds} seed(s)), budget {settings.budget} ({recipe.epochs} epochs), data {dataset.name} {dataset.sizes()}", flush=True)
+        print(f"  resources: {resources.cpus_per_trial:g} CPU + {resources.gpus_per_trial:g} GPU per trial, {resources.at_once} at once on {hardware_name(torch.device('cpu'))}", flush=True)
+        for note in plan.notes:
+            print(f"  {note}", flush=True)
+        print(f"  estimate: {estimate_minutes(settings, plan, resources.at_once, resources.threads, resources.gpus_per_trial)}", flush=True)
+        if not resuming:
+            study.enqueue(study.open_study(out, settings.space, settings.objective, settings.budget), plan)
+            provenance = record(torch.device("cpu"))
+            settings_record = {**asdict(settings), **provenance, "started_at": provenance["recorded_at"], "command": settings.command()}
+            zoo.write_atomically(out / SETTINGS_FILE, json.dumps(settings_record, indent=2, sort_keys=True) + "\n")
+        return launch.fit(settings, plan, plugins, out, resources, resuming)
+    finally:
+        if started_ray:
+            cluster.disconnect()
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -23,16 +78,6 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def parse_recipe(items: list[str]) -> dict[str, str]:
-    recipe = {}
-    for item in items:
-        key, equals, value = item.partition("=")
-        if not equals or not key:
-            raise ValueError(f"--recipe expects KEY=VALUE, got {item!r}")
-        recipe[key.replace("-", "_")] = value
-    return recipe
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m search.run", description="Search ResNet variants: Optuna samples, Ray Tune runs.")
     parser.add_argument("--space", help="a registered space (see --list-spaces)")
@@ -40,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default="cifar10", help="cifar10 (downloaded on first use), cifar100, synthetic, or a folder")
     parser.add_argument("--budget", default="quick", help="smoke, quick or paper")
     parser.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides for every trial, e.g. epochs=5")
-    parser.add_argument("--sampler", choices=("grid", "tpe", "random"), default=None, help="default: grid for the paper's spaces, else tpe")
+    parser.add_argument("--sampler", choices=spaces.SAMPLERS, default=None, help="default: what the space declares (grid for the paper's comparisons, tpe for bottleneck); else grid up to 64 configurations, tpe beyond")
     parser.add_argument("--trials", type=int, default=None, help="tpe/random: configurations to sample; grid: caps the grid (first trials in grid order)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per grid configuration (3 or more for claims)")
     parser.add_argument("--objective", choices=("accuracy", "pareto"), default="accuracy")
@@ -61,24 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plugins = [m for m in args.plugins.split(",") if m]
         if args.list_spaces:
-            from search.engine import import_plugins
-            from search.spaces import describe, list_spaces
-
             import_plugins(plugins)
-            for name in list_spaces():
-                print(f"{name:<12} {describe(name)}")
+            for name in spaces.list_spaces():
+                print(f"{name:<12} {spaces.describe(name)}")
             return 0
         if not args.space:
             raise ValueError("--space is required (see --list-spaces)")
-        from search.engine import run_search  # Ray and Optuna load only for a real search
         from leaderboards import write_page
 
         out = Path(args.out or f"experiments/{args.space}")
+        _, typed = typed_overrides(None, parse_assignments(args.recipe, "--recipe"))
+        recipe = json.loads(json.dumps(typed))  # as search.json stores it, so a resume compares equal
         results = run_search(
             args.space,
             data=args.data,
             budget=args.budget,
-            recipe=parse_recipe(args.recipe),
+            recipe=recipe,
             sampler=args.sampler,
             trials=args.trials,
             seeds=args.seeds,

@@ -24,25 +24,37 @@ import zoo
 from search.recipes import recipe_fields
 
 SpaceFunction = Callable[[Any], "dict[str, Any] | None"]
+SAMPLERS = ("grid", "tpe", "random")
 _SPACES: dict[str, SpaceFunction] = {}
-# Keys a configuration may hold besides zoo overrides and recipe fields.
-RESERVED_KEYS = ("model", "seed")
+_DECLARED_SAMPLERS: dict[str, str | None] = {}
 
 
-def register_space(name: str) -> Callable[[SpaceFunction], SpaceFunction]:
+def register_space(name: str, sampler: str | None = None) -> Callable[[SpaceFunction], SpaceFunction]:
     """Decorator: make ``def name(trial) -> dict | None`` searchable as ``--space name``.
 
-    The first line of its docstring is what ``--list-spaces`` shows. The function is checked at
-    definition: every configuration it can produce must name a model, and no key may be both a
-    model option and a recipe field.
+    ``sampler`` declares the space's design: ``"grid"`` for comparisons (every configuration x the
+    same seeds), ``"tpe"`` or ``"random"`` for tuning; undeclared, a space gets a grid when it has
+    at most 64 configurations, else TPE (see ``search.plan.choose_sampler``). The first line of its
+    docstring is what ``--list-spaces`` shows. The function is checked at definition: every
+    configuration it can produce must name a model, and no key may be both a model option and a
+    recipe field.
     """
+    if sampler is not None and sampler not in SAMPLERS:
+        raise ValueError(f"space {name!r}: unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
 
     def decorator(function: SpaceFunction) -> SpaceFunction:
         if name in _SPACES:
             raise ValueError(f"space {name!r} is already registered")
-        for config in enumerate_space(function):
+        try:
+            configs = enumerate_space(function)
+        except GridError:
+            configs = []  # a continuous space is checked when it is sampled
+            if sampler == "grid":
+                raise
+        for config in configs:
             check_config(name, config)
         _SPACES[name] = function
+        _DECLARED_SAMPLERS[name] = sampler
         return function
 
     return decorator
@@ -54,6 +66,11 @@ def get_space(name: str) -> SpaceFunction:
     return _SPACES[name]
 
 
+def declared_sampler(name: str) -> str | None:
+    get_space(name)
+    return _DECLARED_SAMPLERS.get(name)
+
+
 def list_spaces() -> list[str]:
     return sorted(_SPACES)
 
@@ -61,15 +78,6 @@ def list_spaces() -> list[str]:
 def describe(name: str) -> str:
     doc = (get_space(name).__doc__ or "").strip()
     return doc.splitlines()[0] if doc else ""
-
-
-def split_config(config: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """A flat configuration -> (model, zoo overrides, recipe overrides); ``seed`` is separate and
-    ``None`` values (keys a branch of the space did not use) are dropped."""
-    fields = set(recipe_fields())
-    model_overrides = {k: v for k, v in config.items() if k not in fields and k not in RESERVED_KEYS and v is not None}
-    recipe_overrides = {k: v for k, v in config.items() if k in fields}
-    return config["model"], model_overrides, recipe_overrides
 
 
 def check_config(space: str, config: dict[str, Any]) -> None:
@@ -157,7 +165,7 @@ def budget_of(trial: Any) -> str:
     return study.user_attrs.get("budget", "quick") if study is not None else "quick"
 
 
-@register_space("shortcuts")
+@register_space("shortcuts", sampler="grid")
 def shortcuts(trial: Any) -> dict[str, Any]:
     """Shortcut A/B/C and none (the plain net) x depth 20, 56 (and 110 with --budget paper), original block."""
     depths = [20, 56, 110] if budget_of(trial) == "paper" else [20, 56]
@@ -166,7 +174,7 @@ def shortcuts(trial: Any) -> dict[str, Any]:
     return {"model": f"resnet{depth}"}
 
 
-@register_space("depth")
+@register_space("depth", sampler="grid")
 def depth(trial: Any) -> dict[str, Any]:
     """Plain vs residual (A) at depth 20/32/44/56/110: the degradation experiment."""
     value = trial.suggest_categorical("depth", [20, 32, 44, 56, 110])
@@ -174,7 +182,7 @@ def depth(trial: Any) -> dict[str, Any]:
     return {"model": f"resnet{value}"}
 
 
-@register_space("blocks")
+@register_space("blocks", sampler="grid")
 def blocks(trial: Any) -> dict[str, Any]:
     """Every registered block (yours too) x shortcut A/B/C x depth 20, 56: post- vs pre-activation, basic vs bottleneck."""
     trial.suggest_categorical("block", zoo.list_blocks())
@@ -183,7 +191,7 @@ def blocks(trial: Any) -> dict[str, Any]:
     return {"model": "resnet20"}
 
 
-@register_space("bottleneck")
+@register_space("bottleneck", sampler="tpe")
 def bottleneck(trial: Any) -> dict[str, Any]:
     """Bottleneck inner width (base_width, groups), expansion, stride_on and width multiplier at depth 29."""
     trial.suggest_categorical("block", ["bottleneck", "preact_bottleneck"])
@@ -195,12 +203,9 @@ def bottleneck(trial: Any) -> dict[str, Any]:
     return {"model": "resnet20", "depth": 29, "shortcut": "B"}
 
 
-@register_space("vgg")
+@register_space("vgg", sampler="grid")
 def vgg(trial: Any) -> dict[str, Any]:
     """CIFAR VGG-11/13/16/19 (BN) against ResNet-56/110/164 of similar or fewer MACs."""
     trial.suggest_categorical("model", [f"cifar_vgg{d}_bn" for d in (11, 13, 16, 19)] + ["resnet56", "resnet110", "resnet164"])
     return {}
 
-
-# The VGG trained beside every space on the same data and recipe (unless --no-baselines).
-BASELINES = {"cifar": "cifar_vgg16_bn"}

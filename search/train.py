@@ -17,15 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,120 +40,18 @@ from torch.optim.lr_scheduler import (
 
 import zoo
 from search.augment import Normalize, random_crop_flip
-from search.data import DataError, Dataset, Split, describe_source, load_dataset
-from search.faults import fault
-from search.results import architecture
-from search.recipes import Recipe, parse_value, recipe_fields, resolve_recipe
+from search.checkpoint import Progress, TrainingState, check_resumable, checkpoint_path
+from search.config import TrialConfig, parse_words, typed_overrides
+from search.data import DataError, Dataset, Split, data_fingerprint, describe_source, load_dataset
+from search.measure import evaluate, inference_throughput, peak_memory_bytes
+from search.provenance import autocast, record, resolve_device, resolve_precision
+from search.recipes import Recipe
+from search.testing import Faults, injected_faults
 
-CHECKPOINT_FORMAT = 1
 METRICS_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr", "seconds", "images_per_second"]
 FINISHED = ("completed", "diverged")
-DEVICES = ("auto", "cpu", "cuda")
-INFERENCE_BATCH = 256
 
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """Everything that defines a run; two runs with equal configs compute the same thing."""
-
-    model: str
-    data: str
-    budget: str = "quick"
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    recipe_overrides: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    data_seed: int = 0
-    threads: int | None = None  # None: leave torch's setting alone
-    device: str = "auto"
-
-    def recipe(self) -> Recipe:
-        return resolve_recipe(self.budget, self.recipe_overrides)
-
-    def identity(self) -> dict[str, Any]:
-        """What must match for a checkpoint to be resumed by this config."""
-        return json.loads(json.dumps({
-            "model": self.model,
-            "model_overrides": self.model_overrides,
-            "data": describe_source(self.data),
-            "recipe": self.recipe().to_dict(),
-            "seed": self.seed,
-            "data_seed": self.data_seed,
-        }, sort_keys=True))
-
-    def command(self, out: str | Path) -> str:
-        """The ``search.train`` command that replays this run."""
-        words = ["python", "-m", "search.train", "--model", self.model]
-        for key, value in {**self.model_overrides, **self.recipe_overrides}.items():
-            text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-            words += [f"--{key.replace('_', '-')}", text]
-        words += ["--data", self.data, "--budget", self.budget, "--seed", str(self.seed), "--data-seed", str(self.data_seed)]
-        if self.threads:
-            words += ["--threads", str(self.threads)]
-        words += ["--device", self.device, "--out", str(out)]
-        return shlex.join(words)
-
-
-# ---------------------------------------------------------------------------------------------
-# Devices, precision and the environment a result is reported with
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested not in DEVICES:
-        raise ValueError(f"unknown device {requested!r}; valid: {', '.join(DEVICES)}")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but no CUDA device is visible to this process")
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """AMX tiles make bf16 autocast about 1.8x faster than fp32 for a CIFAR ResNet on the CPU;
-    without them bf16 is emulated and slower, so "auto" stays in fp32 there."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return "amx_bf16" in handle.read()
-    except OSError:
-        return False
-
-
-def resolve_precision(requested: str, device: torch.device) -> str:
-    if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
-
-
-def hardware_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
-def git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if commit.returncode != 0:
-        return None
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def peak_memory_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+Reporter = Callable[[dict[str, Any], Path], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,92 +93,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_step
     return SequentialLR(optimizer, [constant, main], milestones=[warmup])
 
 
-def autocast(device: torch.device, precision: str) -> Any:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, split: Split, normalize: Normalize, batch_size: int, device: torch.device, precision: str) -> float:
-    """Top-1 accuracy as a fraction, in eval mode, without augmentation."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for start in range(0, len(split), batch_size):
-        images = split.images[start : start + batch_size].to(device, non_blocking=True)
-        with autocast(device, precision):
-            logits = model(normalize(images))
-        correct += int((logits.argmax(1) == split.labels[start : start + batch_size].to(device)).sum())
-    model.train(was_training)
-    return correct / max(1, len(split))
-
-
-@torch.no_grad()
-def inference_throughput(model: nn.Module, normalize: Normalize, image_size: int, device: torch.device, precision: str, min_seconds: float = 0.5) -> float:
-    """Eval-mode images/s at batch 256 on the trial's device (random pixels: speed only)."""
-    model.eval()
-    images = torch.randint(0, 256, (INFERENCE_BATCH, 3, image_size, image_size), dtype=torch.uint8, device=device)
-    with autocast(device, precision):
-        model(normalize(images))  # warm-up: allocator, kernels selection
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start, batches = time.perf_counter(), 0
-        while batches < 3 or time.perf_counter() - start < min_seconds:
-            model(normalize(images))
-            batches += 1
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    return batches * INFERENCE_BATCH / (time.perf_counter() - start)
-
-
-def calibrate_macs_per_second(device: torch.device, precision: str, threads: int, steps: int = 4) -> float:
-    """Training throughput of a ResNet-20 here, in MACs/s (forward MACs x images / second), for
-    the search plan's wall-time estimate."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        model = zoo.create_model("resnet20").to(device=device, memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-        images = torch.randn(128, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-        labels = torch.randint(0, 10, (128,), device=device)
-        start = 0.0
-        for step in range(steps + 1):
-            if step == 1:  # the first step pays for kernel selection
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-            with autocast(device, precision):
-                loss = F.cross_entropy(model(images).float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return zoo.complexity("resnet20").macs * 128 * steps / (time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f"{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def write_metrics(out: Path, rows: list[dict[str, Any]]) -> None:
-    write_atomically(out / "metrics.csv", pd.DataFrame(rows, columns=METRICS_COLUMNS).to_csv(index=False))
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)  # a kill mid-write leaves the previous epoch's checkpoint intact
-
-
-def checkpoint_path(out: Path) -> Path:
-    return out / "checkpoint" / "checkpoint.pt"
+    zoo.write_atomically(out / "metrics.csv", pd.DataFrame(rows, columns=METRICS_COLUMNS).to_csv(index=False))
 
 
 class ProgressBar:
@@ -304,12 +113,6 @@ class ProgressBar:
     def clear(self) -> None:
         if self.enabled:
             sys.stderr.write("\r" + " " * 78 + "\r")
-
-
-# ---------------------------------------------------------------------------------------------
-# The loop
-
-Reporter = Callable[[dict[str, Any], Path], None]
 
 
 def print_flushed(line: str) -> None:
@@ -334,6 +137,71 @@ def read_summary(out: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+@dataclass
+class Run:
+    """One run's data on its device and the objects it trains."""
+
+    config: TrialConfig
+    recipe: Recipe
+    dataset: Dataset
+    train_split: Split
+    device: torch.device
+    precision: str
+    state: TrainingState
+    normalize: Normalize
+    steps_per_epoch: int
+
+    @classmethod
+    def build(cls, config: TrialConfig, recipe: Recipe, dataset: Dataset, device: torch.device) -> Run:
+        train_split = dataset.train
+        if recipe.train_subset and recipe.train_subset < len(train_split):
+            train_split = train_split.take(torch.arange(recipe.train_subset))
+        torch.manual_seed(config.seed)
+        model = build_model(config, dataset.num_classes, "cpu").to(device=device, memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
+        steps_per_epoch = max(1, len(train_split) // recipe.batch_size)  # the ragged last batch is dropped
+        scheduler = build_scheduler(optimizer, recipe, recipe.epochs * steps_per_epoch, getattr(model, "depth", 0))
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+        normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
+        on_device = Split(train_split.images.to(device), train_split.labels.to(device))
+        state = TrainingState(model, optimizer, scheduler, generator)
+        return cls(config, recipe, dataset, on_device, device, resolve_precision(recipe.precision, device), state, normalize, steps_per_epoch)
+
+    def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar) -> tuple[float, float, dict[str, int] | None]:
+        """One pass over the training split: (mean loss, training error, where it diverged)."""
+        recipe, state = self.recipe, self.state
+        order = torch.randperm(len(self.train_split), generator=state.generator, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        wrong = torch.zeros((), device=self.device, dtype=torch.int64)
+        for step in range(self.steps_per_epoch):
+            index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
+            images = random_crop_flip(self.train_split.images[index], recipe.crop_padding, recipe.flip, state.generator)
+            labels = self.train_split.labels[index]
+            with autocast(self.device, self.precision):
+                logits = state.model(self.normalize(images))
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
+            global_step = (epoch - 1) * self.steps_per_epoch + step + 1
+            loss = faults.corrupt_loss(loss, global_step)
+            if not torch.isfinite(loss):
+                return float("nan"), float("nan"), {"epoch": epoch, "step": global_step}
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            state.optimizer.step()
+            state.scheduler.step()
+            loss_sum += loss.detach() * len(index)
+            wrong += (logits.detach().argmax(1) != labels).sum()
+            bar.update(epoch, step + 1, self.steps_per_epoch, loss.detach())
+        seen = self.steps_per_epoch * recipe.batch_size
+        return float(loss_sum) / seen, int(wrong) / seen, None
+
+    def evaluate(self, split: Split) -> float:
+        return evaluate(self.state.model, split, self.normalize, self.recipe.eval_batch_size, self.device, self.precision)
+
+
 def train(
     config: TrialConfig,
     out: str | Path,
@@ -355,218 +223,109 @@ def train(
     if finished is not None and finished.get("status") in FINISHED:
         say(f"{out} already holds a finished run ({finished['status']}); not retraining")
         return finished
-
     state_path = checkpoint_path(out)
-    if state_path.exists() and torch.load(state_path, weights_only=True, map_location="cpu")["config"] != config.identity():
-        raise ValueError(f"{out} holds a different run (checkpoint config differs); choose another --out")
+    identity = config.identity()
+    check_resumable(state_path, identity)
     device = resolve_device(config.device)
-    precision = resolve_precision(recipe.precision, device)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     if dataset is None:
         dataset = load_dataset(config.data, data_seed=config.data_seed, val_size=recipe.val_size, test_size=recipe.test_size)
-    train_split = dataset.train
-    if recipe.train_subset and recipe.train_subset < len(train_split):
-        train_split = train_split.take(torch.arange(recipe.train_subset))
-
-    torch.manual_seed(config.seed)
-    model = build_model(config, dataset.num_classes, "cpu")
-    model = model.to(device=device, memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
-    steps_per_epoch = max(1, len(train_split) // recipe.batch_size)  # the ragged last batch is dropped
-    scheduler = build_scheduler(optimizer, recipe, recipe.epochs * steps_per_epoch, getattr(model, "depth", 0))
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
-    train_images = train_split.images.to(device)
-    train_labels = train_split.labels.to(device)
-
+    run = Run.build(config, recipe, dataset, device)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    start_epoch, best_val, wall_before, train_seconds, images_seen = 0, -1.0, 0.0, 0.0, 0
+    done = Progress()
     if state_path.exists():
-        state = torch.load(state_path, weights_only=True, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        rows = list(state["metrics"])
-        start_epoch, best_val = state["epoch"], state["best_val_accuracy"]
-        wall_before, train_seconds, images_seen = state["wall_seconds"], state["train_seconds"], state["images_seen"]
-        say(f"resuming {out.name} from epoch {start_epoch}/{recipe.epochs}")
+        done = run.state.restore(state_path, device)
+        say(f"resuming {out.name} from epoch {done.epoch}/{recipe.epochs}")
 
-    started = time.perf_counter()
-    status, diverged_at = "completed", None
+    started, wall_before, resumed = time.perf_counter(), done.wall_seconds, done.epoch > 0
+    diverged_at = None
     bar = ProgressBar(progress)
-    nan_step = fault("nan_at_step")
-    model.train()
-    for epoch in range(start_epoch + 1, recipe.epochs + 1):
+    faults = injected_faults()
+    run.state.model.train()
+    for epoch in range(done.epoch + 1, recipe.epochs + 1):
         epoch_start = time.perf_counter()
-        order = torch.randperm(len(train_split), generator=generator, device=device)
-        loss_sum = torch.zeros((), device=device)
-        wrong = torch.zeros((), device=device, dtype=torch.int64)
-        for step in range(steps_per_epoch):
-            index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-            images = random_crop_flip(train_images[index], recipe.crop_padding, recipe.flip, generator)
-            labels = train_labels[index]
-            with autocast(device, precision):
-                logits = model(normalize(images))
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
-            global_step = (epoch - 1) * steps_per_epoch + step + 1
-            if nan_step == global_step:
-                loss = loss * float("nan")
-            if not torch.isfinite(loss):
-                status, diverged_at = "diverged", {"epoch": epoch, "step": global_step}
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach() * len(index)
-            wrong += (logits.detach().argmax(1) != labels).sum()
-            bar.update(epoch, step + 1, steps_per_epoch, loss.detach())
+        train_loss, train_error, diverged_at = run.train_epoch(epoch, faults, bar)
         bar.clear()
-        if status == "diverged":
-            say(f"epoch {epoch}: loss is not finite at step {global_step}; stopping as diverged")
+        if diverged_at is not None:
+            say(f"epoch {epoch}: loss is not finite at step {diverged_at['step']}; stopping as diverged")
             break
         seconds = time.perf_counter() - epoch_start
-        seen = steps_per_epoch * recipe.batch_size
-        train_seconds += seconds
-        images_seen += seen
-        val_accuracy = evaluate(model, dataset.val, normalize, recipe.eval_batch_size, device, precision)
+        seen = run.steps_per_epoch * recipe.batch_size
+        done.train_seconds += seconds
+        done.images_seen += seen
+        val_accuracy = run.evaluate(dataset.val)
         row = {
-            "epoch": epoch,
-            "train_loss": float(loss_sum) / seen,
-            "train_error": int(wrong) / seen,
-            "val_accuracy": val_accuracy,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": seconds,
-            "images_per_second": seen / seconds,
+            "epoch": epoch, "train_loss": train_loss, "train_error": train_error, "val_accuracy": val_accuracy,
+            "lr": run.state.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_second": seen / seconds,
         }
-        rows.append(row)
-        if val_accuracy > best_val:
-            best_val = val_accuracy
-            zoo.save(model, out / "model_best.safetensors")
-        save_checkpoint(state_path, {
-            "format": CHECKPOINT_FORMAT,
-            "config": config.identity(),
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "metrics": rows,
-            "best_val_accuracy": best_val,
-            "wall_seconds": wall_before + time.perf_counter() - started,
-            "train_seconds": train_seconds,
-            "images_seen": images_seen,
-        })
-        write_metrics(out, rows)
+        done.rows.append(row)
+        done.epoch = epoch
+        if val_accuracy > done.best_val_accuracy:
+            done.best_val_accuracy = val_accuracy
+            zoo.save(run.state.model, out / "model_best.safetensors")
+        done.wall_seconds = wall_before + time.perf_counter() - started
+        run.state.save(state_path, identity, done)
+        write_metrics(out, done.rows)
         say(
-            f"epoch {epoch}/{recipe.epochs}  loss {row['train_loss']:.4f}  train err {row['train_error']:.4f}  "
+            f"epoch {epoch}/{recipe.epochs}  loss {train_loss:.4f}  train err {train_error:.4f}  "
             f"val {val_accuracy:.4f}  lr {row['lr']:.4g}  {seconds:.1f}s  {row['images_per_second']:.0f} img/s"
         )
         if report is not None:
             report(row, state_path.parent)
-        if fault("exit_after_epoch") == epoch and start_epoch == 0:
-            os._exit(3)
+        faults.after_checkpoint(epoch, resumed)
 
+    summary = summarise(run, out, done, diverged_at, wall_before + time.perf_counter() - started)
+    say(f"{summary['status']}: val {summary['val_accuracy']}, test {summary['test_accuracy']} ({summary['wall_seconds']:.0f} s) -> {out}")
+    return summary
+
+
+def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] | None, wall_seconds: float) -> dict[str, Any]:
+    """Write the final weights, metrics and ``summary.json``; return the summary."""
+    config, dataset, rows = run.config, run.dataset, done.rows
+    status = "diverged" if diverged_at is not None else "completed"
     write_metrics(out, rows)
-    zoo.save(model, out / "model_final.safetensors")
-    measured = zoo.complexity(model, input_size=train_split.images.shape[-1])
-    test_accuracy = None
-    if status == "completed" and dataset.test is not None:
-        test_accuracy = evaluate(model, dataset.test, normalize, recipe.eval_batch_size, device, precision)
+    zoo.save(run.state.model, out / "model_final.safetensors")
+    image_size = run.train_split.images.shape[-1]
+    measured = zoo.complexity(run.state.model, input_size=image_size)
+    test_accuracy = run.evaluate(dataset.test) if status == "completed" and dataset.test is not None else None
     summary = {
         "status": status,
         "model": config.model,
         "model_overrides": config.model_overrides,
         "val_accuracy": rows[-1]["val_accuracy"] if rows else None,
-        "best_val_accuracy": best_val if rows else None,
+        "best_val_accuracy": done.best_val_accuracy if rows else None,
         "test_accuracy": test_accuracy,
         "train_error": rows[-1]["train_error"] if rows else None,
         "train_loss": rows[-1]["train_loss"] if rows else None,
-        "architecture": architecture(config.model, config.model_overrides),
+        "architecture": zoo.describe(config.model, **config.model_overrides).columns(),
         "params": measured.params,
         "macs": measured.macs,
         "epochs": len(rows),
-        "wall_seconds": wall_before + time.perf_counter() - started,
-        "images_per_second": images_seen / train_seconds if train_seconds else None,
-        "inference_images_per_second": inference_throughput(model, normalize, train_split.images.shape[-1], device, precision),
-        "peak_memory_bytes": peak_memory_bytes(device),
+        "wall_seconds": wall_seconds,
+        "images_per_second": done.images_seen / done.train_seconds if done.train_seconds else None,
+        "inference_images_per_second": inference_throughput(run.state.model, run.normalize, image_size, run.device, run.precision),
+        "peak_memory_bytes": peak_memory_bytes(run.device),
         "data": config.data,
         "data_name": dataset.name,
-        "splits": {**dataset.sizes(), "train_used": len(train_split)},
+        "data_fingerprint": data_fingerprint(config.data),
+        "splits": {**dataset.sizes(), "train_used": len(run.train_split)},
         "val_source": dataset.val_source,
         "test_source": dataset.test_source,
         "data_seed": config.data_seed,
         "seed": config.seed,
-        "device": str(device),
-        "hardware": hardware_name(device),
-        "precision": precision,
-        "threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "git_commit": git_commit(),
+        **record(run.device, run.precision),
         "budget": config.budget,
-        "recipe": recipe.to_dict(),
+        "recipe": run.recipe.to_dict(),
         "diverged_at": diverged_at,
         "command": config.command(out),
     }
-    write_atomically(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    say(f"{status}: val {summary['val_accuracy']}, test {test_accuracy} ({summary['wall_seconds']:.0f} s) -> {out}")
+    zoo.write_atomically(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 
 
 # ---------------------------------------------------------------------------------------------
 # Command line
-
-
-def parse_option_value(text: str) -> Any:
-    """Model overrides from the command line: numbers, booleans, comma lists, else the string."""
-    if "," in text:
-        return [parse_option_value(part) for part in text.split(",") if part]
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
-
-
-def split_overrides(model: str, extra: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``--key value`` pairs -> (model overrides, recipe overrides); unknown keys are errors."""
-    pairs: dict[str, str] = {}
-    words = list(extra)
-    while words:
-        word = words.pop(0)
-        if not word.startswith("--") or len(word) < 3:
-            raise ValueError(f"unexpected argument {word!r}; options look like --name value")
-        key, has_value, value = word[2:].partition("=")
-        if not has_value:
-            if not words:
-                raise ValueError(f"option {word} needs a value")
-            value = words.pop(0)
-        pairs[key.replace("-", "_")] = value
-    # Which block options are valid depends on the block(s) chosen on the same command line.
-    block = {"block": parse_option_value(pairs["block"])} if "block" in pairs else None
-    model_options = zoo.model_options(model, block)
-    fields = recipe_fields()
-    model_overrides: dict[str, Any] = {}
-    recipe_overrides: dict[str, Any] = {}
-    for key, value in pairs.items():
-        if key in fields:
-            recipe_overrides[key] = parse_value(key, value)
-        elif key in model_options:
-            model_overrides[key] = parse_option_value(value)
-        else:
-            raise ValueError(
-                f"unknown option --{key.replace('_', '-')}; model options: {', '.join(model_options)}; "
-                f"recipe fields: {', '.join(fields)}"
-            )
-    return model_overrides, recipe_overrides
 
 
 def available_cpus() -> int:
@@ -589,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     try:
         zoo.model_card(args.model)
-        model_overrides, recipe_overrides = split_overrides(args.model, extra)
+        model_overrides, recipe_overrides = typed_overrides(args.model, parse_words(extra))
         config = TrialConfig(
             model=args.model,
             data=args.data,

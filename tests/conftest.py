@@ -1,4 +1,5 @@
-"""Session-wide test environment: data caches under a temp dir, never the user's cache."""
+"""Session-wide test environment: data caches under a temp dir, never the user's cache; Ray set
+to loopback before anything imports it; registries restored after every test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Ray reads this when first imported, and any test module may import it: set it before them all.
+# (tests/search/test_cluster.py checks that a search started without it still binds loopback.)
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -19,3 +25,16 @@ def isolated_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
         os.environ.pop("RESBENCH_DATA", None)
     else:
         os.environ["RESBENCH_DATA"] = previous
+
+
+@pytest.fixture(autouse=True)
+def restored_registries() -> Iterator[None]:
+    """Blocks, models and spaces a test registers are gone after it, so tests stay independent."""
+    from search import spaces
+    from zoo import _registry
+
+    saved = [(registry, dict(registry)) for registry in (_registry._BLOCKS, _registry._MODELS, spaces._SPACES, spaces._DECLARED_SAMPLERS)]
+    yield
+    for registry, contents in saved:
+        registry.clear()
+        registry.update(contents)

@@ -7,15 +7,17 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from leaderboards.schema import read_table
 from tests.search.conftest import ray_environment
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # real Ray instances
 FAST = ["train_subset=128", "val_size=64", "test_size=64", "epochs=1"]
 
 
@@ -54,7 +56,7 @@ def test_two_node_cluster_runs_trials_on_both_nodes(cluster_factory, tmp_path: P
     # One CPU per node and a barrier of two: the two trials must run at once, so on both nodes.
     result = search(cluster.address, tmp_path / "exp", env={"RESBENCH_BARRIER": f"{barrier}:2"})
     assert result.returncode == 0, result.stderr[-3000:]
-    results = pd.read_csv(tmp_path / "exp" / "results.csv")
+    results = read_table(tmp_path / "exp" / "results.csv")
     assert (results["status"] == "completed").all()
     assert results["node"].nunique() == 2
     addresses = {json.loads(p.read_text())["node"] for p in barrier.iterdir()}
@@ -69,6 +71,92 @@ def test_fractional_gpus_pack_two_trials_per_gpu_and_fail_loudly_without_cuda(cl
     assert len(placements) == 2, "both trials waited at the barrier together"
     assert {p["gpu_ids"] for p in placements} == {"0"} and len({p["node"] for p in placements}) == 1
     # This machine has no CUDA device: a trial given a GPU fails instead of training on the CPU.
-    results = pd.read_csv(tmp_path / "exp" / "results.csv")
+    results = read_table(tmp_path / "exp" / "results.csv")
     assert result.returncode == 1 and len(results) == 2 and (results["status"] == "failed").all()
     assert results["error"].str.contains("no CUDA device").all(), results["error"].tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# The local instance of a search started from a plain shell listens on loopback only
+
+
+def descendants(root: int) -> set[int]:
+    """``root`` and every process below it, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    family, grown = {root}, True
+    while grown:
+        grown = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grown = True
+    return family
+
+
+def listening_addresses(pids: set[int]) -> set[str]:
+    """The local addresses of the TCP sockets these processes listen on (from /proc/net)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            pass
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                addresses.add(decode_address(fields[1].split(":")[0]))
+    return addresses
+
+
+def decode_address(hex_address: str) -> str:
+    raw = bytes.fromhex(hex_address)
+    words = [raw[i : i + 4][::-1] for i in range(0, len(raw), 4)]  # each 32-bit word is little-endian
+    packed = b"".join(words)
+    if len(packed) == 4:
+        return ".".join(map(str, packed))
+    if packed[:12] == b"\0" * 10 + b"\xff\xff":  # IPv4-mapped IPv6
+        return ".".join(map(str, packed[12:]))
+    return "::" if packed == b"\0" * 16 else packed.hex()
+
+
+def test_a_search_from_a_plain_shell_listens_on_loopback_only(tmp_path: Path) -> None:
+    barrier = tmp_path / "barrier"
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    env.update({"RAY_TMPDIR": tempfile.mkdtemp(prefix="rblo", dir="/tmp"), "RESBENCH_BARRIER": f"{barrier}:2"})
+    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--trials", "1", "--out", str(tmp_path / "exp"), "--recipe", *FAST]
+    driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (barrier.exists() and any(barrier.iterdir())):  # the trial is running and waits
+            assert driver.poll() is None, driver.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the trial never started"
+            time.sleep(0.2)
+        addresses = listening_addresses(descendants(driver.pid))
+        (barrier / "release").write_text("")  # the second arrival: the trial goes on
+        output, _ = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, output[-3000:]
+    assert addresses, "found no listening socket of the Ray instance"
+    assert addresses == {"127.0.0.1"}, f"the local Ray instance listens on {sorted(addresses)}"
+
+
+def test_ray_imported_before_the_search_could_bind_loopback_is_refused(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    code = f"import sys, ray\nfrom search.run import main\nsys.exit(main(['--space', 'shortcuts', '--data', 'synthetic', '--budget', 'smoke', '--out', {str(tmp_path / 'exp')!r}]))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "ray was imported before ResBench could keep its local instance on 127.0.0.1" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "exp").exists()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from search.augment import Normalize, random_crop_flip
-from search.data import DataError, load_dataset
+from search.data import DataError, data_fingerprint, load_dataset
 from tests.search.helpers import write_cifar10_copy, write_image_folder
 
 
@@ -111,12 +111,41 @@ def test_crop_offsets_and_flips_vary_per_image() -> None:
     out = random_crop_flip(image, padding=4, flip=True, generator=torch.Generator().manual_seed(1))
     distinct = {tuple(o[0, 16, 14:18].tolist()) for o in out}
     assert len(distinct) > 20
-    flipped = random_crop_flip(image[:1], padding=0, flip=True, generator=torch.Generator().manual_seed(2))
-    unflipped_or_flipped = torch.equal(flipped, image[:1]) or torch.equal(flipped, image[:1].flip(3))
-    assert unflipped_or_flipped
+
+
+def test_flip_mirrors_about_half_the_images_and_nothing_else() -> None:
+    # An image that differs from its mirror, 400 times: with flip, each output is either it or its
+    # mirror, and both occur about half the time; without flip, none is mirrored.
+    image = torch.arange(32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32).expand(400, 3, 32, 32).clone()
+    out = random_crop_flip(image, padding=0, flip=True, generator=torch.Generator().manual_seed(2))
+    mirrored = torch.tensor([torch.equal(o, image[0].flip(2)) for o in out])
+    kept = torch.tensor([torch.equal(o, image[0]) for o in out])
+    assert bool((mirrored | kept).all())
+    assert 150 < int(mirrored.sum()) < 250
+    plain = random_crop_flip(image, padding=0, flip=False, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(plain, image)
 
 
 def test_normalize_uses_mean_and_std() -> None:
     normalize = Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"), channels_last=True)
     x = normalize(torch.full((2, 3, 4, 4), 255, dtype=torch.uint8))
     assert torch.allclose(x, torch.full_like(x, 2.0)) and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_an_empty_class_folder_is_refused_by_name(tmp_path: Path) -> None:
+    write_image_folder(tmp_path, "train", per_class=10)
+    (tmp_path / "train" / "class9_empty").mkdir()
+    with pytest.raises(DataError, match="class9_empty") as error:
+        load_dataset(str(tmp_path), data_seed=0)
+    assert "\n" not in str(error.value)
+
+
+def test_the_data_fingerprint_follows_the_files_not_the_folder(tmp_path: Path) -> None:
+    import shutil
+
+    write_image_folder(tmp_path / "here", "train", per_class=5)
+    shutil.copytree(tmp_path / "here", tmp_path / "elsewhere" / "copy")
+    assert data_fingerprint(str(tmp_path / "here")) == data_fingerprint(str(tmp_path / "elsewhere" / "copy"))
+    write_image_folder(tmp_path / "other", "train", per_class=6)
+    assert data_fingerprint(str(tmp_path / "here")) != data_fingerprint(str(tmp_path / "other"))
+    assert data_fingerprint("synthetic") == "synthetic"

@@ -13,9 +13,10 @@ import torch.nn as nn
 
 import zoo
 from leaderboards._probes import write_probe_page
+from search.config import TrialConfig
 from search.data import load_dataset
 from search.probe import gradient_probe, lesion_probe, main
-from search.train import TrialConfig, train
+from search.train import train
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,8 @@ def test_plain_unit_that_changes_shape_is_refused_and_residual_one_reported_apar
 
 def test_lesion_probe_on_a_trained_run_and_its_page(tmp_path: Path) -> None:
     for name in ("resnet20", "plain20"):
-        train(TrialConfig(model=name, data="synthetic", budget="smoke", threads=1), tmp_path / name, log=None)
+        # few validation images: the probe evaluates every lesion on all of them
+        train(TrialConfig(model=name, data="synthetic", budget="smoke", recipe_overrides={"val_size": 64, "train_subset": 256}, threads=2), tmp_path / name, log=None)
     table = pd.concat([lesion_probe(tmp_path / name, draws=2, seed=0) for name in ("resnet20", "plain20")], ignore_index=True)
     plain = table[table["label"] == "plain-20"]
     refused = plain[plain["status"] != "ok"]
@@ -85,3 +87,17 @@ def test_bad_probe_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["lesion", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "l")]) == 2
     assert "not a finished search.train run" in capsys.readouterr().err
     assert not (tmp_path / "g").exists() and not (tmp_path / "l").exists()
+
+
+def test_gradient_probe_defaults_work_on_the_smallest_source(tmp_path: Path) -> None:
+    # 8 batches of 64 would need 512 validation images; synthetic holds 400.
+    assert main(["gradients", "--models", "resnet20,plain20", "--data", "synthetic", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "gradients.csv")
+    assert set(table["batches"]) == {8} and set(table["batch_size"]) == {400 // 8}
+
+
+def test_a_model_without_residual_units_is_refused_before_any_data_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # cifar10 is not in the test cache: loading it would try to download. The check comes first.
+    assert main(["gradients", "--models", "resnet20,cifar_vgg16_bn", "--data", "cifar10", "--out", str(tmp_path / "g")]) == 2
+    assert "cifar_vgg16_bn is not a ResNet-family model" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()

@@ -10,19 +10,23 @@ import json
 import os
 import shlex
 import subprocess
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
 import pytest
 
-from search.engine import STUDY_FILE, run_search
-from search.run import main
+import search
+from leaderboards.schema import read_table
+from search.run import main, run_search
+from search.study import STUDY_FILE
 from tests.search.conftest import ray_environment
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # real Ray instances
 FAST = ["train_subset=128", "val_size=64", "test_size=64"]
 DETERMINISTIC = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
 
@@ -45,7 +49,7 @@ def shortcuts_run(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_shortcuts_smoke_grid_runs_every_configuration_once_per_seed(shortcuts_run: Path) -> None:
-    results = pd.read_csv(shortcuts_run / "results.csv")
+    results = read_table(shortcuts_run / "results.csv")
     assert (results["status"] == "completed").all(), results[["trial_id", "status", "error"]]
     variants = results[results["model"] != "cifar_vgg16_bn"]
     grid = sorted((d, s, seed) for d in (20, 56) for s in ("A", "B", "C", "none") for seed in (0, 1))
@@ -58,15 +62,19 @@ def test_shortcuts_smoke_grid_runs_every_configuration_once_per_seed(shortcuts_r
 
 
 def test_study_holds_one_trial_per_results_row(shortcuts_run: Path) -> None:
-    results = pd.read_csv(shortcuts_run / "results.csv")
+    results = read_table(shortcuts_run / "results.csv")
     study = load_study(shortcuts_run, "shortcuts")
     assert len(study.trials) == len(results)
     assert {t.user_attrs["ray_trial_id"] for t in study.trials} == set(results["trial_id"])
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    # seeds are user attributes, so the study's parameters are the architecture choices only
+    assert all("seed" not in t.params for t in study.trials)
+    by_id = {t.user_attrs["ray_trial_id"]: t.user_attrs["seed"] for t in study.trials}
+    assert all(by_id[row["trial_id"]] == row["seed"] for _, row in results.iterrows())
 
 
 def test_every_row_replays_with_search_train(shortcuts_run: Path, tmp_path: Path) -> None:
-    row = pd.read_csv(shortcuts_run / "results.csv").iloc[0]
+    row = read_table(shortcuts_run / "results.csv").iloc[0]
     command = row["command"].replace(str(shortcuts_run / "trials" / row["trial_id"]), str(tmp_path / "replay"))
     result = subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -83,20 +91,30 @@ def test_two_trials_run_at_once(ray_session: None, tmp_path: Path, monkeypatch: 
 
 
 def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_path: Path) -> None:
-    common = dict(data="synthetic", budget="smoke", sampler="tpe", baselines=False, recipe=recipe("epochs=4"))
-    results = run_search("bottleneck", trials=9, out=str(tmp_path / "a"), **common)
-    study = load_study(tmp_path / "a", "bottleneck")
+    # A tuning space of ResNet-20s (the bottleneck space's widest nets train at a few images/s on
+    # one thread); what is tested is the sampled design: ASHA stops, PRUNED states, seeding.
+    @search.register_space("test_tpe_small", sampler="tpe")
+    def small(trial: Any) -> dict[str, Any]:
+        """ResNet-20 shortcuts and initialisations, sampled."""
+        trial.suggest_categorical("shortcut", ["A", "B", "C", "none"])
+        trial.suggest_categorical("zero_init_residual", [False, True])
+        return {"model": "resnet20"}
+
+    common = dict(data="synthetic", budget="smoke", baselines=False, recipe=recipe("epochs=4"))
+    results = run_search("test_tpe_small", trials=9, out=str(tmp_path / "a"), **common)
+    study = load_study(tmp_path / "a", "test_tpe_small")
     states = {t.user_attrs["ray_trial_id"]: t.state for t in study.trials}
     assert len(states) == len(results) == 9
+    assert all("seed" not in t.params and t.user_attrs["seed"] == 0 for t in study.trials)
     expected = {"completed": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
     for _, row in results.iterrows():
         assert states[row["trial_id"]] == expected[row["status"]]
     pruned = results[results["status"] == "pruned"]
     assert len(pruned) >= 1, "ASHA (reduction factor 3) stops trials below a rung's cut"
     assert (pruned["epochs"] < 4).all() and (results.loc[results["status"] == "completed", "epochs"] == 4).all()
-    again = run_search("bottleneck", trials=2, out=str(tmp_path / "b"), **common)
+    again = run_search("test_tpe_small", trials=2, out=str(tmp_path / "b"), **common)
     first = [t.params for t in sorted(study.trials, key=lambda t: t.number)[:2]]
-    second = [t.params for t in sorted(load_study(tmp_path / "b", "bottleneck").trials, key=lambda t: t.number)]
+    second = [t.params for t in sorted(load_study(tmp_path / "b", "test_tpe_small").trials, key=lambda t: t.number)]
     assert first == second and len(again) == 2
 
 
@@ -158,10 +176,10 @@ def test_killed_driver_resumes_with_every_trial_once(tmp_path: Path) -> None:
     args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--trials", "4", "--out", str(out), "--recipe", *FAST, "epochs=1"]
     first = run_search_cli(args, env)
     assert first.returncode == 3, first.stderr[-2000:]
-    assert 1 <= len(pd.read_csv(out / "results.csv")) < 4
+    assert 1 <= len(read_table(out / "results.csv")) < 4
     second = run_search_cli([*args, "--resume"], env)
     assert second.returncode == 0, second.stderr[-2000:]
-    results = pd.read_csv(out / "results.csv")
+    results = read_table(out / "results.csv")
     assert len(results) == 4 and results["trial_id"].is_unique and (results["status"] == "completed").all()
     assert sorted(zip(results["depth"], results["shortcut"])) == [(20, "A"), (20, "B"), (20, "C"), (20, "none")]
     study = load_study(out, "shortcuts")

@@ -14,8 +14,11 @@ import torch
 
 import zoo
 from search.augment import Normalize
+from search.config import TrialConfig
 from search.data import load_dataset
-from search.train import METRICS_COLUMNS, TrialConfig, evaluate, main, resolve_precision, train
+from search.measure import evaluate
+from search.provenance import resolve_precision
+from search.train import METRICS_COLUMNS, main, train
 from tests.search.helpers import write_image_folder
 
 REQUIRED_SUMMARY_KEYS = {
@@ -28,7 +31,7 @@ DETERMINISTIC_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "
 
 
 def smoke(model: str = "resnet20", data: str = "synthetic", **recipe: object) -> TrialConfig:
-    return TrialConfig(model=model, data=data, budget="smoke", recipe_overrides=dict(recipe), threads=1)
+    return TrialConfig(model=model, data=data, budget="smoke", recipe_overrides=dict(recipe), threads=2)
 
 
 def test_smoke_run_on_synthetic_data_learns_and_writes_everything(tmp_path: Path) -> None:
@@ -57,7 +60,7 @@ def test_image_folder_run_with_test_folder(tmp_path: Path) -> None:
 
 
 def test_saved_weights_rebuild_the_trained_model(tmp_path: Path) -> None:
-    config = smoke(epochs=2)
+    config = smoke(train_subset=128)
     summary = train(config, tmp_path, log=None)
     loaded = zoo.load(tmp_path / "model_final.safetensors").to(memory_format=torch.channels_last)
     recipe = config.recipe()
@@ -68,10 +71,10 @@ def test_saved_weights_rebuild_the_trained_model(tmp_path: Path) -> None:
 
 
 def test_finished_run_is_not_retrained(tmp_path: Path) -> None:
-    train(smoke(), tmp_path, log=None)
+    train(smoke(train_subset=128), tmp_path, log=None)
     before = (tmp_path / "summary.json").stat().st_mtime_ns
     lines: list[str] = []
-    again = train(smoke(), tmp_path, log=lines.append)
+    again = train(smoke(train_subset=128), tmp_path, log=lines.append)
     assert (tmp_path / "summary.json").stat().st_mtime_ns == before
     assert again["status"] == "completed" and "not retraining" in lines[0]
 
@@ -89,8 +92,9 @@ def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Co
     return subprocess.run([sys.executable, "-m", "search.train", *args], cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
 
 
+@pytest.mark.slow  # a subprocess killed mid-run
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
-    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "4", "--threads", "1"]
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "4", "--train-subset", "128", "--threads", "1"]
     whole = run_cli([*args, "--out", str(tmp_path / "whole")])
     assert whole.returncode == 0, whole.stderr
     killed = run_cli([*args, "--out", str(tmp_path / "killed")], env={"RESBENCH_FAULT": "exit_after_epoch:2"})
@@ -107,15 +111,29 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> N
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
-    train(smoke(), tmp_path, log=None)
+    train(smoke(train_subset=128), tmp_path, log=None)
     state = torch.load(tmp_path / "checkpoint" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "scheduler", "generator", "torch_rng"}
 
 
+def test_identity_holds_the_data_fingerprint_and_leaves_out_how_it_runs(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.search.helpers import write_image_folder
+
+    write_image_folder(tmp_path / "a", "train", per_class=5)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    here = TrialConfig(model="resnet20", data=str(tmp_path / "a"), budget="smoke", threads=1, device="cpu")
+    there = TrialConfig(model="resnet20", data=str(tmp_path / "b"), budget="smoke", threads=8, device="auto")
+    assert here.identity() == there.identity()  # planned on one machine, resumed on another
+    assert str(tmp_path) not in json.dumps(here.identity())
+    assert TrialConfig(model="resnet20", data="synthetic", budget="smoke").identity() != here.identity()
+
+
 def test_other_run_in_the_same_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    train(smoke(), tmp_path, log=None)
+    train(smoke(train_subset=128), tmp_path, log=None)
     (tmp_path / "summary.json").unlink()  # an interrupted run of one config...
-    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--lr", "0.2", "--out", str(tmp_path)]
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--train-subset", "128", "--lr", "0.2", "--out", str(tmp_path)]
     assert main(args) == 2  # ...is not continued by another
     assert "holds a different run" in capsys.readouterr().err
 

@@ -13,9 +13,14 @@ import zoo
 # (a missing stage or block changes counts by far more) without failing on rounding.
 PRINTED_TOLERANCE = 0.02
 CIFAR_MODELS = [name for name in zoo.list_models() if zoo.model_card(name).family == "cifar"]
+DEEPEST = ("resnet1202", "preresnet1001")  # seconds each, even on the meta device: slow-marked
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+def models(names: list[str]) -> list[object]:
+    return [pytest.param(name, marks=pytest.mark.slow) if name in DEEPEST else name for name in names]
+
+
+@pytest.mark.parametrize("name", models(zoo.list_models()))
 def test_card_matches_the_network_it_builds(name: str) -> None:
     card = zoo.model_card(name)
     built = zoo.describe(name)
@@ -32,7 +37,7 @@ def test_card_matches_the_network_it_builds(name: str) -> None:
         assert measured.macs == pytest.approx(card.published.macs, rel=PRINTED_TOLERANCE)
 
 
-@pytest.mark.parametrize("name", CIFAR_MODELS)
+@pytest.mark.parametrize("name", models(CIFAR_MODELS))
 def test_every_cifar_model_trains_one_step(name: str) -> None:
     torch.manual_seed(0)
     model = zoo.create_model(name, num_classes=3)

@@ -1,0 +1,88 @@
+"""A run's resumable state: one file, written atomically after every epoch, holding the weights,
+the optimizer, the schedule, the random streams and the metrics so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+import zoo
+
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_path(out: Path) -> Path:
+    return out / "checkpoint" / "checkpoint.pt"
+
+
+def load_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only`` (tensors and plain values; nothing runs)."""
+    try:
+        return torch.load(path, weights_only=True, map_location=device)
+    except Exception as error:  # truncated, garbage or foreign files raise many kinds
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        raise ValueError(f"checkpoint {path} is unreadable ({reason}); delete it to train this run from the start") from None
+
+
+def check_resumable(path: Path, identity: dict[str, Any]) -> None:
+    """Refuse to resume a checkpoint of a different run (other model, data, recipe or seed)."""
+    if path.exists() and load_state(path).get("config") != identity:
+        raise ValueError(f"{path.parent.parent} holds a different run (checkpoint config differs); choose another --out")
+
+
+@dataclass
+class Progress:
+    """What a run has done so far, carried across resumes."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0
+    best_val_accuracy: float = -1.0
+    wall_seconds: float = 0.0
+    train_seconds: float = 0.0
+    images_seen: int = 0
+
+
+@dataclass
+class TrainingState:
+    """The objects a checkpoint restores into."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator
+
+    def save(self, path: Path, identity: dict[str, Any], progress: Progress) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "config": identity,
+            "epoch": progress.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "metrics": progress.rows,
+            "best_val_accuracy": progress.best_val_accuracy,
+            "wall_seconds": progress.wall_seconds,
+            "train_seconds": progress.train_seconds,
+            "images_seen": progress.images_seen,
+        }
+        # a kill mid-write leaves the previous epoch's checkpoint intact
+        zoo.write_atomically(path, lambda temporary: torch.save(state, temporary))
+
+    def restore(self, path: Path, device: torch.device) -> Progress:
+        state = load_state(path, device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        return Progress(
+            rows=list(state["metrics"]), epoch=state["epoch"], best_val_accuracy=state["best_val_accuracy"],
+            wall_seconds=state["wall_seconds"], train_seconds=state["train_seconds"], images_seen=state["images_seen"],
+        )

@@ -1,0 +1,132 @@
+"""Where trials run: a local Ray instance on loopback, or a cluster joined with ``--address``;
+how many trials fit at once; and whether every node sees the experiment directory.
+
+Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when ``ray`` is first imported: a local
+instance started by a process that imported Ray without it binds the machine's network address.
+So nothing in ``search`` imports Ray at module level before ``connect`` has decided, and a
+process that imported Ray earlier without the setting is refused rather than exposed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from search.plugins import Plugin
+from search.settings import SearchSettings
+
+LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's node address is 127.0.0.1
+
+
+def keep_local_ray_on_loopback() -> None:
+    """Make the local instance this process is about to start listen on 127.0.0.1 only."""
+    os.environ[LOOPBACK_VARIABLE] = "0"  # read by `import ray` here and by every process Ray spawns
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if "ray" in sys.modules:
+        from ray._private import ray_constants
+
+        if ray_constants.ENABLE_RAY_CLUSTER:
+            raise ValueError(
+                f"ray was imported before ResBench could keep its local instance on 127.0.0.1: set {LOOPBACK_VARIABLE}=0 "
+                "before importing ray (or anything that imports it), or join a cluster with --address"
+            )
+
+
+def connect(address: str | None, plugins: list[Plugin]) -> bool:
+    """Join ``address`` (or RAY_ADDRESS), else start a local instance on loopback only.
+
+    Returns whether this call started Ray (and so should shut it down).
+    """
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address and not _ray_running():
+        keep_local_ray_on_loopback()
+    import ray
+
+    if ray.is_initialized():
+        return False
+    runtime_env = {"py_modules": [plugin.path for plugin in plugins]} if plugins else None
+    if address:
+        check_reachable(address)
+        try:
+            ray.init(address=address, log_to_driver=False, include_dashboard=False, runtime_env=runtime_env)
+        except Exception as error:  # ConnectionError, TimeoutError, ValueError from ray.init
+            raise ValueError(f"cannot reach a Ray cluster at --address {address}: {str(error).splitlines()[0][:160]}") from None
+        return True
+    ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024, runtime_env=runtime_env)
+    return True
+
+
+def _ray_running() -> bool:
+    """A Ray session this process already holds (a test fixture, a notebook) is used as it is."""
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def disconnect() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """ray.init retries an unreachable GCS for minutes; a plain TCP connect answers in seconds."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ValueError(f"cannot reach a Ray cluster at --address {address}: {error.strerror or error}") from None
+
+
+def trial_resources(settings: SearchSettings) -> tuple[float, float, int]:
+    """(cpus per trial, gpus per trial, trials at once) for the cluster Ray sees."""
+    import ray
+
+    cluster = ray.cluster_resources()
+    cpus, gpus = float(cluster.get("CPU", 1)), float(cluster.get("GPU", 0))
+    gpus_per_trial = settings.gpus_per_trial if settings.gpus_per_trial is not None else (1.0 if gpus >= 1 else 0.0)
+    if gpus_per_trial > gpus:
+        raise ValueError(f"--gpus-per-trial {gpus_per_trial} but the cluster has {gpus:g} GPU(s)")
+    cpus_per_trial = settings.cpus_per_trial or 1.0
+    if cpus_per_trial > cpus:
+        raise ValueError(f"--cpus-per-trial {cpus_per_trial:g} but the cluster has {cpus:g} CPU(s)")
+    at_once = int(cpus // cpus_per_trial)
+    if gpus_per_trial > 0:
+        at_once = min(at_once, int(round(gpus / gpus_per_trial, 6)))
+    return cpus_per_trial, gpus_per_trial, max(1, at_once)
+
+
+def _read_probe(path: str, token: str) -> bool:
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
+
+
+def check_shared_storage(out: Path) -> None:
+    """Every node must see the experiment directory (trial outputs and checkpoints live there)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes: list[dict[str, Any]] = [node for node in ray.nodes() if node["Alive"]]
+    if len(nodes) < 2:
+        return
+    read_probe = ray.remote(num_cpus=0)(_read_probe)
+    probe = out / ".storage-probe"
+    token = f"{os.getpid()}-{time.time()}"
+    probe.write_text(token)
+    try:
+        for node in nodes:
+            strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
+            if not ray.get(read_probe.options(scheduling_strategy=strategy).remote(str(probe), token)):
+                raise ValueError(
+                    f"the experiment directory {out} is not visible from node {node['NodeID'][:12]} "
+                    f"({node['NodeManagerAddress']}): a multi-node search needs storage every node shares (e.g. NFS)"
+                )
+    finally:
+        probe.unlink(missing_ok=True)

@@ -1,0 +1,147 @@
+"""What defines a run, and the one way overrides get in.
+
+A configuration is one flat dict: ``model``, any ``zoo.create_model`` override and any recipe
+field. ``split_config`` separates it once, where a trial starts; ``TrialConfig`` is the result,
+with the data and seeds. Overrides typed on a command line (``--key value`` on ``search.train``,
+``key=value`` in ``search.run --recipe``) go through ``typed_overrides``, which checks every key
+against the model's options and the recipe's fields.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zoo
+from search.data import data_fingerprint
+from search.recipes import Recipe, parse_value, recipe_fields, resolve_recipe
+
+# Keys a configuration may hold besides zoo overrides and recipe fields.
+RESERVED_KEYS = ("model", "seed")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything that defines a run; two runs with equal identities compute the same thing.
+
+    ``threads`` and ``device`` are how it runs, not what it computes: they stay out of the
+    identity, so a run planned or started on one machine resumes on another.
+    """
+
+    model: str
+    data: str
+    budget: str = "quick"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    data_seed: int = 0
+    threads: int | None = None  # None: leave torch's setting alone
+    device: str = "auto"
+
+    def recipe(self) -> Recipe:
+        return resolve_recipe(self.budget, self.recipe_overrides)
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a checkpoint to be resumed by this config (and what pairs seeds)."""
+        return json.loads(json.dumps({
+            "model": self.model,
+            "model_overrides": self.model_overrides,
+            "data": data_fingerprint(self.data),
+            "recipe": self.recipe().to_dict(),
+            "seed": self.seed,
+            "data_seed": self.data_seed,
+        }, sort_keys=True))
+
+    def command(self, out: str | Path) -> str:
+        """The ``search.train`` command that replays this run."""
+        words = ["python", "-m", "search.train", "--model", self.model]
+        for key, value in {**self.model_overrides, **self.recipe_overrides}.items():
+            text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            words += [f"--{key.replace('_', '-')}", text]
+        words += ["--data", self.data, "--budget", self.budget, "--seed", str(self.seed), "--data-seed", str(self.data_seed)]
+        if self.threads:
+            words += ["--threads", str(self.threads)]
+        words += ["--device", self.device, "--out", str(out)]
+        return shlex.join(words)
+
+
+def split_config(config: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A flat configuration -> (model, zoo overrides, recipe overrides); ``seed`` is separate and
+    ``None`` values (keys a branch of the space did not use) are dropped."""
+    fields = set(recipe_fields())
+    model_overrides = {k: v for k, v in config.items() if k not in fields and k not in RESERVED_KEYS and v is not None}
+    recipe_overrides = {k: v for k, v in config.items() if k in fields}
+    return config["model"], model_overrides, recipe_overrides
+
+
+# ---------------------------------------------------------------------------------------------
+# Overrides typed by people
+
+
+def parse_words(words: list[str]) -> dict[str, str]:
+    """``--key value`` / ``--key=value`` words -> {key: text}; dashes in keys become underscores."""
+    pairs: dict[str, str] = {}
+    words = list(words)
+    while words:
+        word = words.pop(0)
+        if not word.startswith("--") or len(word) < 3:
+            raise ValueError(f"unexpected argument {word!r}; options look like --name value")
+        key, has_value, value = word[2:].partition("=")
+        if not has_value:
+            if not words:
+                raise ValueError(f"option {word} needs a value")
+            value = words.pop(0)
+        pairs[key.replace("-", "_")] = value
+    return pairs
+
+
+def parse_assignments(items: list[str], option: str) -> dict[str, str]:
+    """``key=value`` items -> {key: text}, as ``parse_words`` does for ``--key value``."""
+    pairs = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"{option} expects KEY=VALUE, got {item!r}")
+        pairs[key.replace("-", "_")] = value
+    return pairs
+
+
+def parse_option_value(text: str) -> Any:
+    """Model overrides from text: numbers, booleans, comma lists, else the string."""
+    if "," in text:
+        return [parse_option_value(part) for part in text.split(",") if part]
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def typed_overrides(model: str | None, pairs: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """{key: text} -> (model overrides, recipe overrides), typed; an unknown key is an error that
+    names the valid ones. Without a model, only recipe fields are valid."""
+    # Which block options are valid depends on the block(s) chosen on the same command line.
+    block = {"block": parse_option_value(pairs["block"])} if "block" in pairs else None
+    model_options = zoo.model_options(model, block) if model is not None else []
+    fields = recipe_fields()
+    model_overrides: dict[str, Any] = {}
+    recipe_overrides: dict[str, Any] = {}
+    for key, value in pairs.items():
+        if key in fields:
+            recipe_overrides[key] = parse_value(key, value)
+        elif key in model_options:
+            model_overrides[key] = parse_option_value(value)
+        elif model is None:
+            raise ValueError(f"unknown recipe field {key!r}; valid: {', '.join(fields)}")
+        else:
+            raise ValueError(
+                f"unknown option --{key.replace('_', '-')}; model options: {', '.join(model_options)}; "
+                f"recipe fields: {', '.join(fields)}"
+            )
+    return model_overrides, recipe_overrides

@@ -1,0 +1,199 @@
+"""Where trials are launched: a Ray Tune ``Tuner`` driven by Optuna, with ASHA early stopping for
+sampled designs, and a progress callback that rewrites ``results.csv`` as each trial ends.
+
+Imports Ray: ``search.run`` imports this module only after ``search.cluster.connect``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from search.data import describe_source
+from search.plan import Plan
+from search.plugins import Plugin
+from search.recipes import resolve_recipe
+from search.results import read_results, result_row, results_frame, write_results
+from search.settings import SearchSettings
+from search.study import SpaceSampler, make_sampler, open_study, requeue_abandoned, study_storage
+from search.testing import injected_faults
+from search.trial import TrialContext, forwarded_environment, run_trial
+
+
+class PruningAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna the truth: a trial stopped early by ASHA (or rejected by the
+    MACs ceiling) is PRUNED, a diverged one FAIL; Ray alone would report both as COMPLETE.
+
+    Reads OptunaSearch's private ``_ot_trials``, ``_ot_study`` and ``_completed_trials`` (ray is
+    capped below its next major version; tests/search/test_study.py checks they exist)."""
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        config = super().suggest(trial_id)
+        if trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        value = result.get("val_accuracy")
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            return
+        try:
+            super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # A trial that finished after Ray's last state save is rerun on --resume (it returns
+            # at once from its summary); Optuna already holds its outcome.
+            pass
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        status = (result or {}).get("status")
+        if trial_id in self._ot_trials and trial_id not in self._completed_trials and status in ("pruned", "running", "diverged"):
+            state = optuna.trial.TrialState.FAIL if status == "diverged" else optuna.trial.TrialState.PRUNED
+            try:
+                self._ot_study.tell(self._ot_trials[trial_id], state=state)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # told before a driver restart
+            self._completed_trials.add(trial_id)
+            return
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def error_message(error_file: str | None) -> str:
+    """The last line of a trial's traceback (the exception itself), from Ray's error file."""
+    try:
+        lines = [line for line in Path(error_file or "").read_text().splitlines() if line.strip()]
+    except OSError:
+        return "the trial raised an error"
+    return lines[-1].strip() if lines else "the trial raised an error"
+
+
+class Progress(tune.Callback):
+    """One short line per trial event, and results.csv rewritten as each trial ends.
+
+    ``Tuner.restore`` brings back the callbacks pickled with the first run, so all state is
+    (re)loaded in ``setup``, which Ray calls at the start of every ``fit``.
+    """
+
+    def __init__(self, out: Path, space: str, total: int) -> None:
+        self.out, self.space, self.total = out, space, total
+
+    def setup(self, **info: Any) -> None:
+        self.started = time.time()
+        self.finished: dict[str, dict[str, Any]] = {row["trial_id"]: row for row in read_results(self.out)}
+        self.resumed = bool(self.finished)  # rows from an earlier driver of this experiment
+        self.running: set[str] = set()
+
+    def _line(self, text: str) -> None:
+        counts = pd.Series([row["status"] for row in self.finished.values()]).value_counts().to_dict()
+        done = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
+        best = max((r for r in self.finished.values() if r["status"] == "completed"), key=lambda r: r["val_accuracy"] or 0, default=None)
+        best_text = f"best val {best['val_accuracy']:.4f} ({best['trial_id']})" if best else "best -"
+        print(f"[{time.time() - self.started:7.0f}s] {len(self.finished)}/{self.total} done ({done}), {len(self.running)} running, {best_text} | {text}", flush=True)
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.running.add(trial.trial_id)
+
+    def _finish(self, trial: Any, error: str | None) -> None:
+        self.running.discard(trial.trial_id)
+        row = result_row(self.space, trial.trial_id, trial.config, trial.last_result or {}, error)
+        self.finished[trial.trial_id] = row
+        write_results(self.out, list(self.finished.values()))
+        label = " ".join(f"{k}={v}" for k, v in trial.config.items() if k != "seed")
+        accuracy = f" val {row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else ""
+        self._line(f"{trial.trial_id} {row['status']}{accuracy}: {label} seed={trial.config.get('seed')}")
+        injected_faults().after_trials(len(self.finished), self.resumed)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._finish(trial, None)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._finish(trial, error_message(getattr(trial, "error_file", None)))
+
+
+def trial_dirname(trial: Any) -> str:
+    return str(trial.trial_id)
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus_per_trial: float
+    gpus_per_trial: float
+    at_once: int
+
+    @property
+    def threads(self) -> int:
+        return max(1, int(self.cpus_per_trial))
+
+
+def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, resources: Resources, resuming: bool) -> pd.DataFrame:
+    """Run (or continue) the trials in Ray Tune; return every trial's row."""
+    context = TrialContext(
+        # Trials run with their working directory changed: a data folder travels as an absolute path.
+        experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, recipe=dict(settings.recipe),
+        plugins=plugins, threads=resources.threads, device="cuda" if resources.gpus_per_trial > 0 else "cpu",
+        max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
+    )
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
+    run_config = tune.RunConfig(
+        name="ray",
+        storage_path=str(out),
+        verbose=0,
+        callbacks=[Progress(out, settings.space, plan.total)],
+        failure_config=tune.FailureConfig(max_failures=2),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+    )
+    ray_dir = out / "ray"
+    restorable = resuming and tune.Tuner.can_restore(str(ray_dir))
+    study = open_study(out, settings.space, settings.objective, settings.budget)
+    if resuming:
+        known = {trial.trial_id for trial in tune.ExperimentAnalysis(str(ray_dir)).trials} if restorable else set()
+        requeue_abandoned(study, known)
+    if restorable:
+        tuner = tune.Tuner.restore(str(ray_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        pareto = settings.objective == "pareto"
+        searcher = PruningAwareOptunaSearch(
+            space=SpaceSampler(settings.space),
+            metric=["val_accuracy", "macs"] if pareto else "val_accuracy",
+            mode=["max", "min"] if pareto else "max",
+            sampler=make_sampler(plan.sampler, settings.objective),
+            study_name=study.study_name,
+            storage=study_storage(out),
+        )
+        epochs = resolve_recipe(settings.budget, settings.recipe).epochs
+        early_stopping = plan.sampler != "grid" and not pareto
+        # max_t one past the last epoch: ASHA stops any trial that reaches max_t, which would cut
+        # a finished trial off before its final report (test accuracy, summary) arrives.
+        scheduler = ASHAScheduler(time_attr="epoch", metric="val_accuracy", mode="max", max_t=epochs + 1, grace_period=max(1, epochs // 4), reduction_factor=3) if early_stopping else None
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=plan.total,
+                max_concurrent_trials=resources.at_once,
+                time_budget_s=settings.time_budget,
+                trial_dirname_creator=trial_dirname,
+            ),
+            run_config=run_config,
+        )
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our Progress lines only
+    # Short smoke trials checkpoint every few seconds; Ray's "snapshotting too often" advice is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    grid = tuner.fit()
+    rows = {row["trial_id"]: row for row in read_results(out)}  # every driver's finished trials
+    for result in grid:  # any trial the callback did not see end (e.g. restored as already done)
+        trial_id = result.metrics.get("trial_id")
+        if trial_id and trial_id not in rows:
+            rows[trial_id] = result_row(settings.space, trial_id, result.config, result.metrics, str(result.error) if result.error else None)
+    write_results(out, list(rows.values()))
+    return results_frame(list(rows.values()))

@@ -1,0 +1,87 @@
+"""Measurements of a model on its device: accuracy, inference throughput, peak memory, and the
+training rate the search plan's estimate is priced with."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import zoo
+from search.augment import Normalize
+from search.data import Split
+from search.provenance import autocast
+
+INFERENCE_BATCH = 256
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, normalize: Normalize, batch_size: int, device: torch.device, precision: str) -> float:
+    """Top-1 accuracy as a fraction, in eval mode, without augmentation."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(split), batch_size):
+        images = split.images[start : start + batch_size].to(device, non_blocking=True)
+        with autocast(device, precision):
+            logits = model(normalize(images))
+        correct += int((logits.argmax(1) == split.labels[start : start + batch_size].to(device)).sum())
+    model.train(was_training)
+    return correct / max(1, len(split))
+
+
+@torch.no_grad()
+def inference_throughput(model: nn.Module, normalize: Normalize, image_size: int, device: torch.device, precision: str, min_seconds: float = 0.5) -> float:
+    """Eval-mode images/s at batch 256 on the trial's device (random pixels: speed only)."""
+    model.eval()
+    images = torch.randint(0, 256, (INFERENCE_BATCH, 3, image_size, image_size), dtype=torch.uint8, device=device)
+    with autocast(device, precision):
+        model(normalize(images))  # warm-up: allocator, kernels selection
+        synchronize(device)
+        start, batches = time.perf_counter(), 0
+        # At least half a second of batches: a smoke trial of a big net pays for one, not three.
+        while batches < 1 or time.perf_counter() - start < min_seconds:
+            model(normalize(images))
+            batches += 1
+        synchronize(device)
+    return batches * INFERENCE_BATCH / (time.perf_counter() - start)
+
+
+def calibrate_macs_per_second(device: torch.device, precision: str, threads: int, steps: int = 4) -> float:
+    """Training throughput of a ResNet-20 here, in MACs/s (forward MACs x images / second), for
+    the search plan's wall-time estimate."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = zoo.create_model("resnet20").to(device=device, memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        images = torch.randn(128, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+        labels = torch.randint(0, 10, (128,), device=device)
+        start = 0.0
+        for step in range(steps + 1):
+            if step == 1:  # the first step pays for kernel selection
+                synchronize(device)
+                start = time.perf_counter()
+            with autocast(device, precision):
+                loss = F.cross_entropy(model(images).float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        synchronize(device)
+        return zoo.complexity("resnet20").macs * 128 * steps / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB

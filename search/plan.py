@@ -1,0 +1,121 @@
+"""Where a search is planned: its design (grid or sampled, and why), the trials a grid enqueues
+(configurations x seeds, under the MACs ceiling, plus the baseline), and an estimate of the wall
+time. Nothing here trains or starts Ray."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+import zoo
+from search import spaces
+from search.config import split_config
+from search.measure import calibrate_macs_per_second
+from search.provenance import resolve_precision
+from search.recipes import resolve_recipe
+from search.settings import SearchSettings
+
+GRID_LIMIT = 64  # an undeclared space with more configurations than this is sampled, not gridded
+DEFAULT_SAMPLED_TRIALS = 10
+# The VGG trained beside every space on the same data and recipe (unless --no-baselines).
+BASELINE = "cifar_vgg16_bn"
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """A trial to enqueue: the space's parameters, and the seed (and baseline model) as Optuna
+    user attributes, so the study's parameters are the architecture choices only."""
+
+    params: dict[str, Any]
+    seed: int
+    baseline: str | None = None
+
+    def user_attrs(self) -> dict[str, Any]:
+        return {"seed": self.seed, **({"baseline": self.baseline} if self.baseline else {})}
+
+
+@dataclass
+class Plan:
+    sampler: str
+    why: str  # the reason for the design, printed in the plan line
+    trials: list[PlannedTrial] = field(default_factory=list)  # enqueued ones, grid and baselines
+    total: int = 0  # all trials, enqueued and sampled
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_sampler(settings: SearchSettings) -> tuple[str, str]:
+    """(sampler, why): asked for, declared by the space, or grid up to GRID_LIMIT configurations."""
+    if settings.sampler:
+        return settings.sampler, "as asked"
+    declared = spaces.declared_sampler(settings.space)
+    if declared:
+        return declared, f"declared by the space {settings.space!r}"
+    try:
+        count = len(spaces.grid_points(spaces.get_space(settings.space)))
+    except spaces.GridError:
+        return "tpe", "the space has continuous choices"
+    if count <= GRID_LIMIT:
+        return "grid", f"{count} configurations (a grid up to {GRID_LIMIT})"
+    return "tpe", f"{count} configurations (more than {GRID_LIMIT}: sampled)"
+
+
+def make_plan(settings: SearchSettings) -> Plan:
+    """The trials of a search; bad combinations raise ValueError before anything starts."""
+    sampler, why = choose_sampler(settings)
+    plan = Plan(sampler, why)
+    function = spaces.get_space(settings.space)
+    if sampler == "grid":
+        configs = spaces.enumerate_space(function)  # GridError (a ValueError) for continuous spaces
+        if settings.max_gmacs is not None:
+            kept = [c for c in configs if gmacs_of(spaces.strip_internal(c)) <= settings.max_gmacs]
+            if len(kept) < len(configs):
+                plan.notes.append(f"--max-gmacs {settings.max_gmacs}: {len(configs) - len(kept)} of {len(configs)} configurations over the ceiling, not trained")
+            configs = kept
+        plan.trials = [PlannedTrial(config["__params__"], seed) for config in configs for seed in range(settings.seeds)]
+        if settings.trials is not None and settings.trials < len(plan.trials):
+            plan.notes.append(f"--trials {settings.trials} caps the grid of {len(plan.trials)} trials (grid order: the first ones run)")
+            plan.trials = plan.trials[: settings.trials]
+    elif settings.seeds != 1:
+        raise ValueError(f"--seeds {settings.seeds} applies to grid designs; --sampler {sampler} trains each sampled configuration once")
+    if settings.baselines and settings.space != "vgg":
+        plan.trials += [PlannedTrial({}, seed, BASELINE) for seed in range(settings.seeds)]
+        plan.notes.append(f"baseline: {BASELINE} x {settings.seeds} seed(s), same data and recipe (--no-baselines to skip)")
+    sampled = 0 if sampler == "grid" else settings.trials or DEFAULT_SAMPLED_TRIALS
+    plan.total = len(plan.trials) + sampled
+    return plan
+
+
+def gmacs_of(config: dict[str, Any]) -> float:
+    model, overrides, _ = split_config(config)
+    return zoo.complexity(model, **overrides).gmacs
+
+
+def planned_macs(settings: SearchSettings, trial: PlannedTrial) -> float:
+    if trial.baseline:
+        return float(zoo.complexity(trial.baseline).macs)
+    for config in spaces.enumerate_space(spaces.get_space(settings.space)):
+        if config["__params__"] == trial.params:
+            return gmacs_of(spaces.strip_internal(config)) * 1e9
+    return float(zoo.complexity("resnet20").macs)
+
+
+def estimate_minutes(settings: SearchSettings, plan: Plan, at_once: int, threads: int, gpus_per_trial: float) -> str:
+    """Wall-time estimate from each planned trial's MACs, the epochs and a throughput measured here, now."""
+    if gpus_per_trial > 0 and not torch.cuda.is_available():
+        return "unknown (trials run on GPUs this driver cannot measure)"
+    recipe = resolve_recipe(settings.budget, settings.recipe)
+    device = torch.device("cuda" if gpus_per_trial > 0 else "cpu")
+    rate = calibrate_macs_per_second(device, resolve_precision(recipe.precision, device), threads)
+    macs = [planned_macs(settings, trial) for trial in plan.trials]
+    sampled = plan.total - len(plan.trials)  # tpe/random trials are not known yet: priced as the space's first configuration
+    if sampled:
+        try:
+            first = gmacs_of(spaces.all_configs(spaces.get_space(settings.space))[0]) * 1e9
+        except spaces.GridError:  # continuous choices: priced as a ResNet-20
+            first = float(zoo.complexity("resnet20").macs)
+        macs += [first] * sampled
+    images = recipe.epochs * (recipe.train_subset or 40000)
+    seconds = sum(m * images / rate * 1.1 + 5 for m in macs) / at_once
+    return f"~{seconds / 60:.0f} min ({rate / 1e9:.1f} training GMACs/s per trial measured here, {images:,} training images per trial)"

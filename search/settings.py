@@ -1,0 +1,97 @@
+"""A search's settings: checked as a whole, before Ray starts or any file is written."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search import spaces
+from search.plugins import Plugin, import_plugins
+from search.recipes import resolve_recipe
+
+OBJECTIVES = ("accuracy", "pareto")
+SETTINGS_FILE = "search.json"
+# What must match for a later command to continue an experiment rather than start another.
+EXPERIMENT_KEYS = ("space", "data", "budget", "recipe", "sampler", "seeds", "objective", "baselines")
+
+
+@dataclass
+class SearchSettings:
+    """Everything ``run_search`` needs."""
+
+    space: str
+    data: str = "cifar10"
+    budget: str = "quick"
+    recipe: dict[str, Any] = field(default_factory=dict)
+    sampler: str | None = None  # None: what the space declares, else grid up to 64 configurations
+    trials: int | None = None  # tpe/random: configurations; grid: a cap on grid trials
+    seeds: int = 1
+    objective: str = "accuracy"
+    max_gmacs: float | None = None
+    time_budget: float | None = None
+    address: str | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    plugins: list[str] = field(default_factory=list)
+    baselines: bool = True
+    out: str = "experiments/search"
+    resume: bool = False
+    data_seed: int = 0
+
+    def command(self) -> str:
+        """The ``search.run`` command line that reproduces the search."""
+        words = ["python", "-m", "search.run", "--space", self.space, "--data", self.data, "--budget", self.budget]
+        if self.recipe:
+            words += ["--recipe", *(f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in sorted(self.recipe.items()))]
+        words += ["--sampler", str(self.sampler), "--seeds", str(self.seeds)]
+        for name in ("trials", "max_gmacs", "time_budget", "cpus_per_trial", "gpus_per_trial"):
+            if getattr(self, name) is not None:
+                words += [f"--{name.replace('_', '-')}", str(getattr(self, name))]
+        if self.objective != "accuracy":
+            words += ["--objective", self.objective]
+        if self.plugins:
+            words += ["--plugins", ",".join(self.plugins)]
+        if not self.baselines:
+            words.append("--no-baselines")
+        words += ["--out", self.out]
+        return shlex.join(words)
+
+
+def validate(settings: SearchSettings) -> list[Plugin]:
+    """Bad input raises ValueError with one line, before Ray starts or any file is written."""
+    plugins = import_plugins(settings.plugins)
+    spaces.get_space(settings.space)
+    if settings.sampler is not None and settings.sampler not in spaces.SAMPLERS:
+        raise ValueError(f"unknown sampler {settings.sampler!r}; valid: {', '.join(spaces.SAMPLERS)}")
+    if settings.objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {settings.objective!r}; valid: {', '.join(OBJECTIVES)}")
+    resolve_recipe(settings.budget, settings.recipe)
+    for name in ("trials", "seeds", "max_gmacs", "time_budget", "cpus_per_trial"):
+        value = getattr(settings, name)
+        if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
+    if settings.gpus_per_trial is not None and not (0 <= settings.gpus_per_trial and math.isfinite(settings.gpus_per_trial)):
+        raise ValueError(f"--gpus-per-trial must be 0 or more, got {settings.gpus_per_trial!r}")
+    out = Path(settings.out)
+    if settings.resume and not (out / SETTINGS_FILE).exists():
+        raise ValueError(f"--resume: no experiment in {out} (it has no {SETTINGS_FILE})")
+    return plugins
+
+
+def continue_experiment(settings: SearchSettings, out: Path) -> bool:
+    """Whether ``out`` holds this search already; refuse one that holds another. A resumed search
+    keeps the sampler it started with."""
+    path = out / SETTINGS_FILE
+    if not path.exists():
+        return False
+    stored = json.loads(path.read_text())
+    mine = asdict(settings)
+    for key in EXPERIMENT_KEYS:
+        if stored.get(key) != mine.get(key) and not (key == "sampler" and settings.sampler is None):
+            raise ValueError(f"{out} holds a search with {key}={stored.get(key)!r}, not {mine.get(key)!r}; use another --out")
+    settings.sampler = stored["sampler"]
+    return True

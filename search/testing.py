@@ -1,0 +1,72 @@
+"""Deterministic faults for the tests of resume, retry and divergence handling.
+
+Product code reaches them through one seam, ``injected_faults()``, which returns a ``Faults``
+that does nothing unless the test environment asked for a fault:
+
+``RESBENCH_FAULT`` holds comma-separated ``name:value`` items:
+- ``exit_after_epoch:K``: the process exits (status 3) right after checkpointing epoch K, on a
+  run that started from scratch only, so the rerun or Ray's retry resumes and finishes;
+- ``nan_at_step:K``: the loss of global step K becomes NaN;
+- ``exit_driver_after_trials:K``: the search driver exits (status 3) once K trials have finished,
+  unless it is resuming.
+``RESBENCH_BARRIER=DIR:N`` makes each search trial wait, before training, until N trials have
+arrived at DIR: a deterministic proof that N trials run at once. Both are unset in normal use.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+FAULT_VARIABLE = "RESBENCH_FAULT"
+BARRIER_VARIABLE = "RESBENCH_BARRIER"
+KNOWN = ("exit_after_epoch", "nan_at_step", "exit_driver_after_trials")
+EXIT_STATUS = 3
+
+
+@dataclass(frozen=True)
+class Faults:
+    exit_after_epoch: int | None = None
+    nan_at_step: int | None = None
+    exit_driver_after_trials: int | None = None
+    barrier: str | None = None
+
+    def corrupt_loss(self, loss: torch.Tensor, step: int) -> torch.Tensor:
+        return loss * float("nan") if step == self.nan_at_step else loss
+
+    def after_checkpoint(self, epoch: int, resumed: bool) -> None:
+        if epoch == self.exit_after_epoch and not resumed:
+            os._exit(EXIT_STATUS)
+
+    def after_trials(self, finished: int, resumed: bool) -> None:
+        if self.exit_driver_after_trials is not None and not resumed and finished >= self.exit_driver_after_trials:
+            os._exit(EXIT_STATUS)
+
+    def wait_at_barrier(self, name: str, note: str = "", timeout: float = 120.0) -> None:
+        """Arrive at the barrier folder (leaving ``note`` in a file named ``name``) and wait for
+        the others."""
+        if not self.barrier:
+            return
+        folder, _, count = self.barrier.rpartition(":")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / name).write_text(note)
+        deadline = time.monotonic() + timeout
+        while len(list(Path(folder).iterdir())) < int(count):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"barrier {folder}: fewer than {count} trials arrived in {timeout:.0f} s")
+            time.sleep(0.05)
+
+
+def injected_faults() -> Faults:
+    """The seam: the faults the environment asks for (none in normal use)."""
+    values: dict[str, int] = {}
+    for item in filter(None, os.environ.get(FAULT_VARIABLE, "").split(",")):
+        key, _, value = item.partition(":")
+        if key not in KNOWN:
+            raise ValueError(f"unknown {FAULT_VARIABLE} item {key!r}; valid: {', '.join(KNOWN)}")
+        values[key] = int(value)
+    return Faults(**values, barrier=os.environ.get(BARRIER_VARIABLE) or None)

@@ -1,0 +1,103 @@
+"""One Ray Tune trial: train (or resume) a configuration, reporting every epoch to Ray.
+
+Runs inside a Ray worker. The configuration is split into model and recipe here, once; the final
+report carries what the trial built (its architecture, params, MACs), so the results table never
+has to work it out again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from search.config import TrialConfig, split_config
+from search.plan import gmacs_of
+from search.plugins import Plugin, load_plugins
+from search.testing import injected_faults
+from search.train import train
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one search shares (sent once through Ray's object store)."""
+
+    experiment: str
+    space: str
+    data: str
+    budget: str
+    recipe: dict[str, Any]
+    plugins: list[Plugin]
+    threads: int
+    device: str
+    max_gmacs: float | None
+    data_seed: int
+    environment: dict[str, str]  # the driver's RESBENCH_* settings (data cache, test switches)
+
+
+def forwarded_environment() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key.startswith("RESBENCH_")}
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """One Ray trial: train (or resume) a configuration, reporting every epoch with its checkpoint."""
+    # Worker processes outlive searches: drop settings of earlier drivers, take this one's.
+    for key in [k for k in os.environ if k.startswith("RESBENCH_")]:
+        del os.environ[key]
+    os.environ.update(context.environment)
+    load_plugins(context.plugins)  # blocks registered by plugins exist only where imported
+    trial_id = tune.get_context().get_trial_id()
+    where = {"trial_id": trial_id, "node": ray.get_runtime_context().get_node_id(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
+    injected_faults().wait_at_barrier(trial_id, json.dumps(where))
+    model, model_overrides, recipe_overrides = split_config(config)
+    out = Path(context.experiment) / "trials" / trial_id
+    trial = TrialConfig(
+        model=model,
+        data=context.data,
+        budget=context.budget,
+        model_overrides=model_overrides,
+        recipe_overrides={**context.recipe, **recipe_overrides},
+        seed=int(config.get("seed", 0)),
+        data_seed=context.data_seed,
+        threads=context.threads,
+        device=context.device,
+    )
+    epochs = trial.recipe().epochs
+    where["command"] = trial.command(out)
+    if context.max_gmacs is not None:
+        gmacs = gmacs_of(config)
+        if gmacs > context.max_gmacs:
+            # Every result must carry the metric Ray and ASHA watch: NaN, which no one ranks.
+            tune.report({**where, "status": "pruned", "epoch": 0, "epochs_planned": epochs, "val_accuracy": float("nan"), "macs": gmacs * 1e9, "reason": f"{gmacs:.3f} GMACs over --max-gmacs {context.max_gmacs}"})
+            return
+    restored = tune.get_checkpoint()
+    if restored is not None:  # a retry or a restored experiment: continue from Ray's checkpoint
+        with restored.as_directory() as directory:
+            target = out / "checkpoint"
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(directory) / "checkpoint.pt", target / "checkpoint.pt")
+
+    def report(row: dict[str, Any], checkpoint_dir: Path) -> None:
+        metrics = {**where, **row, "epochs_planned": epochs, "status": "running"}
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+
+    summary = train(trial, out, report=report, log=None)
+    final = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+    final.update(where)
+    final.update({
+        "epoch": summary["epochs"],
+        "epochs_planned": epochs,
+        "recipe": json.dumps(summary["recipe"], sort_keys=True),
+        "splits": json.dumps(summary["splits"], sort_keys=True),
+        "architecture": json.dumps(summary["architecture"], sort_keys=True),
+        "out": str(out),
+    })
+    if final.get("val_accuracy") is None:  # diverged in its first epoch
+        final["val_accuracy"] = float("nan")
+    tune.report(final)

@@ -1,0 +1,69 @@
+"""Planning a search: the design each space gets (and why), grid x seeds, the MACs ceiling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import search
+from search.plan import BASELINE, GRID_LIMIT, choose_sampler, make_plan
+from search.settings import SearchSettings
+
+
+@pytest.mark.parametrize(
+    ("space", "sampler"),
+    [("shortcuts", "grid"), ("depth", "grid"), ("blocks", "grid"), ("vgg", "grid"), ("bottleneck", "tpe")],
+)
+def test_every_builtin_space_gets_the_design_it_declares(space: str, sampler: str) -> None:
+    chosen, why = choose_sampler(SearchSettings(space=space))
+    assert chosen == sampler and "declared" in why
+
+
+def test_bottleneck_is_sampled_with_early_stopping_not_a_192_trial_grid() -> None:
+    plan = make_plan(SearchSettings(space="bottleneck", trials=12, baselines=False))
+    assert plan.sampler == "tpe" and plan.total == 12 and plan.trials == []
+
+
+def test_undeclared_space_is_a_grid_up_to_the_limit_then_sampled() -> None:
+    @search.register_space("test_small")
+    def small(trial: Any) -> dict[str, Any]:
+        trial.suggest_categorical("shortcut", ["A", "B"])
+        return {"model": "resnet20"}
+
+    @search.register_space("test_large")
+    def large(trial: Any) -> dict[str, Any]:
+        trial.suggest_categorical("width_multiplier", list(range(1, 9)))
+        trial.suggest_categorical("base_width", list(range(16, 16 + 9)))
+        return {"model": "resnet20", "block": "bottleneck", "depth": 29}
+
+    @search.register_space("test_continuous")
+    def continuous(trial: Any) -> dict[str, Any]:
+        trial.suggest_float("lr", 0.01, 0.5, log=True)
+        return {"model": "resnet20"}
+
+    assert choose_sampler(SearchSettings(space="test_small")) == ("grid", f"2 configurations (a grid up to {GRID_LIMIT})")
+    assert choose_sampler(SearchSettings(space="test_large")) == ("tpe", f"72 configurations (more than {GRID_LIMIT}: sampled)")
+    assert choose_sampler(SearchSettings(space="test_continuous"))[0] == "tpe"
+    assert choose_sampler(SearchSettings(space="test_large", sampler="grid")) == ("grid", "as asked")
+
+
+def test_grid_is_every_configuration_times_the_same_seeds_plus_the_baseline() -> None:
+    plan = make_plan(SearchSettings(space="shortcuts", seeds=3))
+    grid = [trial for trial in plan.trials if trial.baseline is None]
+    assert len(grid) == 8 * 3 and plan.total == 8 * 3 + 3
+    assert all("seed" not in trial.params for trial in plan.trials)  # the seed is a user attribute
+    assert sorted({trial.seed for trial in grid}) == [0, 1, 2]
+    assert [t.user_attrs() for t in plan.trials if t.baseline] == [{"seed": s, "baseline": BASELINE} for s in range(3)]
+
+
+def test_macs_ceiling_and_trial_cap_are_noted() -> None:
+    plan = make_plan(SearchSettings(space="shortcuts", max_gmacs=0.05, trials=3, baselines=False))
+    assert [trial.params["depth"] for trial in plan.trials] == [20, 20, 20]
+    assert any("--max-gmacs 0.05: 4 of 8" in note for note in plan.notes)
+    assert any("--trials 3 caps the grid of 4" in note for note in plan.notes)
+
+
+def test_seeds_with_a_sampled_design_is_refused() -> None:
+    with pytest.raises(ValueError, match="--seeds 2 applies to grid designs"):
+        make_plan(SearchSettings(space="bottleneck", seeds=2))

@@ -1,0 +1,37 @@
+"""The results table: rows from trials, written atomically, identifiers kept as text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from leaderboards import load_results
+from search.results import read_results, result_row, write_results
+
+NUMERIC_LOOKING_IDS = ["00001234", "92626976", "123e4567", "1e10", "abc0def1"]
+
+
+def row(trial_id: str, shortcut: str, seed: int) -> dict:
+    config = {"model": "resnet20", "shortcut": shortcut, "depth": 20, "seed": seed}
+    metrics = {"status": "completed", "epoch": 2, "val_accuracy": 0.5, "architecture": '{"block": "basic", "depth": 20, "shortcut": "%s"}' % shortcut}
+    return result_row("shortcuts", trial_id, config, metrics, None)
+
+
+@pytest.mark.parametrize("ids", [NUMERIC_LOOKING_IDS, ["00001234"], ["92626976"], ["123e4567"]])
+def test_trial_ids_that_look_like_numbers_stay_text(tmp_path: Path, ids: list[str]) -> None:
+    write_results(tmp_path, [row(trial_id, "A", 0) for trial_id in ids])
+    back = [r["trial_id"] for r in read_results(tmp_path)]
+    assert back == sorted(ids) and all(isinstance(value, str) for value in back)
+    assert list(load_results(tmp_path)["trial_id"]) == sorted(ids)
+    # merging with a running search's string ids sorts, as a resume does
+    merged = {r["trial_id"]: r for r in read_results(tmp_path)}
+    merged["ffff0000"] = row("ffff0000", "B", 1)
+    write_results(tmp_path, list(merged.values()))
+    assert [r["trial_id"] for r in read_results(tmp_path)] == sorted([*ids, "ffff0000"])
+
+
+def test_a_trial_that_never_reported_is_described_from_its_configuration() -> None:
+    failed = result_row("shortcuts", "t1", {"model": "resnet20", "shortcut": "none", "depth": 56, "seed": 2}, {}, "Traceback...\nRuntimeError: boom")
+    assert (failed["status"], failed["error"], failed["depth"], failed["shortcut"]) == ("failed", "RuntimeError: boom", 56, "none")
+    assert failed["params"] > 0 and failed["config_shortcut"] == "none" and failed["seed"] == 2

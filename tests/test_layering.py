@@ -1,0 +1,59 @@
+"""The folders' layering, checked in fresh processes: zoo imports nothing above it; leaderboards
+never imports search, Ray or Optuna; training and page generation run where Ray and Optuna are
+not installed at all (GPU machines often have neither)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Makes `import ray` / `import optuna` fail as they would where the packages are not installed.
+WITHOUT_RAY_AND_OPTUNA = (
+    "import sys\n"
+    "class Missing:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('ray', 'optuna'):\n"
+    "            raise ImportError(f'No module named {name!r} (blocked by the layering test)')\n"
+    "sys.meta_path.insert(0, Missing())\n"
+)
+
+
+def run_python(code: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("zoo", ("search", "leaderboards", "timm", "ray", "optuna")),
+        ("leaderboards", ("search", "ray", "optuna")),
+        ("search.train", ("ray", "optuna", "leaderboards")),
+        ("search.run", ("ray", "optuna")),
+    ],
+)
+def test_imports_stay_in_their_layer(module: str, forbidden: tuple[str, ...]) -> None:
+    code = f"import sys, {module}\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {set(forbidden)!r}))"
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", f"importing {module} imported {result.stdout.strip()}"
+
+
+@pytest.mark.slow
+def test_training_runs_without_ray_and_optuna(tmp_path: Path) -> None:
+    argv = ["search.train", "--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "1", "--train-subset", "128", "--out", str(tmp_path / "run")]
+    code = WITHOUT_RAY_AND_OPTUNA + f"import runpy\nsys.argv = {argv!r}\nrunpy.run_module('search.train', run_name='__main__')\n"
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_pages_regenerate_without_ray_and_optuna(tmp_path: Path) -> None:
+    code = WITHOUT_RAY_AND_OPTUNA + f"import runpy\nsys.argv = ['leaderboards', '--out', {str(tmp_path)!r}]\nrunpy.run_module('leaderboards', run_name='__main__')\n"
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "README.md").exists() and (tmp_path / "shortcuts.md").exists()
