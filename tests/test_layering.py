@@ -26,20 +26,24 @@ def run_python(code: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize(
-    ("module", "forbidden"),
-    [
-        ("zoo", ("search", "leaderboards", "timm", "ray", "optuna")),
-        ("leaderboards", ("search", "ray", "optuna")),
-        ("search.train", ("ray", "optuna", "leaderboards")),
-        ("search.run", ("ray", "optuna")),
-    ],
-)
-def test_imports_stay_in_their_layer(module: str, forbidden: tuple[str, ...]) -> None:
-    code = f"import sys, {module}\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {set(forbidden)!r}))"
-    result = run_python(code)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "[]", f"importing {module} imported {result.stdout.strip()}"
+LAYERS = {
+    "zoo": ("search", "leaderboards", "timm", "ray", "optuna"),
+    "leaderboards": ("search", "ray", "optuna"),
+    "search.train": ("ray", "optuna", "leaderboards"),
+    "search.run": ("ray", "optuna"),
+}
+
+
+def test_imports_stay_in_their_layer() -> None:
+    # One fresh process per module (what one imports would hide what another does), all at once.
+    running = {}
+    for module, forbidden in LAYERS.items():
+        code = f"import sys, {module}\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {set(forbidden)!r}))"
+        running[module] = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for module, process in running.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        assert out.strip() == "[]", f"importing {module} imported {out.strip()}"
 
 
 @pytest.mark.slow

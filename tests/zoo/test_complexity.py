@@ -92,6 +92,7 @@ def test_vgg_macs_with_fc() -> None:
     assert zoo.complexity("vgg19").gmacs == pytest.approx(19.632, abs=0.001)
 
 
+@pytest.mark.slow  # counts ResNet-1202
 def test_cifar_macs_match_reference() -> None:
     for name, mmacs in {"resnet20": 40.6, "resnet56": 125.5, "resnet110": 252.9, "resnet1202": 2829}.items():
         assert zoo.complexity(name).macs / 1e6 == pytest.approx(mmacs, abs=0.1 if mmacs < 1000 else 1)
