@@ -16,6 +16,7 @@ import pandas as pd
 
 import zoo
 from leaderboards._tables import t_critical_95
+from leaderboards.schema import rankable
 
 MIN_PAIRED_SEEDS = 3
 HOLDS, FAILS, UNSETTLED = "holds", "does not hold at this budget", "not enough evidence"
@@ -61,7 +62,7 @@ def verdict(n: int, low: float, high: float) -> str:
 def compare(frame: pd.DataFrame, better: dict[str, object], worse: dict[str, object], metric: str, statement: str, lower_is_better: bool = False, unit: str = "") -> Claim | None:
     """A paired claim "``better`` beats ``worse`` on ``metric``" from completed trials, or None
     when the page has no trial of one side (the space cannot speak to it)."""
-    done = frame[frame["status"] == "completed"]
+    done = frame[rankable(frame)]
 
     def side(selector: dict[str, object]) -> pd.Series:
         rows = done
@@ -107,7 +108,7 @@ def complexity_claims() -> list[Claim]:
 def trained_claims(frame: pd.DataFrame) -> list[Claim]:
     """Every claim of the papers that this page's trials can speak to."""
     claims: list[Claim | None] = []
-    depths = sorted(int(d) for d in frame.loc[frame["status"] == "completed", "depth"].dropna().unique())
+    depths = sorted(int(d) for d in frame.loc[rankable(frame), "depth"].dropna().unique())
     basic = {"block": "basic"}
     for depth in depths:
         claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "B"}, {**basic, "depth": depth, "shortcut": "A"}, "val_accuracy", f"depth {depth}: projection shortcuts on shape changes (B) beat zero-padding (A) (He et al. Table 3: 24.52 vs 25.03 top-1 error)"))
@@ -124,7 +125,7 @@ def trained_claims(frame: pd.DataFrame) -> list[Claim]:
 
 def per_parameter_gain(frame: pd.DataFrame) -> list[str]:
     """How much accuracy each shortcut option buys per extra parameter, over A."""
-    done = frame[(frame["status"] == "completed") & (frame["block"] == "basic")]
+    done = frame[rankable(frame) & (frame["block"] == "basic")]
     lines = []
     for depth, rows in done.groupby("depth"):
         base = rows[rows["shortcut"] == "A"]

@@ -15,8 +15,8 @@ import pandas as pd
 import zoo
 from leaderboards._claims import RULE, Claim, complexity_claims, per_parameter_gain, trained_claims
 from leaderboards._plots import pareto_plots
-from leaderboards._tables import load_results, rank_configurations
-from leaderboards.schema import NOT_RANKED, architecture
+from leaderboards._tables import check_space_name, load_results, rank_configurations
+from leaderboards.schema import RANK_NEEDS, RANKED, architecture, rankable
 
 
 def _cell(value: Any, digits: int = 4) -> str:
@@ -25,6 +25,11 @@ def _cell(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value).replace("|", "\\|")
+
+
+def _rounded(value: float, digits: int | None = None) -> float | int | None:
+    """A number for a cell; a measurement the table does not hold (an optional column) is None."""
+    return None if value is None or math.isnan(value) else round(value, digits)
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -112,16 +117,16 @@ def render_page(frame: pd.DataFrame, settings: dict[str, Any], title: str, out_d
         for _, row in ranked.iterrows():
             spread = f"{row['val_mean']:.4f} +- {row['val_std']:.4f} (n={row['n']})" if row["n"] > 1 else f"{row['val_mean']:.4f} (n=1)"
             test = "-" if math.isnan(row["test_mean"]) else f"{row['test_mean']:.4f} ({row['test_source']})"
-            rows.append([row["rank"], row["label"], row["block"], row["shortcut"], row["depth"], f"{row['params']:,}", round(row["gmacs"], 4), round(row["inference"]), spread, test, row["train_error"], row["epochs"], round(row["wall_seconds"]), round(row["train_speed"]), "*" if row["pareto"] else ""])
+            rows.append([row["rank"], row["label"], row["block"], row["shortcut"], row["depth"], f"{row['params']:,}", _rounded(row["gmacs"], 4), _rounded(row["inference"]), spread, test, row["train_error"], row["epochs"], _rounded(row["wall_seconds"]), _rounded(row["train_speed"]), "*" if row["pareto"] else ""])
         parts += [markdown_table(header, rows), "", "Pareto: on the front of validation accuracy vs GMACs (no configuration is both more accurate and cheaper).", ""]
         if out_dir is not None:
             parts += [f"![{title}]({name})" for title, name in pareto_plots(ranked, out_dir, str(settings.get("space") or title))] + [""]
-    apart = frame[frame["status"].isin(NOT_RANKED)]
+    apart = frame[~rankable(frame)]
     parts += ["## Not ranked (pruned, diverged, failed)", ""]
     if apart.empty:
         parts += ["None.", ""]
     else:
-        rows = [[r["trial_id"], architecture(r).label, r["seed"], r["status"], r.get("epochs"), r.get("reason") if isinstance(r.get("reason"), str) else r.get("error")] for _, r in apart.sort_values("trial_id").iterrows()]
+        rows = [[r["trial_id"], architecture(r).label, r["seed"], r["status"], r.get("epochs"), why_not_ranked(r)] for _, r in apart.sort_values("trial_id").iterrows()]
         parts += [markdown_table(["trial", "configuration", "seed", "status", "epochs", "why"], rows), ""]
     if not ranked.empty:
         references = reference_rows(ranked)
@@ -131,6 +136,12 @@ def render_page(frame: pd.DataFrame, settings: dict[str, Any], title: str, out_d
             parts += ["Measured errors come from this page's budget, recipe and data (see Provenance), not the papers' 64k-iteration schedule on the original CIFAR-10 test set: a short run's higher error is not a failed reproduction.", ""]
     parts += claims_section(trained_claims(frame), per_parameter_gain(frame))
     return "\n".join(parts).rstrip() + "\n", ranked
+
+
+def why_not_ranked(row: pd.Series) -> Any:
+    if row["status"] == RANKED:
+        return "incomplete row: no " + ", ".join(c for c in RANK_NEEDS if pd.isna(row[c]))
+    return row.get("reason") if isinstance(row.get("reason"), str) else row.get("error")
 
 
 @dataclass(frozen=True)
@@ -151,6 +162,7 @@ def write_page(results: str | Path, out: str | Path | None = None) -> PageInfo:
     frame = load_results(results)
     settings = read_settings(directory)
     space = str(settings.get("space") or frame["space"].iloc[0])
+    check_space_name(space, directory / "search.json")
     out_dir = Path(out) if out is not None else directory
     out_dir.mkdir(parents=True, exist_ok=True)
     text, ranked = render_page(frame, settings, space, out_dir)

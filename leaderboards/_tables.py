@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 
-from leaderboards.schema import RANKED, REQUIRED_COLUMNS, STATUSES, architecture, config_columns, read_table
+from leaderboards.schema import (
+    NUMBER_COLUMNS,
+    REQUIRED_COLUMNS,
+    STATUSES,
+    architecture,
+    config_columns,
+    rankable,
+    read_table,
+)
+
+SPACE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class ResultsError(ValueError):
@@ -28,10 +39,28 @@ def load_results(path: str | Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path} lacks column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise ResultsError(f"{path} has a header but no trials")
+    for column in NUMBER_COLUMNS:
+        if column in frame.columns:
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            bad = frame[column].notna() & numbers.isna()
+            if bad.any():
+                raise ResultsError(f"{path}: column {column} holds {frame.loc[bad, column].iloc[0]!r} (row {int(bad.idxmax()) + 2}), not a number")
+            frame[column] = numbers
+    spaces = set(frame["space"].dropna().astype(str)) if "space" in frame.columns else set()
+    for space in spaces:
+        check_space_name(space, path)
     unknown = sorted(set(frame["status"].astype(str)) - set(STATUSES))
     if unknown:
         raise ResultsError(f"{path} has unknown status value(s) {', '.join(map(str, unknown))}")
     return frame
+
+
+def check_space_name(space: str, source: Path | str) -> None:
+    """A space names the page file: it must stay a plain file name inside the output folder."""
+    if not SPACE_NAME.fullmatch(space) or space.startswith("."):
+        raise ResultsError(f"{source}: space {space!r} is not a plain name (letters, digits, '_', '-', '.'); pages are named after it")
 
 
 def t_critical_95(degrees: int) -> float:
@@ -52,7 +81,7 @@ def pareto_front(accuracy: pd.Series, macs: pd.Series) -> pd.Series:
 
 def rank_configurations(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration over its completed seeds, best mean validation accuracy first."""
-    done = frame[frame["status"] == RANKED]
+    done = frame[rankable(frame)]
     if done.empty:
         return pd.DataFrame()
     keys = config_columns(frame)

@@ -38,6 +38,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={column: str for column in TEXT_COLUMNS if column in header})
 
 
+NUMBER_COLUMNS = ("depth", "seed", "val_accuracy", "params", "macs", "epochs", "best_val_accuracy", "test_accuracy", "train_error", "train_loss", "wall_seconds", "images_per_second", "inference_images_per_second")
+RANK_NEEDS = ("val_accuracy", "params", "macs", "seed")  # a completed row without one is listed, not ranked
+
+
+def rankable(frame: pd.DataFrame) -> pd.Series:
+    """Rows a page may rank: completed, with every number a rank is made of."""
+    return (frame["status"] == RANKED) & frame[list(RANK_NEEDS)].notna().all(axis=1)
+
+
 def config_columns(frame: pd.DataFrame) -> list[str]:
     """The columns that define a configuration (everything a trial varies except its seed)."""
     extra = sorted(c for c in frame.columns if c.startswith(CONFIG_PREFIX) and c != f"{CONFIG_PREFIX}seed")
@@ -45,7 +54,9 @@ def config_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def model_overrides(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
-    """The ``create_model`` overrides a row's configuration columns hold."""
+    """The ``create_model`` overrides a row describes: its configuration columns, and the block,
+    shortcut and depth it was built with (a table without configuration columns still names
+    its nets right)."""
     model = str(row["model"])
     block = _value(row.get(f"{CONFIG_PREFIX}block"))
     options = set(zoo.model_options(model, {"block": block} if block is not None else None))
@@ -53,6 +64,10 @@ def model_overrides(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
     for key, raw in row.items():
         name = str(key).removeprefix(CONFIG_PREFIX)
         if str(key).startswith(CONFIG_PREFIX) and name in options and (value := _value(raw)) is not None:
+            overrides[name] = value
+    for name in ("block", "shortcut", "depth"):
+        value = _value(row.get(name))
+        if name in options and name not in overrides and value not in (None, "-") and "," not in str(value):
             overrides[name] = value
     return overrides
 

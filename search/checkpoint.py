@@ -1,8 +1,14 @@
 """A run's resumable state: one file, written atomically after every epoch, holding the weights,
-the optimizer, the schedule, the random streams and the metrics so far."""
+the optimizer, the schedule, the random streams and the metrics so far.
+
+The previous epoch's file is kept until the new one is on disk and reads back, so a write cut
+short (a kill, a full disk) leaves a checkpoint to resume from. A finished run drops both: its
+final and best weights are what it keeps."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,10 @@ def checkpoint_path(out: Path) -> Path:
     return out / "checkpoint" / "checkpoint.pt"
 
 
+def previous_path(path: Path) -> Path:
+    return path.with_name("previous.pt")
+
+
 def load_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only`` (tensors and plain values; nothing runs)."""
     try:
@@ -28,9 +38,27 @@ def load_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]
         raise ValueError(f"checkpoint {path} is unreadable ({reason}); delete it to train this run from the start") from None
 
 
+def latest_state(path: Path, device: torch.device | str = "cpu") -> tuple[dict[str, Any] | None, str | None]:
+    """The newest readable checkpoint and, when it is the previous epoch's, a note saying why."""
+    previous = previous_path(path)
+    if path.exists():
+        try:
+            return load_state(path, device), None
+        except ValueError as error:
+            if not previous.exists():
+                raise
+            problem = str(error).split(";")[0]
+    elif previous.exists():
+        problem = f"checkpoint {path} was not written"
+    else:
+        return None, None
+    return load_state(previous, device), f"{problem}; resuming from the previous epoch's checkpoint {previous}"
+
+
 def check_resumable(path: Path, identity: dict[str, Any]) -> None:
     """Refuse to resume a checkpoint of a different run (other model, data, recipe or seed)."""
-    if path.exists() and load_state(path).get("config") != identity:
+    state, _ = latest_state(path)
+    if state is not None and state.get("config") != identity:
         raise ValueError(f"{path.parent.parent} holds a different run (checkpoint config differs); choose another --out")
 
 
@@ -44,6 +72,7 @@ class Progress:
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
     images_seen: int = 0
+    best_epoch: int = 0
 
 
 @dataclass
@@ -71,12 +100,19 @@ class TrainingState:
             "wall_seconds": progress.wall_seconds,
             "train_seconds": progress.train_seconds,
             "images_seen": progress.images_seen,
+            "best_epoch": progress.best_epoch,
         }
-        # a kill mid-write leaves the previous epoch's checkpoint intact
+        previous = previous_path(path)
+        if path.exists():
+            os.replace(path, previous)  # the last good checkpoint stays until this one is proven
         zoo.write_atomically(path, lambda temporary: torch.save(state, temporary))
+        load_state(path)  # read back before the previous one goes
+        previous.unlink(missing_ok=True)
 
-    def restore(self, path: Path, device: torch.device) -> Progress:
-        state = load_state(path, device)
+    def restore(self, path: Path, device: torch.device) -> tuple[Progress, str | None]:
+        state, note = latest_state(path, device)
+        if state is None:
+            raise ValueError(f"no checkpoint to resume at {path}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -85,4 +121,10 @@ class TrainingState:
         return Progress(
             rows=list(state["metrics"]), epoch=state["epoch"], best_val_accuracy=state["best_val_accuracy"],
             wall_seconds=state["wall_seconds"], train_seconds=state["train_seconds"], images_seen=state["images_seen"],
-        )
+            best_epoch=state.get("best_epoch", 0),
+        ), note
+
+
+def drop_resumable_state(out: Path) -> None:
+    """A finished run needs no optimizer state: its weights are in model_final/model_best."""
+    shutil.rmtree(checkpoint_path(out).parent, ignore_errors=True)

@@ -110,11 +110,30 @@ CIFAR_FILES = {
 }
 
 
+# What a CIFAR batch holds: dicts, lists, strings, bytes, numbers and numpy arrays. Unpickling an
+# array calls exactly these (numpy 1 names its core numpy.core, numpy 2 numpy._core); any other
+# global in a file is refused, so a crafted batch cannot run code.
+CIFAR_PICKLE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+})
+
+
+class CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in CIFAR_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused {module}.{name}: a CIFAR batch holds only arrays, lists, strings and numbers")
+
+
 def _read_cifar_folder(name: str, folder: Path) -> tuple[Split, Split, list[str]]:
     """Read the pickled CIFAR batches (the format torchvision downloads) into uint8 tensors.
 
     Read here rather than through torchvision's dataset classes, which verify md5 sums and so
-    refuse a re-packed or test-made copy of the same format.
+    refuse a re-packed or test-made copy of the same format; ``CifarUnpickler`` admits only what the
+    format holds, so nothing in a file can run.
     """
     train_files, test_files, meta_file, label_key, names_key = CIFAR_FILES[name]
 
@@ -122,9 +141,9 @@ def _read_cifar_folder(name: str, folder: Path) -> tuple[Split, Split, list[str]
         path = folder / filename
         try:
             with open(path, "rb") as handle:
-                return pickle.load(handle, encoding="bytes")
-        except (OSError, pickle.UnpicklingError, EOFError) as error:
-            raise DataError(f"cannot read CIFAR file {path}: {error}") from None
+                return CifarUnpickler(handle, encoding="bytes").load()
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+            raise DataError(f"cannot read CIFAR file {path}: {str(error).splitlines()[0][:200]}") from None
 
     def read(filenames: list[str]) -> Split:
         batches = [unpickle(f) for f in filenames]
@@ -157,6 +176,7 @@ def _image_files(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     empty class folder is refused (it would silently count as a class), naming the folder."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+    _listing(root)  # loops and dangling links, refused before make_dataset walks them
     try:
         classes, class_to_index = find_classes(str(root))
         files = make_dataset(str(root), class_to_index, extensions=IMG_EXTENSIONS)
@@ -189,13 +209,22 @@ def _decode_folder(root: Path, image_size: int) -> tuple[Split, list[str]]:
 
 
 def _listing(root: Path) -> list[tuple[str, os.stat_result]]:
-    """Every file under ``root``: its path relative to ``root`` and its stat, in a fixed order."""
-    files = []
-    for directory, subdirectories, names in os.walk(root):
+    """Every file under ``root`` (through linked folders, as ImageFolder reads them): its path
+    relative to ``root`` and its stat, in a fixed order. A link that loops or leads nowhere is
+    refused by name."""
+    files, visited = [], set()
+    for directory, subdirectories, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in visited:
+            raise DataError(f"{directory} links back to {real}: a symlink loop in the data folder")
+        visited.add(real)
         subdirectories.sort()
         for name in sorted(names):
             path = os.path.join(directory, name)
-            files.append((os.path.relpath(path, root), os.stat(path)))
+            try:
+                files.append((os.path.relpath(path, root), os.stat(path)))
+            except FileNotFoundError:
+                raise DataError(f"{path} is a link to nothing (dangling symlink in the data folder)") from None
     return files
 
 

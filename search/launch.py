@@ -149,7 +149,6 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
         verbose=0,
         callbacks=[Progress(out, settings.space, plan.total)],
         failure_config=tune.FailureConfig(max_failures=2),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
     )
     ray_dir = out / "ray"
     restorable = resuming and tune.Tuner.can_restore(str(ray_dir))
@@ -181,6 +180,9 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
                 scheduler=scheduler,
                 num_samples=plan.total,
                 max_concurrent_trials=resources.at_once,
+                # A trial's process is kept for the next one: a fresh worker pays seconds of imports
+                # (torch, zoo, search), which is most of a short or early-stopped trial.
+                reuse_actors=True,
                 time_budget_s=settings.time_budget,
                 trial_dirname_creator=trial_dirname,
             ),

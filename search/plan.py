@@ -69,7 +69,10 @@ def make_plan(settings: SearchSettings) -> Plan:
     if sampler == "grid":
         configs = spaces.enumerate_space(function)  # GridError (a ValueError) for continuous spaces
         if settings.max_gmacs is not None:
-            kept = [c for c in configs if gmacs_of(spaces.strip_internal(c)) <= settings.max_gmacs]
+            costs = [gmacs_of(spaces.strip_internal(c)) for c in configs]
+            kept = [c for c, cost in zip(configs, costs) if cost <= settings.max_gmacs]
+            if not kept:
+                raise ValueError(f"--max-gmacs {settings.max_gmacs} excludes every configuration of {settings.space} (the cheapest costs {min(costs):.4f} GMACs)")
             if len(kept) < len(configs):
                 plan.notes.append(f"--max-gmacs {settings.max_gmacs}: {len(configs) - len(kept)} of {len(configs)} configurations over the ceiling, not trained")
             configs = kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
@@ -35,6 +36,9 @@ class Recipe:
     eval_batch_size: int = 512
 
     def __post_init__(self) -> None:
+        for name, value in dataclasses.asdict(self).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"recipe field {name} must be a finite number, got {value}")
         positive = ("epochs", "batch_size", "eval_batch_size", "val_size", "test_size")
         for name in positive:
             if getattr(self, name) < 1:
@@ -48,8 +52,10 @@ class Recipe:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if not all(0 < m < 1 for m in self.milestones):
             raise ValueError(f"milestones are fractions of training in (0, 1), got {self.milestones}")
-        if self.label_smoothing >= 1 or self.warmup_fraction >= 1:
-            raise ValueError("label_smoothing and warmup_fraction must be below 1")
+        if self.label_smoothing >= 1 or self.warmup_fraction >= 1 or self.momentum >= 1:
+            raise ValueError(f"label_smoothing, warmup_fraction and momentum must be below 1, got {self.label_smoothing}, {self.warmup_fraction}, {self.momentum}")
+        if 0 < self.train_subset < self.batch_size:
+            raise ValueError(f"recipe field train_subset {self.train_subset} is smaller than batch_size {self.batch_size}: not one full batch to train on")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

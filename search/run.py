@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
@@ -26,6 +28,7 @@ import zoo
 from search import cluster, spaces
 from search.config import parse_assignments, typed_overrides
 from search.data import DataError, load_dataset
+from search.lease import LEASE_FILE, Lease, LeaseHeld, read_holder
 from search.plan import estimate_minutes, make_plan
 from search.plugins import import_plugins
 from search.provenance import hardware_name, record
@@ -42,32 +45,46 @@ def run_search(space: str, **options: Any) -> pd.DataFrame:
     plan = make_plan(settings)
     settings.sampler = plan.sampler
     dataset = load_dataset(settings.data, data_seed=settings.data_seed)  # fail fast; warms caches for trials
-    if resuming:
-        from search.study import open_study
-
-        open_study(out, settings.space, settings.objective, settings.budget)  # refuses an incompatible study
+    check_writable(out)
+    refuse_live_driver(out)  # before Ray starts; the lease itself is taken once Ray is up
     started_ray = cluster.connect(settings.address, plugins)
     try:
         from search import launch, study  # Ray is imported by now, with the loopback setting in place
 
         resources = launch.Resources(*cluster.trial_resources(settings))
-        out.mkdir(parents=True, exist_ok=True)
-        cluster.check_shared_storage(out)
-        recipe = resolve_recipe(settings.budget, settings.recipe)
-        print(f"search {settings.space}: {plan.total} trials ({plan.sampler}: {plan.why}; {settings.seeds} seed(s)), budget {settings.budget} ({recipe.epochs} epochs), data {dataset.name} {dataset.sizes()}", flush=True)
-        print(f"  resources: {resources.cpus_per_trial:g} CPU + {resources.gpus_per_trial:g} GPU per trial, {resources.at_once} at once on {hardware_name(torch.device('cpu'))}", flush=True)
-        for note in plan.notes:
-            print(f"  {note}", flush=True)
-        print(f"  estimate: {estimate_minutes(settings, plan, resources.at_once, resources.threads, resources.gpus_per_trial)}", flush=True)
-        if not resuming:
-            study.enqueue(study.open_study(out, settings.space, settings.objective, settings.budget), plan)
-            provenance = record(torch.device("cpu"))
-            settings_record = {**asdict(settings), **provenance, "started_at": provenance["recorded_at"], "command": settings.command()}
-            zoo.write_atomically(out / SETTINGS_FILE, json.dumps(settings_record, indent=2, sort_keys=True) + "\n")
-        return launch.fit(settings, plan, plugins, out, resources, resuming)
+        with Lease(out, "search driver"):
+            cluster.check_shared_storage(out)
+            recipe = resolve_recipe(settings.budget, settings.recipe)
+            print(f"search {settings.space}: {plan.total} trials ({plan.sampler}: {plan.why}; {settings.seeds} seed(s)), budget {settings.budget} ({recipe.epochs} epochs), data {dataset.name} {dataset.sizes()}", flush=True)
+            print(f"  resources: {resources.cpus_per_trial:g} CPU + {resources.gpus_per_trial:g} GPU per trial, {resources.at_once} at once on {hardware_name(torch.device('cpu'))}", flush=True)
+            for note in plan.notes:
+                print(f"  {note}", flush=True)
+            print(f"  estimate: {estimate_minutes(settings, plan, resources.at_once, resources.threads, resources.gpus_per_trial)}", flush=True)
+            if not resuming:
+                study.enqueue(study.open_study(out, settings.space, settings.objective, settings.budget), plan)
+                provenance = record(torch.device("cpu"))
+                settings_record = {**asdict(settings), **provenance, "started_at": provenance["recorded_at"], "command": settings.command()}
+                zoo.write_atomically(out / SETTINGS_FILE, json.dumps(settings_record, indent=2, sort_keys=True) + "\n")
+            return launch.fit(settings, plan, plugins, out, resources, resuming)
     finally:
         if started_ray:
             cluster.disconnect()
+
+
+def check_writable(out: Path) -> None:
+    """An experiment directory that cannot be written is found before Ray starts."""
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable")
+
+
+def refuse_live_driver(out: Path) -> None:
+    """Another driver on the same experiment would re-queue its running trials: one at a time."""
+    holder = read_holder(out / LEASE_FILE)
+    if holder is not None and holder.alive(time.time()) and holder.pid != os.getpid():
+        raise LeaseHeld(f"{out} is in use by another search driver ({holder.describe()}); wait for it to finish or stop it")
 
 
 class OneLineParser(argparse.ArgumentParser):

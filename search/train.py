@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -40,9 +41,10 @@ from torch.optim.lr_scheduler import (
 
 import zoo
 from search.augment import Normalize, random_crop_flip
-from search.checkpoint import Progress, TrainingState, check_resumable, checkpoint_path
+from search.checkpoint import Progress, TrainingState, check_resumable, checkpoint_path, drop_resumable_state
 from search.config import TrialConfig, parse_words, typed_overrides
 from search.data import DataError, Dataset, Split, data_fingerprint, describe_source, load_dataset
+from search.lease import Lease
 from search.measure import evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import autocast, record, resolve_device, resolve_precision
 from search.recipes import Recipe
@@ -51,7 +53,7 @@ from search.testing import Faults, injected_faults
 METRICS_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr", "seconds", "images_per_second"]
 FINISHED = ("completed", "diverged")
 
-Reporter = Callable[[dict[str, Any], Path], None]
+Reporter = Callable[[dict[str, Any]], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,8 +135,28 @@ def validate(config: TrialConfig) -> Recipe:
 
 
 def read_summary(out: Path) -> dict[str, Any] | None:
+    """A run's summary, or None before it has one; a file that is not what a run wrote is named."""
     path = out / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{path} is not a summary written by search.train ({str(error).splitlines()[0][:80]}); delete it to finish the run again") from None
+    if not isinstance(summary, dict) or "status" not in summary:
+        raise ValueError(f"{path} is not a summary written by search.train (no status); delete it to finish the run again")
+    return summary
+
+
+def strict_json(value: Any) -> Any:
+    """NaN and infinity become null: summary.json stays JSON that every reader accepts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,10 +182,12 @@ class Run:
         train_split = dataset.train
         if recipe.train_subset and recipe.train_subset < len(train_split):
             train_split = train_split.take(torch.arange(recipe.train_subset))
+        if len(train_split) < recipe.batch_size:  # losses and rates are per image seen: count whole batches
+            raise ValueError(f"the training split holds {len(train_split)} images, fewer than one batch of {recipe.batch_size}; lower batch_size")
         torch.manual_seed(config.seed)
         model = build_model(config, dataset.num_classes, "cpu").to(device=device, memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
-        steps_per_epoch = max(1, len(train_split) // recipe.batch_size)  # the ragged last batch is dropped
+        steps_per_epoch = len(train_split) // recipe.batch_size  # the ragged last batch is dropped
         scheduler = build_scheduler(optimizer, recipe, recipe.epochs * steps_per_epoch, getattr(model, "depth", 0))
         generator = torch.Generator(device=device).manual_seed(config.seed)
         normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
@@ -210,11 +234,13 @@ def train(
     log: Callable[[str], None] | None = print_flushed,
     progress: bool = False,
     dataset: Dataset | None = None,
+    lease_wait: float = 0.0,
 ) -> dict[str, Any]:
     """Train ``config`` into ``out`` (resuming what is there) and return its summary.
 
-    ``report(row, checkpoint_dir)`` is called after each epoch's checkpoint is on disk; the search
-    engine forwards both to Ray Tune. ``dataset`` skips loading when the caller holds it already.
+    ``report(row)`` is called after each epoch's checkpoint is on disk; the search forwards it to
+    Ray Tune. ``dataset`` skips loading when the caller holds it already. One process owns ``out``
+    at a time; another is refused, after waiting ``lease_wait`` seconds for a stale owner.
     """
     out = Path(out).resolve()
     recipe = validate(config)
@@ -223,6 +249,11 @@ def train(
     if finished is not None and finished.get("status") in FINISHED:
         say(f"{out} already holds a finished run ({finished['status']}); not retraining")
         return finished
+    with Lease(out, "search.train run", wait=lease_wait, say=say):
+        return _train(config, recipe, out, report, say, progress, dataset)
+
+
+def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None) -> dict[str, Any]:
     state_path = checkpoint_path(out)
     identity = config.identity()
     check_resumable(state_path, identity)
@@ -234,8 +265,10 @@ def train(
     run = Run.build(config, recipe, dataset, device)
     out.mkdir(parents=True, exist_ok=True)
     done = Progress()
-    if state_path.exists():
-        done = run.state.restore(state_path, device)
+    if state_path.parent.exists():
+        done, note = run.state.restore(state_path, device)
+        if note:
+            say(note)
         say(f"resuming {out.name} from epoch {done.epoch}/{recipe.epochs}")
 
     started, wall_before, resumed = time.perf_counter(), done.wall_seconds, done.epoch > 0
@@ -262,7 +295,7 @@ def train(
         done.rows.append(row)
         done.epoch = epoch
         if val_accuracy > done.best_val_accuracy:
-            done.best_val_accuracy = val_accuracy
+            done.best_val_accuracy, done.best_epoch = val_accuracy, epoch
             zoo.save(run.state.model, out / "model_best.safetensors")
         done.wall_seconds = wall_before + time.perf_counter() - started
         run.state.save(state_path, identity, done)
@@ -272,12 +305,20 @@ def train(
             f"val {val_accuracy:.4f}  lr {row['lr']:.4g}  {seconds:.1f}s  {row['images_per_second']:.0f} img/s"
         )
         if report is not None:
-            report(row, state_path.parent)
+            report(row)
         faults.after_checkpoint(epoch, resumed)
 
     summary = summarise(run, out, done, diverged_at, wall_before + time.perf_counter() - started)
     say(f"{summary['status']}: val {summary['val_accuracy']}, test {summary['test_accuracy']} ({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
+
+
+def link_best_to_final(out: Path) -> None:
+    final, best = out / "model_final.safetensors", out / "model_best.safetensors"
+    try:
+        zoo.write_atomically(best, lambda temporary: (temporary.unlink(missing_ok=True), os.link(final, temporary)))
+    except OSError:
+        pass  # a filesystem without hard links keeps the two copies
 
 
 def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] | None, wall_seconds: float) -> dict[str, Any]:
@@ -286,6 +327,8 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
     status = "diverged" if diverged_at is not None else "completed"
     write_metrics(out, rows)
     zoo.save(run.state.model, out / "model_final.safetensors")
+    if rows and done.best_epoch == len(rows):  # the last epoch is the best: one file on disk, two names
+        link_best_to_final(out)
     image_size = run.train_split.images.shape[-1]
     measured = zoo.complexity(run.state.model, input_size=image_size)
     test_accuracy = run.evaluate(dataset.test) if status == "completed" and dataset.test is not None else None
@@ -320,7 +363,8 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "diverged_at": diverged_at,
         "command": config.command(out),
     }
-    zoo.write_atomically(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    zoo.write_atomically(out / "summary.json", json.dumps(strict_json(summary), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    drop_resumable_state(out)
     return summary
 
 

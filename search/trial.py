@@ -1,6 +1,7 @@
 """One Ray Tune trial: train (or resume) a configuration, reporting every epoch to Ray.
 
-Runs inside a Ray worker. The configuration is split into model and recipe here, once; the final
+Runs inside a Ray worker, in a directory of its own under the experiment, which holds its only
+checkpoint. The configuration is split into model and recipe here, once; the final
 report carries what the trial built (its architecture, params, MACs), so the results table never
 has to work it out again.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ import ray
 from ray import tune
 
 from search.config import TrialConfig, split_config
+from search.lease import HEARTBEAT_SECONDS as LEASE_HEARTBEAT_SECONDS
+from search.lease import STALE_SECONDS as LEASE_STALE_SECONDS
 from search.plan import gmacs_of
 from search.plugins import Plugin, load_plugins
 from search.testing import injected_faults
@@ -76,18 +78,13 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
             # Every result must carry the metric Ray and ASHA watch: NaN, which no one ranks.
             tune.report({**where, "status": "pruned", "epoch": 0, "epochs_planned": epochs, "val_accuracy": float("nan"), "macs": gmacs * 1e9, "reason": f"{gmacs:.3f} GMACs over --max-gmacs {context.max_gmacs}"})
             return
-    restored = tune.get_checkpoint()
-    if restored is not None:  # a retry or a restored experiment: continue from Ray's checkpoint
-        with restored.as_directory() as directory:
-            target = out / "checkpoint"
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(directory) / "checkpoint.pt", target / "checkpoint.pt")
+    # The trial's directory is its only checkpoint: Ray gets metrics, and a retried or restored
+    # trial (same id, same directory) resumes from the checkpoint train() left there.
+    def report(row: dict[str, Any]) -> None:
+        tune.report({**where, **row, "epochs_planned": epochs, "status": "running"})
 
-    def report(row: dict[str, Any], checkpoint_dir: Path) -> None:
-        metrics = {**where, **row, "epochs_planned": epochs, "status": "running"}
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
-
-    summary = train(trial, out, report=report, log=None)
+    # A retry may start while the dead attempt's lease still looks fresh (another node): wait it out.
+    summary = train(trial, out, report=report, log=None, lease_wait=LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS)
     final = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
     final.update(where)
     final.update({

@@ -151,3 +151,42 @@ def test_default_regeneration_reproduces_the_committed_pages(tmp_path: Path) -> 
     complexity = (out / "complexity.md").read_text()
     assert "resnet1202" in complexity and "**holds**" in complexity
     assert re.search(r"from the zoo at commit ([0-9a-f]{12}|unknown)", complexity), "complexity.md names the commit it was counted from"
+
+
+MINIMAL = ["trial_id", "model", "block", "shortcut", "depth", "status", "seed", "val_accuracy", "params", "macs"]
+
+
+def test_a_table_with_only_the_required_columns_renders(tmp_path: Path) -> None:
+    directory = write_table(tmp_path / "exp", results_table()[MINIMAL].assign(space="shortcuts"))
+    text = write_page(directory).path.read_text()
+    assert "ResNet-20 (B)" in text and "## Claims" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.iloc[0:0], "has a header but no trials"),
+        (lambda f: f.assign(val_accuracy=f["val_accuracy"].astype(object).where(f.index != 2, "0.8x")), "column val_accuracy holds '0.8x' (row 4), not a number"),
+        (lambda f: f.assign(space="../../escaped"), "space '../../escaped' is not a plain name"),
+    ],
+)
+def test_malformed_tables_are_one_line_errors_that_write_nothing(tmp_path: Path, change: object, message: str) -> None:
+    directory = write_table(tmp_path / "exp", change(results_table()))  # type: ignore[operator]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(ResultsError) as error:
+        write_page(directory)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("column", ["val_accuracy", "params", "seed"])
+def test_a_completed_row_missing_a_number_is_listed_not_ranked(tmp_path: Path, column: str) -> None:
+    broken = {"trial_id": "t77", "space": "shortcuts", "model": "resnet20", "block": "basic", "shortcut": "C", "depth": 20, "status": "completed",
+              "seed": 0, "val_accuracy": 0.99, "params": 1, "macs": 1, "config_shortcut": "C", "config_depth": 20}
+    broken[column] = math.nan
+    frame = results_table(extra_rows=[broken])
+    ranked = rank_configurations(frame)
+    assert "ResNet-20 (C)" not in set(ranked["label"]) and not ranked["val_mean"].isna().any()
+    text = write_page(write_table(tmp_path / "exp", frame)).path.read_text()
+    apart = text.split("## Not ranked")[1].split("##")[0]
+    assert "t77" in apart and f"incomplete row: no {column}" in apart

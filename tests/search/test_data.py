@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,32 @@ def test_the_data_fingerprint_follows_the_files_not_the_folder(tmp_path: Path) -
     write_image_folder(tmp_path / "other", "train", per_class=6)
     assert data_fingerprint(str(tmp_path / "here")) != data_fingerprint(str(tmp_path / "other"))
     assert data_fingerprint("synthetic") == "synthetic"
+
+
+def test_a_crafted_cifar_batch_cannot_run_code(tmp_path: Path) -> None:
+    import pickle
+
+    write_cifar10_copy(tmp_path)
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple:
+            return (os.system, (f"touch {marker}",))
+
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "wb") as handle:
+        pickle.dump({b"data": Exploit(), b"labels": [0]}, handle)
+    with pytest.raises(DataError, match="refused posix.system|refused os.system") as error:
+        load_dataset(str(tmp_path), data_seed=0)
+    assert "data_batch_1" in str(error.value) and "\n" not in str(error.value)
+    assert not marker.exists()
+
+
+def test_symlink_loops_and_dangling_links_are_refused_by_name(tmp_path: Path) -> None:
+    write_image_folder(tmp_path / "loop", "train", per_class=5)
+    (tmp_path / "loop" / "train" / "class0" / "again").symlink_to(tmp_path / "loop" / "train")
+    with pytest.raises(DataError, match="symlink loop"):
+        load_dataset(str(tmp_path / "loop"), data_seed=0)
+    write_image_folder(tmp_path / "dangling", "train", per_class=5)
+    (tmp_path / "dangling" / "train" / "class1" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(DataError, match="gone.png is a link to nothing"):
+        load_dataset(str(tmp_path / "dangling"), data_seed=0)

@@ -67,3 +67,8 @@ def test_macs_ceiling_and_trial_cap_are_noted() -> None:
 def test_seeds_with_a_sampled_design_is_refused() -> None:
     with pytest.raises(ValueError, match="--seeds 2 applies to grid designs"):
         make_plan(SearchSettings(space="bottleneck", seeds=2))
+
+
+def test_a_macs_ceiling_that_excludes_everything_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"--max-gmacs 0.001 excludes every configuration of shortcuts \(the cheapest costs 0.0406 GMACs\)"):
+        make_plan(SearchSettings(space="shortcuts", max_gmacs=0.001))

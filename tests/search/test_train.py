@@ -86,6 +86,8 @@ def test_injected_nan_stops_as_diverged_with_metrics_so_far(tmp_path: Path, monk
     assert summary["diverged_at"] == {"epoch": 2, "step": 12}
     assert summary["epochs"] == 1 and summary["test_accuracy"] is None
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
+    refuse = lambda constant: (_ for _ in ()).throw(ValueError(constant))  # noqa: E731
+    json.loads((tmp_path / "summary.json").read_text(), parse_constant=refuse)  # strict JSON: no NaN
 
 
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -110,10 +112,53 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> N
     assert final[0]["test_accuracy"] == final[1]["test_accuracy"]
 
 
-def test_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
-    train(smoke(train_subset=128), tmp_path, log=None)
-    state = torch.load(tmp_path / "checkpoint" / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "scheduler", "generator", "torch_rng"}
+def test_checkpoint_loads_with_weights_only_and_goes_when_the_run_is_done(tmp_path: Path) -> None:
+    seen: list[dict] = []
+    report = lambda row: seen.append(torch.load(tmp_path / "checkpoint" / "checkpoint.pt", weights_only=True))  # noqa: E731
+    train(smoke(train_subset=128), tmp_path, log=None, report=report)
+    assert [state["epoch"] for state in seen] == [1, 2]
+    assert set(seen[-1]) >= {"model", "optimizer", "scheduler", "generator", "torch_rng"}
+    # finished: no resumable state stays; the final and best weights do
+    assert not (tmp_path / "checkpoint").exists()
+    assert (tmp_path / "model_final.safetensors").exists() and (tmp_path / "model_best.safetensors").exists()
+
+
+def test_best_weights_of_the_last_epoch_are_the_final_file_not_a_copy(tmp_path: Path) -> None:
+    summary = train(smoke(train_subset=128), tmp_path, log=None)
+    best, final = tmp_path / "model_best.safetensors", tmp_path / "model_final.safetensors"
+    if summary["best_val_accuracy"] == summary["val_accuracy"]:
+        assert best.stat().st_ino == final.stat().st_ino
+    else:
+        assert best.stat().st_ino != final.stat().st_ino
+
+
+def test_a_torn_checkpoint_resumes_from_the_previous_epoch_and_says_so(tmp_path: Path) -> None:
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "3", "--train-subset", "128", "--threads", "2", "--out", str(tmp_path)]
+    killed = run_cli(args, env={"RESBENCH_FAULT": "exit_after_epoch:2"})
+    assert killed.returncode == 3
+    checkpoint = tmp_path / "checkpoint" / "checkpoint.pt"
+    os.replace(checkpoint, checkpoint.with_name("previous.pt"))  # as a kill between the two writes leaves it...
+    checkpoint.write_bytes(b"PK\x03\x04 torn")  # ...with the new file cut short
+    resumed = run_cli(args)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"checkpoint {checkpoint} is unreadable" in resumed.stdout and "resuming from the previous epoch's checkpoint" in resumed.stdout
+    assert list(pd.read_csv(tmp_path / "metrics.csv")["epoch"]) == [1, 2, 3]
+
+
+def test_an_unreadable_checkpoint_is_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "checkpoint.pt").write_bytes(b"")
+    assert main(["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint {tmp_path / 'checkpoint' / 'checkpoint.pt'} is unreadable" in err and "delete it" in err
+    assert len(err.strip().splitlines()) == 1 and "weights_only" not in err
+
+
+def test_a_summary_the_run_did_not_write_is_named_not_trusted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "summary.json").write_text('{"status": "completed", "val')
+    assert main(["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'summary.json'} is not a summary written by search.train" in err and len(err.strip().splitlines()) == 1
 
 
 def test_identity_holds_the_data_fingerprint_and_leaves_out_how_it_runs(tmp_path: Path) -> None:
@@ -131,9 +176,9 @@ def test_identity_holds_the_data_fingerprint_and_leaves_out_how_it_runs(tmp_path
 
 
 def test_other_run_in_the_same_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    train(smoke(train_subset=128), tmp_path, log=None)
-    (tmp_path / "summary.json").unlink()  # an interrupted run of one config...
-    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--train-subset", "128", "--lr", "0.2", "--out", str(tmp_path)]
+    common = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--train-subset", "128", "--out", str(tmp_path)]
+    assert run_cli(common, env={"RESBENCH_FAULT": "exit_after_epoch:1"}).returncode == 3  # an interrupted run of one config...
+    args = [*common, "--lr", "0.2"]
     assert main(args) == 2  # ...is not continued by another
     assert "holds a different run" in capsys.readouterr().err
 
@@ -151,6 +196,12 @@ def test_other_run_in_the_same_out_is_refused(tmp_path: Path, capsys: pytest.Cap
         (["--model", "resnet20", "--data", "/no/such/folder"], "neither a data set name"),
         (["--model", "resnet20", "--epochs", "0"], "must be positive"),
         (["--model", "resnet20", "--device", "tpu"], "valid: auto, cpu, cuda"),
+        (["--model", "resnet20", "--lr", "nan"], "recipe field lr must be a finite number, got nan"),
+        (["--model", "resnet20", "--momentum", "inf"], "recipe field momentum must be a finite number, got inf"),
+        (["--model", "resnet20", "--weight-decay", "-inf"], "recipe field weight_decay must be a finite number"),
+        (["--model", "resnet20", "--label-smoothing", "nan"], "recipe field label_smoothing must be a finite number"),
+        (["--model", "resnet20", "--momentum", "1.5"], "momentum must be below 1"),
+        (["--model", "resnet20", "--train-subset", "10"], "train_subset 10 is smaller than batch_size 64"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
