@@ -17,6 +17,7 @@ import optuna
 import pandas as pd
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.data import describe_source
@@ -37,7 +38,9 @@ class PruningAwareOptunaSearch(OptunaSearch):
     Reads OptunaSearch's private ``_ot_trials``, ``_ot_study`` and ``_completed_trials`` (ray is
     capped below its next major version; tests/search/test_study.py checks they exist)."""
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if _launch_deadline is not None and time.time() > _launch_deadline:
+            return Searcher.FINISHED  # --time-budget: launch nothing more; running trials finish
         config = super().suggest(trial_id)
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
@@ -65,6 +68,12 @@ class PruningAwareOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+LAUNCH_STOPPED_FILE = "launching-stopped"
+# When this driver stops launching trials (--time-budget). A module value, not the searcher's: a
+# restored experiment brings back its pickled searcher, and the budget belongs to this run.
+_launch_deadline: float | None = None
 
 
 def error_message(error_file: str | None) -> str:
@@ -151,7 +160,11 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
         failure_config=tune.FailureConfig(max_failures=2),
     )
     ray_dir = out / "ray"
-    restorable = resuming and tune.Tuner.can_restore(str(ray_dir))
+    # After a --time-budget stop no trial was cut off, and Ray's restored generator would remember
+    # that the searcher had finished: the rest is launched by a new Tuner from the study's waiting
+    # trials instead.
+    stopped_launching = out / LAUNCH_STOPPED_FILE
+    restorable = resuming and tune.Tuner.can_restore(str(ray_dir)) and not stopped_launching.exists()
     study = open_study(out, settings.space, settings.objective, settings.budget)
     if resuming:
         known = {trial.trial_id for trial in tune.ExperimentAnalysis(str(ray_dir)).trials} if restorable else set()
@@ -178,24 +191,29 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
                 scheduler=scheduler,
-                num_samples=plan.total,
+                num_samples=plan.total - len(read_results(out)),
                 max_concurrent_trials=resources.at_once,
                 # A trial's process is kept for the next one: a fresh worker pays seconds of imports
                 # (torch, zoo, search), which is most of a short or early-stopped trial.
                 reuse_actors=True,
-                time_budget_s=settings.time_budget,
                 trial_dirname_creator=trial_dirname,
             ),
             run_config=run_config,
         )
+    global _launch_deadline
+    _launch_deadline = time.time() + settings.time_budget if settings.time_budget else None
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our Progress lines only
     # Short smoke trials checkpoint every few seconds; Ray's "snapshotting too often" advice is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     grid = tuner.fit()
+    if _launch_deadline is not None and time.time() > _launch_deadline:
+        stopped_launching.write_text(f"--time-budget {settings.time_budget} s stopped launching trials\n")
+    else:
+        stopped_launching.unlink(missing_ok=True)
     rows = {row["trial_id"]: row for row in read_results(out)}  # every driver's finished trials
     for result in grid:  # any trial the callback did not see end (e.g. restored as already done)
         trial_id = result.metrics.get("trial_id")
-        if trial_id and trial_id not in rows:
+        if trial_id and trial_id not in rows and result.config:  # no config: never started (time budget)
             rows[trial_id] = result_row(settings.space, trial_id, result.config, result.metrics, str(result.error) if result.error else None)
     write_results(out, list(rows.values()))
     return results_frame(list(rows.values()))

@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if results.empty:
+        print(f"error: --time-budget {args.time_budget} s ran out before any trial was launched; run the same command with --resume (and a longer --time-budget)", file=sys.stderr)
+        return 2
     page = write_page(out)
     print(page.top)
     print(f"\nresults: {out / 'results.csv'}\nleaderboard: {page.path}")

@@ -230,3 +230,16 @@ def test_relative_data_folder_reaches_trials_that_change_directory(ray_session: 
     results = run_search("shortcuts", data="data", budget="smoke", recipe=recipe("epochs=1", "val_size=12", "test_size=12"), trials=1, baselines=False, out="exp")
     assert list(results["status"]) == ["completed"]
     assert json.loads((tmp_path / "exp" / "search.json").read_text())["command"].count("--data data ") == 1
+
+
+def test_a_time_budget_stops_launching_and_resume_launches_the_rest(ray_session: None, tmp_path: Path) -> None:
+    common = dict(data="synthetic", budget="smoke", recipe=recipe("epochs=1"), trials=4, baselines=False, out=str(tmp_path / "exp"))
+    assert run_search("shortcuts", time_budget=0.001, **common).empty  # nothing launched...
+    study = load_study(tmp_path / "exp", "shortcuts")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.WAITING] * 4  # ...nothing half-asked
+    assert read_table(tmp_path / "exp" / "results.csv").empty
+    results = run_search("shortcuts", resume=True, **common)
+    assert sorted(zip(results["depth"], results["shortcut"])) == [(20, "A"), (20, "B"), (20, "C"), (20, "none")]
+    done = load_study(tmp_path / "exp", "shortcuts").trials
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in done) and len(done) == 4
+    assert {t.user_attrs["ray_trial_id"] for t in done} == set(results["trial_id"])
