@@ -17,6 +17,7 @@ from zoo.files import write_atomically
 from zoo.models import create_model, model_card, model_options
 from zoo.resnet import ResidualUnit, ResNet
 from zoo.shortcuts import ShortcutKind
+from zoo.size import SizeEstimate, estimate
 from zoo.vgg import VGG
 
 __all__ = [
@@ -27,11 +28,13 @@ __all__ = [
     "ResNet",
     "ResidualUnit",
     "ShortcutKind",
+    "SizeEstimate",
     "VGG",
     "complexity",
     "convert_torchvision_state_dict",
     "create_model",
     "describe",
+    "estimate",
     "list_blocks",
     "list_models",
     "load",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import torch.nn as nn
@@ -11,6 +12,7 @@ from safetensors.torch import save_file
 
 from zoo.files import write_atomically
 from zoo.models import create_model
+from zoo.size import estimate
 
 
 def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
@@ -33,7 +35,14 @@ def load(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:
         metadata = handle.metadata() or {}
         if "zoo_name" not in metadata:
             raise ValueError(f"{path} was not written by zoo.save (no zoo_name in its metadata)")
+        stored = sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())
+        name, overrides = metadata["zoo_name"], json.loads(metadata["zoo_overrides"])
+        described = estimate(name, **overrides)
+        # Checked before any tensor is read or any module built: a crafted file of a few bytes can
+        # describe a network that takes minutes and all memory to build.
+        if described is not None and described.params > 2 * stored + 1_000_000:
+            raise ValueError(f"{path} describes {name} {overrides} (~{described.params / 1e6:,.1f}M parameters) but holds {stored / 1e6:,.1f}M values: not a file zoo.save wrote")
         state = {key: handle.get_tensor(key) for key in handle.keys()}
-    model = create_model(metadata["zoo_name"], **json.loads(metadata["zoo_overrides"]))
+    model = create_model(name, **overrides)
     model.load_state_dict(state)
     return model.to(device)

@@ -109,6 +109,9 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     for key in overrides:
         if key not in valid:
             raise unknown_name_error(f"option for model {name!r}:", key, valid)
+    from zoo.size import check_buildable  # imports this module
+
+    check_buildable(name, **overrides)  # before building: a 100k-layer net takes minutes even on meta
     model = entry.builder(**config)
     model.zoo_name = name
     model.zoo_overrides = dict(overrides)
