@@ -150,6 +150,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
         experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, recipe=dict(settings.recipe),
         plugins=plugins, threads=resources.threads, device="cuda" if resources.gpus_per_trial > 0 else "cpu",
         max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
+        memory_share=resources.gpus_per_trial if resources.gpus_per_trial > 0 else 1 / resources.at_once,
     )
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
     run_config = tune.RunConfig(

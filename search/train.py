@@ -49,6 +49,7 @@ from search.measure import evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import autocast, record, resolve_device, resolve_precision
 from search.recipes import Recipe
 from search.testing import Faults, injected_faults
+from zoo.size import available_memory_bytes
 
 METRICS_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr", "seconds", "images_per_second"]
 FINISHED = ("completed", "diverged")
@@ -121,10 +122,11 @@ def print_flushed(line: str) -> None:
     print(line, flush=True)  # progress lines reach log files while the run is going
 
 
-def validate(config: TrialConfig) -> Recipe:
-    """Every check that can fail on bad input, before anything is loaded or written."""
+def validate(config: TrialConfig, memory_share: float = 1.0) -> Recipe:
+    """Every check that can fail on bad input, before anything is loaded or written (or built)."""
     recipe = config.recipe()
-    resolve_device(config.device)
+    device = resolve_device(config.device)
+    check_fits(config, recipe, device, memory_share)
     describe_source(config.data)
     if config.seed < 0 or config.data_seed < 0:
         raise ValueError(f"seeds must not be negative, got seed={config.seed}, data_seed={config.data_seed}")
@@ -132,6 +134,18 @@ def validate(config: TrialConfig) -> Recipe:
         raise ValueError(f"--threads must be positive, got {config.threads}")
     build_model(config, config.model_overrides.get("num_classes", 10), "meta")  # names, options, depth
     return recipe
+
+
+def check_fits(config: TrialConfig, recipe: Recipe, device: torch.device, memory_share: float) -> None:
+    """Refuse, from the architecture's description, a run that cannot fit its share of the device
+    (the machine's available memory, or the GPU's free memory, times the share of concurrent trials)."""
+    size = zoo.estimate(config.model, **config.model_overrides)
+    if size is None:
+        return
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else available_memory_bytes()
+    budget = free * memory_share
+    if size.training_bytes(recipe.batch_size) > budget:
+        raise ValueError(f"{config.model} {config.model_overrides}: {size.describe(recipe.batch_size)}, over this run's share of the {device.type} memory ({budget / 2**30:,.1f} GiB); lower batch_size or the size")
 
 
 def read_summary(out: Path) -> dict[str, Any] | None:
@@ -235,6 +249,7 @@ def train(
     progress: bool = False,
     dataset: Dataset | None = None,
     lease_wait: float = 0.0,
+    memory_share: float = 1.0,
 ) -> dict[str, Any]:
     """Train ``config`` into ``out`` (resuming what is there) and return its summary.
 
@@ -243,7 +258,7 @@ def train(
     at a time; another is refused, after waiting ``lease_wait`` seconds for a stale owner.
     """
     out = Path(out).resolve()
-    recipe = validate(config)
+    recipe = validate(config, memory_share)
     say = log or (lambda _: None)
     finished = read_summary(out)
     if finished is not None and finished.get("status") in FINISHED:

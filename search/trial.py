@@ -40,6 +40,7 @@ class TrialContext:
     device: str
     max_gmacs: float | None
     data_seed: int
+    memory_share: float  # of the machine's memory (CPU trials) or of a GPU, per trial
     environment: dict[str, str]  # the driver's RESBENCH_* settings (data cache, test switches)
 
 
@@ -84,7 +85,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         tune.report({**where, **row, "epochs_planned": epochs, "status": "running"})
 
     # A retry may start while the dead attempt's lease still looks fresh (another node): wait it out.
-    summary = train(trial, out, report=report, log=None, lease_wait=LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS)
+    summary = train(trial, out, report=report, log=None, lease_wait=LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS, memory_share=context.memory_share)
     final = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
     final.update(where)
     final.update({

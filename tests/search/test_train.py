@@ -202,6 +202,7 @@ def test_other_run_in_the_same_out_is_refused(tmp_path: Path, capsys: pytest.Cap
         (["--model", "resnet20", "--label-smoothing", "nan"], "recipe field label_smoothing must be a finite number"),
         (["--model", "resnet20", "--momentum", "1.5"], "momentum must be below 1"),
         (["--model", "resnet20", "--train-subset", "10"], "train_subset 10 is smaller than batch_size 64"),
+        (["--model", "resnet20", "--depth", "100004"], "to train at batch 64, over this run's share of the cpu memory"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

@@ -69,3 +69,27 @@ def test_one_description_of_every_network(name: str, overrides: dict, label: str
     with torch.device("meta"):
         built = zoo.create_model(name, **overrides)
     assert zoo.describe(built) == described
+
+
+@pytest.mark.parametrize(("name", "overrides"), [("resnet20", {}), ("resnet56", {"shortcut": "C"}), ("resnet164", {}), ("resnet50", {}), ("resnet152", {}), ("resnet20", {"width_multiplier": 4}), ("resnet20", {"depth": 29, "block": "bottleneck", "base_width": 32, "groups": 2})])
+def test_size_estimates_are_close_to_the_exact_counts(name: str, overrides: dict) -> None:
+    estimated = zoo.estimate(name, **overrides)
+    assert estimated is not None
+    assert estimated.params == pytest.approx(zoo.complexity(name, **overrides).params, rel=0.03)
+
+
+def test_an_absurd_network_is_refused_before_it_is_built() -> None:
+    with pytest.raises(ValueError, match=r"~[0-9,]+M parameters \(~[0-9,.]+ GiB of weights\); this machine has [0-9,.]+ GiB free") as error:
+        zoo.create_model("resnet20", width_multiplier=1000)
+    assert "\n" not in str(error.value)
+
+
+def test_a_crafted_weights_file_is_refused_before_anything_is_built(tmp_path) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    path = tmp_path / "crafted.safetensors"
+    save_file({"fc.bias": torch.zeros(10)}, str(path), metadata={"zoo_name": "resnet20", "zoo_overrides": json.dumps({"depth": 100004})})
+    with pytest.raises(ValueError, match="describes resnet20 .* but holds 0.0M values: not a file zoo.save wrote"):
+        zoo.load(path)
