@@ -73,6 +73,26 @@ class Progress:
     train_seconds: float = 0.0
     images_seen: int = 0
     best_epoch: int = 0
+    in_epoch: EpochPosition | None = None  # where an interrupted epoch stopped
+
+
+@dataclass
+class EpochPosition:
+    """Where an interrupted epoch stopped: enough to finish it exactly as it would have gone."""
+
+    epoch: int
+    step: int  # steps done
+    order: torch.Tensor
+    loss_sum: torch.Tensor
+    wrong: torch.Tensor
+    seconds: float
+
+    def to_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step": self.step, "order": self.order, "loss_sum": self.loss_sum, "wrong": self.wrong, "seconds": self.seconds}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> EpochPosition | None:
+        return cls(**state) if state else None
 
 
 @dataclass
@@ -101,6 +121,7 @@ class TrainingState:
             "train_seconds": progress.train_seconds,
             "images_seen": progress.images_seen,
             "best_epoch": progress.best_epoch,
+            "in_epoch": progress.in_epoch.to_state() if progress.in_epoch else None,
         }
         previous = previous_path(path)
         if path.exists():
@@ -121,7 +142,7 @@ class TrainingState:
         return Progress(
             rows=list(state["metrics"]), epoch=state["epoch"], best_val_accuracy=state["best_val_accuracy"],
             wall_seconds=state["wall_seconds"], train_seconds=state["train_seconds"], images_seen=state["images_seen"],
-            best_epoch=state.get("best_epoch", 0),
+            best_epoch=state.get("best_epoch", 0), in_epoch=EpochPosition.from_state(state.get("in_epoch")),
         ), note
 
 

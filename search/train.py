@@ -18,7 +18,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +43,14 @@ from torch.optim.lr_scheduler import (
 
 import zoo
 from search.augment import Normalize, random_crop_flip
-from search.checkpoint import Progress, TrainingState, check_resumable, checkpoint_path, drop_resumable_state
+from search.checkpoint import (
+    EpochPosition,
+    Progress,
+    TrainingState,
+    check_resumable,
+    checkpoint_path,
+    drop_resumable_state,
+)
 from search.config import TrialConfig, parse_words, typed_overrides
 from search.data import DataError, Dataset, Split, data_fingerprint, describe_source, load_dataset
 from search.lease import Lease
@@ -53,6 +62,8 @@ from zoo.size import available_memory_bytes
 
 METRICS_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr", "seconds", "images_per_second"]
 FINISHED = ("completed", "diverged")
+INTERRUPTED = "interrupted"  # stopped by SIGTERM/Ctrl-C with a checkpoint; the same command resumes
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: try again (a scheduler may requeue the job)
 
 Reporter = Callable[[dict[str, Any]], None]
 
@@ -178,6 +189,38 @@ def strict_json(value: Any) -> Any:
 
 
 @dataclass
+class EpochResult:
+    train_loss: float = float("nan")
+    train_error: float = float("nan")
+    seconds: float = 0.0
+    diverged_at: dict[str, int] | None = None
+    interrupted: EpochPosition | None = None
+
+
+class Preemption:
+    """SIGTERM (Slurm preemption, a spot instance's notice) or Ctrl-C asks the loop to stop at the
+    next step boundary; the run then checkpoints where it is and exits as interrupted. Handlers
+    can only be installed from the main thread (a Ray trial runs in another: there, Ray decides)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Preemption:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self.previous[signum] = signal.signal(signum, self._request)
+        return self
+
+    def _request(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+@dataclass
 class Run:
     """One run's data on its device and the objects it trains."""
 
@@ -209,13 +252,21 @@ class Run:
         state = TrainingState(model, optimizer, scheduler, generator)
         return cls(config, recipe, dataset, on_device, device, resolve_precision(recipe.precision, device), state, normalize, steps_per_epoch)
 
-    def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar) -> tuple[float, float, dict[str, int] | None]:
-        """One pass over the training split: (mean loss, training error, where it diverged)."""
+    def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar, resume_at: EpochPosition | None, stop: Preemption) -> EpochResult:
+        """One pass over the training split (or the rest of an interrupted one)."""
         recipe, state = self.recipe, self.state
-        order = torch.randperm(len(self.train_split), generator=state.generator, device=self.device)
-        loss_sum = torch.zeros((), device=self.device)
-        wrong = torch.zeros((), device=self.device, dtype=torch.int64)
-        for step in range(self.steps_per_epoch):
+        started = time.perf_counter()
+        if resume_at is not None:
+            order, loss_sum, wrong, first = resume_at.order, resume_at.loss_sum, resume_at.wrong, resume_at.step
+        else:
+            order = torch.randperm(len(self.train_split), generator=state.generator, device=self.device)
+            loss_sum = torch.zeros((), device=self.device)
+            wrong = torch.zeros((), device=self.device, dtype=torch.int64)
+            first = 0
+        before = resume_at.seconds if resume_at is not None else 0.0
+        for step in range(first, self.steps_per_epoch):
+            if stop.requested:  # at a step boundary: nothing of this step is lost
+                return EpochResult(interrupted=EpochPosition(epoch, step, order, loss_sum, wrong, before + time.perf_counter() - started))
             index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
             images = random_crop_flip(self.train_split.images[index], recipe.crop_padding, recipe.flip, state.generator)
             labels = self.train_split.labels[index]
@@ -225,7 +276,7 @@ class Run:
             global_step = (epoch - 1) * self.steps_per_epoch + step + 1
             loss = faults.corrupt_loss(loss, global_step)
             if not torch.isfinite(loss):
-                return float("nan"), float("nan"), {"epoch": epoch, "step": global_step}
+                return EpochResult(diverged_at={"epoch": epoch, "step": global_step})
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.optimizer.step()
@@ -234,7 +285,7 @@ class Run:
             wrong += (logits.detach().argmax(1) != labels).sum()
             bar.update(epoch, step + 1, self.steps_per_epoch, loss.detach())
         seen = self.steps_per_epoch * recipe.batch_size
-        return float(loss_sum) / seen, int(wrong) / seen, None
+        return EpochResult(float(loss_sum) / seen, int(wrong) / seen, seconds=before + time.perf_counter() - started)
 
     def evaluate(self, split: Split) -> float:
         return evaluate(self.state.model, split, self.normalize, self.recipe.eval_batch_size, self.device, self.precision)
@@ -284,44 +335,52 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
         done, note = run.state.restore(state_path, device)
         if note:
             say(note)
-        say(f"resuming {out.name} from epoch {done.epoch}/{recipe.epochs}")
+        within = f", step {done.in_epoch.step} of epoch {done.in_epoch.epoch}" if done.in_epoch else ""
+        say(f"resuming {out.name} from epoch {done.epoch}/{recipe.epochs}{within}")
 
-    started, wall_before, resumed = time.perf_counter(), done.wall_seconds, done.epoch > 0
+    started, wall_before, resumed = time.perf_counter(), done.wall_seconds, done.epoch > 0 or done.in_epoch is not None
     diverged_at = None
     bar = ProgressBar(progress)
     faults = injected_faults()
     run.state.model.train()
-    for epoch in range(done.epoch + 1, recipe.epochs + 1):
-        epoch_start = time.perf_counter()
-        train_loss, train_error, diverged_at = run.train_epoch(epoch, faults, bar)
-        bar.clear()
-        if diverged_at is not None:
-            say(f"epoch {epoch}: loss is not finite at step {diverged_at['step']}; stopping as diverged")
-            break
-        seconds = time.perf_counter() - epoch_start
-        seen = run.steps_per_epoch * recipe.batch_size
-        done.train_seconds += seconds
-        done.images_seen += seen
-        val_accuracy = run.evaluate(dataset.val)
-        row = {
-            "epoch": epoch, "train_loss": train_loss, "train_error": train_error, "val_accuracy": val_accuracy,
-            "lr": run.state.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_second": seen / seconds,
-        }
-        done.rows.append(row)
-        done.epoch = epoch
-        if val_accuracy > done.best_val_accuracy:
-            done.best_val_accuracy, done.best_epoch = val_accuracy, epoch
-            zoo.save(run.state.model, out / "model_best.safetensors")
-        done.wall_seconds = wall_before + time.perf_counter() - started
-        run.state.save(state_path, identity, done)
-        write_metrics(out, done.rows)
-        say(
-            f"epoch {epoch}/{recipe.epochs}  loss {train_loss:.4f}  train err {train_error:.4f}  "
-            f"val {val_accuracy:.4f}  lr {row['lr']:.4g}  {seconds:.1f}s  {row['images_per_second']:.0f} img/s"
-        )
-        if report is not None:
-            report(row)
-        faults.after_checkpoint(epoch, resumed)
+    resume_at, done.in_epoch = done.in_epoch, None
+    with Preemption() as preemption:
+        for epoch in range(done.epoch + 1, recipe.epochs + 1):
+            result = run.train_epoch(epoch, faults, bar, resume_at if resume_at and resume_at.epoch == epoch else None, preemption)
+            bar.clear()
+            if result.interrupted is not None:
+                done.in_epoch, done.wall_seconds = result.interrupted, wall_before + time.perf_counter() - started
+                run.state.save(state_path, identity, done)
+                say(f"interrupted at epoch {epoch}, step {result.interrupted.step}/{run.steps_per_epoch}: checkpoint written to {state_path}; run the same command to resume")
+                return {"status": INTERRUPTED, "epoch": epoch, "step": result.interrupted.step, "checkpoint": str(state_path)}
+            diverged_at = result.diverged_at
+            if diverged_at is not None:
+                say(f"epoch {epoch}: loss is not finite at step {diverged_at['step']}; stopping as diverged")
+                break
+            train_loss, train_error, seconds = result.train_loss, result.train_error, result.seconds
+            seen = run.steps_per_epoch * recipe.batch_size
+            done.train_seconds += seconds
+            done.images_seen += seen
+            val_accuracy = run.evaluate(dataset.val)
+            row = {
+                "epoch": epoch, "train_loss": train_loss, "train_error": train_error, "val_accuracy": val_accuracy,
+                "lr": run.state.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_second": seen / seconds,
+            }
+            done.rows.append(row)
+            done.epoch = epoch
+            if val_accuracy > done.best_val_accuracy:
+                done.best_val_accuracy, done.best_epoch = val_accuracy, epoch
+                zoo.save(run.state.model, out / "model_best.safetensors")
+            done.wall_seconds = wall_before + time.perf_counter() - started
+            run.state.save(state_path, identity, done)
+            write_metrics(out, done.rows)
+            say(
+                f"epoch {epoch}/{recipe.epochs}  loss {train_loss:.4f}  train err {train_error:.4f}  "
+                f"val {val_accuracy:.4f}  lr {row['lr']:.4g}  {seconds:.1f}s  {row['images_per_second']:.0f} img/s"
+            )
+            if report is not None:
+                report(row)
+            faults.after_checkpoint(epoch, resumed)
 
     summary = summarise(run, out, done, diverged_at, wall_before + time.perf_counter() - started)
     say(f"{summary['status']}: val {summary['val_accuracy']}, test {summary['test_accuracy']} ({summary['wall_seconds']:.0f} s) -> {out}")
@@ -423,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if summary["status"] == INTERRUPTED:
+        return EXIT_INTERRUPTED
     return 0 if summary["status"] == "completed" else 1
 
 

@@ -229,3 +229,30 @@ def test_cli_bad_input_in_a_real_process_has_no_traceback(tmp_path: Path) -> Non
     result = run_cli(["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--depth", "22", "--out", str(tmp_path / "x")])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error:") and not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow  # a subprocess stopped mid-epoch
+def test_sigterm_checkpoints_at_a_step_and_the_resumed_run_is_bitwise_the_same(tmp_path: Path) -> None:
+    import signal
+
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "3", "--train-subset", "1024", "--threads", "1"]
+    whole = run_cli([*args, "--out", str(tmp_path / "whole")])
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    job = subprocess.Popen([sys.executable, "-m", "search.train", *args, "--out", str(tmp_path / "preempted")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert job.stdout is not None
+    for line in job.stdout:  # preempt once epoch 2 is under way
+        if line.startswith("epoch 1/3"):
+            job.send_signal(signal.SIGTERM)
+            break
+    output = line + job.stdout.read()
+    assert job.wait(timeout=120) == 75, job.stderr.read()[-2000:] if job.stderr else ""
+    assert "interrupted at epoch 2, step " in output and "run the same command to resume" in output
+    assert not (tmp_path / "preempted" / "summary.json").exists()
+    state = torch.load(tmp_path / "preempted" / "checkpoint" / "checkpoint.pt", weights_only=True)
+    assert state["in_epoch"]["epoch"] == 2 and state["epoch"] == 1
+    resumed = run_cli([*args, "--out", str(tmp_path / "preempted")])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"step {state['in_epoch']['step']} of epoch 2" in resumed.stdout
+    expected = pd.read_csv(tmp_path / "whole" / "metrics.csv")[DETERMINISTIC_COLUMNS]
+    got = pd.read_csv(tmp_path / "preempted" / "metrics.csv")[DETERMINISTIC_COLUMNS]
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
