@@ -4,6 +4,7 @@ not installed at all (GPU machines often have neither)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,8 +57,13 @@ def test_training_runs_without_ray_and_optuna(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_pages_regenerate_without_ray_and_optuna(tmp_path: Path) -> None:
+def test_pages_regenerate_without_ray_and_optuna_and_reproduce_the_committed_ones(tmp_path: Path) -> None:
     code = WITHOUT_RAY_AND_OPTUNA + f"import runpy\nsys.argv = ['leaderboards', '--out', {str(tmp_path)!r}]\nrunpy.run_module('leaderboards', run_name='__main__')\n"
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "README.md").exists() and (tmp_path / "shortcuts.md").exists()
+    for page in sorted(tmp_path.glob("*.md")):
+        assert page.read_text() == (REPO / "leaderboards" / page.name).read_text(), f"{page.name} differs from the committed page: run python -m leaderboards"
+    complexity = (tmp_path / "complexity.md").read_text()
+    assert "resnet1202" in complexity and "**holds**" in complexity
+    assert re.search(r"from the zoo at commit ([0-9a-f]{12}|unknown)", complexity), "complexity.md names the commit it was counted from"
