@@ -103,7 +103,7 @@ class Lease:
                 if time.monotonic() < deadline:
                     time.sleep(min(HEARTBEAT_SECONDS, max(0.1, deadline - time.monotonic())))
                     continue
-                raise LeaseHeld(f"{self.path.parent} is in use by another {self.what} ({holder.describe()}); wait for it to finish or stop it")
+                self.refuse_if_held()
             mine = Holder(socket.gethostname(), os.getpid(), now, now, process_start_time(os.getpid()), " ".join(sys.argv)[:300])
             zoo.write_atomically(self.path, json.dumps(asdict(mine)))
             time.sleep(0.05)  # another taker writing at the same moment: the last rename wins
@@ -114,6 +114,12 @@ class Lease:
         self.mine = mine
         self._thread = threading.Thread(target=self._beat, name="resbench-lease", daemon=True)
         self._thread.start()
+
+    def refuse_if_held(self) -> None:
+        """Raise LeaseHeld when another live process owns the directory; take nothing."""
+        holder = read_holder(self.path)
+        if holder is not None and holder.alive(time.time()) and not self._is_me(holder):
+            raise LeaseHeld(f"{self.path.parent} is in use by another {self.what} ({holder.describe()}); wait for it to finish or stop it")
 
     def _is_me(self, holder: Holder) -> bool:
         return holder.host == socket.gethostname() and holder.pid == os.getpid()

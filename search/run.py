@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
@@ -28,7 +27,7 @@ import zoo
 from search import cluster, spaces
 from search.config import parse_assignments, typed_overrides
 from search.data import DataError, load_dataset
-from search.lease import LEASE_FILE, Lease, LeaseHeld, read_holder
+from search.lease import Lease
 from search.plan import estimate_minutes, make_plan
 from search.plugins import import_plugins
 from search.provenance import hardware_name, record
@@ -46,7 +45,9 @@ def run_search(space: str, **options: Any) -> pd.DataFrame:
     settings.sampler = plan.sampler
     dataset = load_dataset(settings.data, data_seed=settings.data_seed)  # fail fast; warms caches for trials
     check_writable(out)
-    refuse_live_driver(out)  # before Ray starts; the lease itself is taken once Ray is up
+    # Another driver on the same experiment would re-queue its running trials: refused before Ray
+    # starts; the lease itself is taken once Ray is up.
+    Lease(out, "search driver").refuse_if_held()
     started_ray = cluster.connect(settings.address, plugins)
     try:
         from search import launch, study  # Ray is imported by now, with the loopback setting in place
@@ -78,13 +79,6 @@ def check_writable(out: Path) -> None:
         raise ValueError(f"--out {out}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"--out {out}: {existing} is not writable")
-
-
-def refuse_live_driver(out: Path) -> None:
-    """Another driver on the same experiment would re-queue its running trials: one at a time."""
-    holder = read_holder(out / LEASE_FILE)
-    if holder is not None and holder.alive(time.time()) and holder.pid != os.getpid():
-        raise LeaseHeld(f"{out} is in use by another search driver ({holder.describe()}); wait for it to finish or stop it")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -8,6 +8,7 @@ map onto ours with a rename of the unit prefix only.
 
 from __future__ import annotations
 
+import abc
 from collections import OrderedDict
 from typing import Any
 
@@ -55,7 +56,7 @@ class PreActivation(nn.Sequential):
         super().__init__(OrderedDict(bn=nn.BatchNorm2d(channels), relu=nn.ReLU(inplace=True)))
 
 
-class BasicBranch(nn.Module):
+class BasicBranch(nn.Module, abc.ABC):
     """What both two-layer blocks share: the option contract (only ``expansion``). A subclass lays
     out its layers in ``build``."""
 
@@ -69,8 +70,9 @@ class BasicBranch(nn.Module):
         self.expansion = expansion or type(self).expansion
         self.build(in_channels, channels, channels * self.expansion, stride)
 
+    @abc.abstractmethod
     def build(self, in_channels: int, channels: int, out_channels: int, stride: int) -> None:
-        raise NotImplementedError
+        """Lay out the layers (module names follow torchvision's, so its weights map onto ours)."""
 
     def zero_init_last(self) -> None:
         """Zero the branch's last scaling layer so the unit starts as its shortcut."""
@@ -95,7 +97,7 @@ class BasicBlock(BasicBranch):
         return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
 
-class BottleneckBranch(nn.Module):
+class BottleneckBranch(nn.Module, abc.ABC):
     """What both bottlenecks share: the option contract and the inner geometry. A subclass lays
     out its layers in ``build``; this constructor's keyword parameters are the options
     ``create_model`` checks."""
@@ -123,8 +125,9 @@ class BottleneckBranch(nn.Module):
         width, stride_1x1, stride_3x3 = bottleneck_geometry(channels, stride, base_width, groups, stride_on)
         self.build(in_channels, width, channels * self.expansion, stride_1x1, stride_3x3, groups)
 
+    @abc.abstractmethod
     def build(self, in_channels: int, width: int, out_channels: int, stride_1x1: int, stride_3x3: int, groups: int) -> None:
-        raise NotImplementedError
+        """Lay out the layers around an inner width ``width``, strided where ``stride_on`` says."""
 
     def zero_init_last(self) -> None:
         """Zero the branch's last scaling layer so the unit starts as its shortcut."""

@@ -88,6 +88,9 @@ def available_memory_bytes() -> int:
 def check_buildable(name: str, **overrides: Any) -> None:
     """Refuse, in one line, a network whose weights alone exceed this machine's free memory."""
     size = estimate(name, **overrides)
-    if size is not None and size.params * FLOAT_BYTES > available_memory_bytes():
-        free = available_memory_bytes() / 2**30
+    if size is None:
+        return
+    available = available_memory_bytes()
+    if size.params * FLOAT_BYTES > available:
+        free = available / 2**30
         raise ValueError(f"{name} with {overrides} would have ~{size.params / 1e6:,.0f}M parameters (~{size.params * FLOAT_BYTES / 2**30:,.1f} GiB of weights); this machine has {free:,.1f} GiB free")
