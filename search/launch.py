@@ -33,7 +33,7 @@ from search.trial import TrialContext, forwarded_environment, run_trial
 
 class PruningAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that tells Optuna the truth: a trial stopped early by ASHA (or rejected by the
-    MACs ceiling) is PRUNED, a diverged one FAIL; Ray alone would report both as COMPLETE.
+    MACs ceiling) is PRUNED, a diverged or refused one FAIL; Ray alone would report them COMPLETE.
 
     Reads OptunaSearch's private ``_ot_trials``, ``_ot_study`` and ``_completed_trials`` (ray is
     capped below its next major version; tests/search/test_study.py checks they exist)."""
@@ -59,8 +59,8 @@ class PruningAwareOptunaSearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         status = (result or {}).get("status")
-        if trial_id in self._ot_trials and trial_id not in self._completed_trials and status in ("pruned", "running", "diverged"):
-            state = optuna.trial.TrialState.FAIL if status == "diverged" else optuna.trial.TrialState.PRUNED
+        if trial_id in self._ot_trials and trial_id not in self._completed_trials and status in ("pruned", "running", "diverged", "failed"):
+            state = optuna.trial.TrialState.FAIL if status in ("diverged", "failed") else optuna.trial.TrialState.PRUNED
             try:
                 self._ot_study.tell(self._ot_trials[trial_id], state=state)
             except optuna.exceptions.UpdateFinishedTrialError:

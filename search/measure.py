@@ -34,10 +34,10 @@ def evaluate(model: nn.Module, split: Split, normalize: Normalize, batch_size: i
 
 
 @torch.no_grad()
-def inference_throughput(model: nn.Module, normalize: Normalize, image_size: int, device: torch.device, precision: str, min_seconds: float = 0.5) -> float:
-    """Eval-mode images/s at batch 256 on the trial's device (random pixels: speed only)."""
+def inference_throughput(model: nn.Module, normalize: Normalize, image_size: int, device: torch.device, precision: str, batch_size: int = INFERENCE_BATCH, min_seconds: float = 0.5) -> float:
+    """Eval-mode images/s at ``batch_size`` on the trial's device (random pixels: speed only)."""
     model.eval()
-    images = torch.randint(0, 256, (INFERENCE_BATCH, 3, image_size, image_size), dtype=torch.uint8, device=device)
+    images = torch.randint(0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8, device=device)
     with autocast(device, precision):
         model(normalize(images))  # warm-up: allocator, kernels selection
         synchronize(device)
@@ -47,7 +47,7 @@ def inference_throughput(model: nn.Module, normalize: Normalize, image_size: int
             model(normalize(images))
             batches += 1
         synchronize(device)
-    return batches * INFERENCE_BATCH / (time.perf_counter() - start)
+    return batches * batch_size / (time.perf_counter() - start)
 
 
 def calibrate_macs_per_second(device: torch.device, precision: str, threads: int, steps: int = 4) -> float:

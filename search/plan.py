@@ -83,8 +83,12 @@ def make_plan(settings: SearchSettings) -> Plan:
     elif settings.seeds != 1:
         raise ValueError(f"--seeds {settings.seeds} applies to grid designs; --sampler {sampler} trains each sampled configuration once")
     if settings.baselines and settings.space != "vgg":
-        plan.trials += [PlannedTrial({}, seed, BASELINE) for seed in range(settings.seeds)]
-        plan.notes.append(f"baseline: {BASELINE} x {settings.seeds} seed(s), same data and recipe (--no-baselines to skip)")
+        baseline_gmacs = zoo.complexity(BASELINE).gmacs
+        if settings.max_gmacs is not None and baseline_gmacs > settings.max_gmacs:  # the ceiling holds for every trial
+            plan.notes.append(f"baseline: {BASELINE} ({baseline_gmacs:.3f} GMACs) is over --max-gmacs {settings.max_gmacs}, not trained")
+        else:
+            plan.trials += [PlannedTrial({}, seed, BASELINE) for seed in range(settings.seeds)]
+            plan.notes.append(f"baseline: {BASELINE} x {settings.seeds} seed(s), same data and recipe (--no-baselines to skip)")
     sampled = 0 if sampler == "grid" else settings.trials or DEFAULT_SAMPLED_TRIALS
     plan.total = len(plan.trials) + sampled
     return plan

@@ -16,7 +16,9 @@ import zoo
 from leaderboards.schema import COLUMNS, CONFIG_PREFIX, read_table
 from search.config import RESERVED_KEYS, split_config
 
-REPORTED_STATUSES = ("completed", "diverged", "pruned")  # what a trial may report; "failed" is Ray's
+# What a trial may report. "failed" is also Ray's, for a trial that raised past its retries; a
+# trial reports it itself, with its error, for bad input that no retry would mend.
+REPORTED_STATUSES = ("completed", "diverged", "pruned", "failed")
 
 
 def _finite(value: Any) -> Any:
@@ -26,6 +28,7 @@ def _finite(value: Any) -> Any:
 def result_row(space: str, trial_id: str, config: dict[str, Any], metrics: dict[str, Any], error: str | None) -> dict[str, Any]:
     """A row from a trial's configuration and its last reported metrics."""
     reported = metrics.get("status")
+    error = error or (metrics.get("error") if reported == "failed" else None)
     if error:
         status = "failed"
     elif reported in REPORTED_STATUSES:

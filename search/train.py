@@ -54,7 +54,7 @@ from search.checkpoint import (
 from search.config import TrialConfig, parse_words, typed_overrides
 from search.data import DataError, Dataset, Split, data_fingerprint, describe_source, load_dataset
 from search.lease import Lease
-from search.measure import evaluate, inference_throughput, peak_memory_bytes
+from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import autocast, record, resolve_device, resolve_precision
 from search.recipes import Recipe
 from search.testing import Faults, injected_faults
@@ -406,6 +406,9 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
     image_size = run.train_split.images.shape[-1]
     measured = zoo.complexity(run.state.model, input_size=image_size)
     test_accuracy = run.evaluate(dataset.test) if status == "completed" and dataset.test is not None else None
+    # Batch 256 (the figure the leaderboards plot), or the recipe's smaller evaluation batch: a
+    # recipe that evaluates 64 at a time asks for a cheap measurement, as tests and tiny runs do.
+    inference_batch = min(INFERENCE_BATCH, run.recipe.eval_batch_size)
     summary = {
         "status": status,
         "model": config.model,
@@ -421,7 +424,8 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "epochs": len(rows),
         "wall_seconds": wall_seconds,
         "images_per_second": done.images_seen / done.train_seconds if done.train_seconds else None,
-        "inference_images_per_second": inference_throughput(run.state.model, run.normalize, image_size, run.device, run.precision),
+        "inference_images_per_second": inference_throughput(run.state.model, run.normalize, image_size, run.device, run.precision, inference_batch),
+        "inference_batch_size": inference_batch,
         "peak_memory_bytes": peak_memory_bytes(run.device),
         "data": config.data,
         "data_name": dataset.name,

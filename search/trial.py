@@ -85,7 +85,14 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         tune.report({**where, **row, "epochs_planned": epochs, "status": "running"})
 
     # A retry may start while the dead attempt's lease still looks fresh (another node): wait it out.
-    summary = train(trial, out, report=report, log=None, lease_wait=LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS, memory_share=context.memory_share)
+    try:
+        summary = train(trial, out, report=report, log=None, lease_wait=LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS, memory_share=context.memory_share)
+    except ValueError as refused:
+        # Bad input (bad data, no CUDA device, too big for its share, another live owner): every
+        # try would end the same, so the trial ends failed now instead of being retried by Ray.
+        # Crashes, kills and full disks raise other errors, which Ray retries.
+        tune.report({**where, "status": "failed", "error": str(refused).strip().splitlines()[0][:300], "epoch": 0, "epochs_planned": epochs, "val_accuracy": float("nan")})
+        return
     final = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
     final.update(where)
     final.update({

@@ -11,14 +11,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 
 from leaderboards.schema import read_table
+from search.study import study_storage
 from tests.search.conftest import ray_environment
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # real Ray instances
-FAST = ["train_subset=128", "val_size=64", "test_size=64", "epochs=1"]
+FAST = ["train_subset=128", "val_size=64", "test_size=64", "eval_batch_size=64", "epochs=1"]
 
 
 @pytest.fixture
@@ -74,6 +76,10 @@ def test_fractional_gpus_pack_two_trials_per_gpu_and_fail_loudly_without_cuda(cl
     results = read_table(tmp_path / "exp" / "results.csv")
     assert result.returncode == 1 and len(results) == 2 and (results["status"] == "failed").all()
     assert results["error"].str.contains("no CUDA device").all(), results["error"].tolist()
+    # Bad input fails the same on every try: the trial ends failed at once, Ray never retries it.
+    assert not list((tmp_path / "exp" / "ray").rglob("error.txt")), "Ray saw the trial raise (and retried it)"
+    study = optuna.load_study(study_name="shortcuts", storage=study_storage(tmp_path / "exp"))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ def test_decoded_folder_is_cached_and_a_changed_folder_is_reread(tmp_path: Path,
     before = {path: path.stat().st_mtime_ns for path in caches}
     assert len(load_dataset(str(tmp_path), data_seed=0).train) == 24
     assert {path: path.stat().st_mtime_ns for path in caches} == before, "the second start must read the cache"
+    assert load_dataset(str(tmp_path), data_seed=0) is load_dataset(str(tmp_path), data_seed=0), "a worker's next trial reuses what it loaded"
     write_image_folder(tmp_path, "train", per_class=11)  # one more image per class
     assert len(load_dataset(str(tmp_path), data_seed=0).train) + 6 == 33
 

@@ -64,6 +64,13 @@ def test_macs_ceiling_and_trial_cap_are_noted() -> None:
     assert any("--trials 3 caps the grid of 4" in note for note in plan.notes)
 
 
+def test_a_baseline_over_the_macs_ceiling_is_left_out_and_noted() -> None:
+    plan = make_plan(SearchSettings(space="shortcuts", max_gmacs=0.05))
+    assert all(trial.baseline is None for trial in plan.trials) and len(plan.trials) == 4
+    assert f"baseline: {BASELINE} (0.313 GMACs) is over --max-gmacs 0.05, not trained" in plan.notes
+    assert any(trial.baseline for trial in make_plan(SearchSettings(space="shortcuts", max_gmacs=0.5)).trials)
+
+
 def test_seeds_with_a_sampled_design_is_refused() -> None:
     with pytest.raises(ValueError, match="--seeds 2 applies to grid designs"):
         make_plan(SearchSettings(space="bottleneck", seeds=2))
