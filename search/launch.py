@@ -20,11 +20,12 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from search import stopping
 from search.data import describe_source
 from search.plan import Plan
 from search.plugins import Plugin
 from search.recipes import resolve_recipe
-from search.results import read_results, result_row, results_frame, write_results
+from search.results import SearchInterrupted, read_results, result_row, results_frame, write_results
 from search.settings import SearchSettings
 from search.study import SpaceSampler, make_sampler, open_study, requeue_abandoned, study_storage
 from search.testing import injected_faults
@@ -39,6 +40,8 @@ class PruningAwareOptunaSearch(OptunaSearch):
     capped below its next major version; tests/search/test_study.py checks they exist)."""
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if stopping.current.requested_at is not None:
+            return None  # not now (FINISHED would be remembered by a restored run)
         if _launch_deadline is not None and time.time() > _launch_deadline:
             return Searcher.FINISHED  # --time-budget: launch nothing more; running trials finish
         config = super().suggest(trial_id)
@@ -76,6 +79,8 @@ LAUNCH_STOPPED_FILE = "launching-stopped"
 _launch_deadline: float | None = None
 
 
+
+
 def error_message(error_file: str | None) -> str:
     """The last line of a trial's traceback (the exception itself), from Ray's error file."""
     try:
@@ -107,6 +112,9 @@ class Progress(tune.Callback):
         best = max((r for r in self.finished.values() if r["status"] == "completed"), key=lambda r: r["val_accuracy"] or 0, default=None)
         best_text = f"best val {best['val_accuracy']:.4f} ({best['trial_id']})" if best else "best -"
         print(f"[{time.time() - self.started:7.0f}s] {len(self.finished)}/{self.total} done ({done}), {len(self.running)} running, {best_text} | {text}", flush=True)
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        stopping.current.check(trials)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)
@@ -206,15 +214,20 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our Progress lines only
     # Short smoke trials checkpoint every few seconds; Ray's "snapshotting too often" advice is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    rows = {row["trial_id"]: row for row in read_results(out)}  # every driver's finished trials
+    if stopping.current.requested_at is not None:  # told to stop before anything was launched
+        raise SearchInterrupted(len(rows), 0)
     grid = tuner.fit()
     if _launch_deadline is not None and time.time() > _launch_deadline:
         stopped_launching.write_text(f"--time-budget {settings.time_budget} s stopped launching trials\n")
     else:
         stopped_launching.unlink(missing_ok=True)
-    rows = {row["trial_id"]: row for row in read_results(out)}  # every driver's finished trials
+    rows = {row["trial_id"]: row for row in read_results(out)}
     for result in grid:  # any trial the callback did not see end (e.g. restored as already done)
         trial_id = result.metrics.get("trial_id")
-        if trial_id and trial_id not in rows and result.config:  # no config: never started (time budget)
+        if trial_id and trial_id not in rows and result.config and trial_id not in stopping.current.unfinished:  # no config: never started
             rows[trial_id] = result_row(settings.space, trial_id, result.config, result.metrics, str(result.error) if result.error else None)
     write_results(out, list(rows.values()))
+    if stopping.current.requested_at is not None:
+        raise SearchInterrupted(len(rows), len(stopping.current.unfinished - set(rows)))
     return results_frame(list(rows.values()))

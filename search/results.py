@@ -21,6 +21,15 @@ from search.config import RESERVED_KEYS, split_config
 REPORTED_STATUSES = ("completed", "diverged", "pruned", "failed")
 
 
+class SearchInterrupted(Exception):
+    """The driver was told to stop (SIGTERM, Ctrl-C): finished trials are in results.csv, running
+    ones stopped with a checkpoint, and the same command (or ``--resume``) continues them."""
+
+    def __init__(self, finished: int, unfinished: int) -> None:
+        super().__init__(f"interrupted: {finished} trial(s) finished and recorded, {unfinished} stopped with a checkpoint; run the same command to continue")
+        self.finished, self.unfinished = finished, unfinished
+
+
 def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 

@@ -24,15 +24,17 @@ import pandas as pd
 import torch
 
 import zoo
-from search import cluster, spaces
+from search import cluster, spaces, stopping
 from search.config import parse_assignments, typed_overrides
-from search.data import DataError, load_dataset
+from search.data import DataError, Dataset, load_dataset
 from search.lease import Lease
-from search.plan import estimate_minutes, make_plan
-from search.plugins import import_plugins
+from search.plan import Plan, estimate_minutes, make_plan
+from search.plugins import Plugin, import_plugins
 from search.provenance import hardware_name, record
 from search.recipes import resolve_recipe
+from search.results import SearchInterrupted
 from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, validate
+from search.train import EXIT_INTERRUPTED
 
 
 def run_search(space: str, **options: Any) -> pd.DataFrame:
@@ -48,7 +50,13 @@ def run_search(space: str, **options: Any) -> pd.DataFrame:
     # Another driver on the same experiment would re-queue its running trials: refused before Ray
     # starts; the lease itself is taken once Ray is up.
     Lease(out, "search driver").refuse_if_held()
+    with stopping.handled(out):
+        return _run(settings, plugins, out, resuming, plan, dataset)
+
+
+def _run(settings: SearchSettings, plugins: list[Plugin], out: Path, resuming: bool, plan: Plan, dataset: Dataset) -> pd.DataFrame:
     started_ray = cluster.connect(settings.address, plugins)
+    stopping.reclaim()
     try:
         from search import launch, study  # Ray is imported by now, with the loopback setting in place
 
@@ -150,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except SearchInterrupted as stopped:
+        print(stopped, file=sys.stderr)
+        return EXIT_INTERRUPTED
     if results.empty:
         print(f"error: --time-budget {args.time_budget} s ran out before any trial was launched; run the same command with --resume (and a longer --time-budget)", file=sys.stderr)
         return 2

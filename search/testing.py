@@ -8,7 +8,9 @@ that does nothing unless the test environment asked for a fault:
   run that started from scratch only, so the rerun or Ray's retry resumes and finishes;
 - ``nan_at_step:K``: the loss of global step K becomes NaN;
 - ``exit_driver_after_trials:K``: the search driver exits (status 3) once K trials have finished,
-  unless it is resuming.
+  unless it is resuming;
+- ``stall_at_step:K``: a run that started from scratch waits before global step K until it is
+  asked to stop (SIGTERM, or its driver's stop request): a trial caught mid-epoch, every time.
 ``RESBENCH_BARRIER=DIR:N`` makes each search trial wait, before training, until N trials have
 arrived at DIR: a deterministic proof that N trials run at once. Both are unset in normal use.
 """
@@ -19,12 +21,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 FAULT_VARIABLE = "RESBENCH_FAULT"
 BARRIER_VARIABLE = "RESBENCH_BARRIER"
-KNOWN = ("exit_after_epoch", "nan_at_step", "exit_driver_after_trials")
+KNOWN = ("exit_after_epoch", "nan_at_step", "exit_driver_after_trials", "stall_at_step")
 EXIT_STATUS = 3
 
 
@@ -33,10 +36,17 @@ class Faults:
     exit_after_epoch: int | None = None
     nan_at_step: int | None = None
     exit_driver_after_trials: int | None = None
+    stall_at_step: int | None = None
     barrier: str | None = None
 
     def corrupt_loss(self, loss: torch.Tensor, step: int) -> torch.Tensor:
         return loss * float("nan") if step == self.nan_at_step else loss
+
+    def stall(self, step: int, resumed: bool, stop: Any) -> None:
+        """Before global step ``step``: wait until ``stop.requested`` (a Preemption)."""
+        if step == self.stall_at_step and not resumed:
+            while not stop.requested:
+                time.sleep(0.05)
 
     def after_checkpoint(self, epoch: int, resumed: bool) -> None:
         if epoch == self.exit_after_epoch and not resumed:

@@ -200,11 +200,23 @@ class EpochResult:
 class Preemption:
     """SIGTERM (Slurm preemption, a spot instance's notice) or Ctrl-C asks the loop to stop at the
     next step boundary; the run then checkpoints where it is and exits as interrupted. Handlers
-    can only be installed from the main thread (a Ray trial runs in another: there, Ray decides)."""
+    can only be installed from the main thread; a Ray trial runs in another, and is asked through
+    ``stop_file`` instead: its search driver writes that file when it is told to stop."""
 
-    def __init__(self) -> None:
-        self.requested = False
+    LOOK_EVERY_SECONDS = 1.0  # a stat per step would cost a shared filesystem a round trip per step
+
+    def __init__(self, stop_file: Path | None = None) -> None:
+        self.signalled = False
+        self.stop_file = stop_file
+        self.next_look = 0.0
         self.previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        if not self.signalled and self.stop_file is not None and time.monotonic() >= self.next_look:
+            self.next_look = time.monotonic() + self.LOOK_EVERY_SECONDS
+            self.signalled = self.stop_file.exists()
+        return self.signalled
 
     def __enter__(self) -> Preemption:
         if threading.current_thread() is threading.main_thread():
@@ -213,7 +225,7 @@ class Preemption:
         return self
 
     def _request(self, signum: int, frame: Any) -> None:
-        self.requested = True
+        self.signalled = True
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self.previous.items():
@@ -265,6 +277,7 @@ class Run:
             first = 0
         before = resume_at.seconds if resume_at is not None else 0.0
         for step in range(first, self.steps_per_epoch):
+            faults.stall((epoch - 1) * self.steps_per_epoch + step + 1, resume_at is not None or epoch > 1, stop)
             if stop.requested:  # at a step boundary: nothing of this step is lost
                 return EpochResult(interrupted=EpochPosition(epoch, step, order, loss_sum, wrong, before + time.perf_counter() - started))
             index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
@@ -301,12 +314,14 @@ def train(
     dataset: Dataset | None = None,
     lease_wait: float = 0.0,
     memory_share: float = 1.0,
+    stop_file: Path | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into ``out`` (resuming what is there) and return its summary.
 
     ``report(row)`` is called after each epoch's checkpoint is on disk; the search forwards it to
     Ray Tune. ``dataset`` skips loading when the caller holds it already. One process owns ``out``
-    at a time; another is refused, after waiting ``lease_wait`` seconds for a stale owner.
+    at a time; another is refused, after waiting ``lease_wait`` seconds for a stale owner. Once
+    ``stop_file`` exists the run checkpoints at the next step and returns as interrupted.
     """
     out = Path(out).resolve()
     recipe = validate(config, memory_share)
@@ -316,10 +331,10 @@ def train(
         say(f"{out} already holds a finished run ({finished['status']}); not retraining")
         return finished
     with Lease(out, "search.train run", wait=lease_wait, say=say):
-        return _train(config, recipe, out, report, say, progress, dataset)
+        return _train(config, recipe, out, report, say, progress, dataset, Preemption(stop_file))
 
 
-def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None) -> dict[str, Any]:
+def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption) -> dict[str, Any]:
     state_path = checkpoint_path(out)
     identity = config.identity()
     check_resumable(state_path, identity)
@@ -344,7 +359,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     faults = injected_faults()
     run.state.model.train()
     resume_at, done.in_epoch = done.in_epoch, None
-    with Preemption() as preemption:
+    with preemption:
         for epoch in range(done.epoch + 1, recipe.epochs + 1):
             result = run.train_epoch(epoch, faults, bar, resume_at if resume_at and resume_at.epoch == epoch else None, preemption)
             bar.clear()

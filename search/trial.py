@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from search.lease import HEARTBEAT_SECONDS as LEASE_HEARTBEAT_SECONDS
 from search.lease import STALE_SECONDS as LEASE_STALE_SECONDS
 from search.plan import gmacs_of
 from search.plugins import Plugin, load_plugins
+from search.stopping import CHECKPOINTED_FILE, STOP_REQUESTED_FILE
 from search.testing import injected_faults
-from search.train import train
+from search.train import INTERRUPTED, train
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,24 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         tune.report({**where, **row, "epochs_planned": epochs, "status": "running"})
 
     # A retry may start while the dead attempt's lease still looks fresh (another node): wait it out.
+    (out / CHECKPOINTED_FILE).unlink(missing_ok=True)
     try:
-        summary = train(trial, out, report=report, log=None, lease_wait=LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS, memory_share=context.memory_share)
+        summary = train(
+            trial, out, report=report, log=None, lease_wait=LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS,
+            memory_share=context.memory_share, stop_file=Path(context.experiment) / STOP_REQUESTED_FILE,
+        )
     except ValueError as refused:
         # Bad input (bad data, no CUDA device, too big for its share, another live owner): every
         # try would end the same, so the trial ends failed now instead of being retried by Ray.
         # Crashes, kills and full disks raise other errors, which Ray retries.
         tune.report({**where, "status": "failed", "error": str(refused).strip().splitlines()[0][:300], "epoch": 0, "epochs_planned": epochs, "val_accuracy": float("nan")})
         return
+    if summary["status"] == INTERRUPTED:
+        # Neither finished nor failed: returning would end the trial in Ray's eyes. Wait here until
+        # the driver ends the run (which ends this process); it keeps the trial unfinished.
+        (out / CHECKPOINTED_FILE).write_text(summary["checkpoint"] + "\n")
+        while True:
+            time.sleep(1.0)
     final = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
     final.update(where)
     final.update({

@@ -1,7 +1,9 @@
-"""Small real data sets written by tests: an ImageFolder of PNGs and a CIFAR-layout copy."""
+"""Small real data sets written by tests (an ImageFolder of PNGs, a CIFAR-layout copy), and the
+listening sockets of a process tree."""
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -39,3 +41,56 @@ def write_cifar10_copy(root: Path, per_batch: int = 40) -> Path:
     with open(folder / "batches.meta", "wb") as handle:
         pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, handle)
     return root
+
+
+# Listening sockets of a process tree, from /proc (Ray's processes are the driver's descendants)
+
+
+def descendants(root: int) -> set[int]:
+    """``root`` and every process below it, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    family, grown = {root}, True
+    while grown:
+        grown = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grown = True
+    return family
+
+
+def listening_addresses(pids: set[int]) -> set[str]:
+    """The local addresses of the TCP sockets these processes listen on (from /proc/net)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            pass
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                addresses.add(decode_address(fields[1].split(":")[0]))
+    return addresses
+
+
+def decode_address(hex_address: str) -> str:
+    raw = bytes.fromhex(hex_address)
+    words = [raw[i : i + 4][::-1] for i in range(0, len(raw), 4)]  # each 32-bit word is little-endian
+    packed = b"".join(words)
+    if len(packed) == 4:
+        return ".".join(map(str, packed))
+    if packed[:12] == b"\0" * 10 + b"\xff\xff":  # IPv4-mapped IPv6
+        return ".".join(map(str, packed[12:]))
+    return "::" if packed == b"\0" * 16 else packed.hex()

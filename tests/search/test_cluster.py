@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,83 +79,6 @@ def test_fractional_gpus_pack_two_trials_per_gpu_and_fail_loudly_without_cuda(cl
     assert not list((tmp_path / "exp" / "ray").rglob("error.txt")), "Ray saw the trial raise (and retried it)"
     study = optuna.load_study(study_name="shortcuts", storage=study_storage(tmp_path / "exp"))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
-
-
-# ---------------------------------------------------------------------------------------------
-# The local instance of a search started from a plain shell listens on loopback only
-
-
-def descendants(root: int) -> set[int]:
-    """``root`` and every process below it, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    family, grown = {root}, True
-    while grown:
-        grown = False
-        for pid, parent in parents.items():
-            if parent in family and pid not in family:
-                family.add(pid)
-                grown = True
-    return family
-
-
-def listening_addresses(pids: set[int]) -> set[str]:
-    """The local addresses of the TCP sockets these processes listen on (from /proc/net)."""
-    inodes: set[str] = set()
-    for pid in pids:
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            pass
-    addresses = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                addresses.add(decode_address(fields[1].split(":")[0]))
-    return addresses
-
-
-def decode_address(hex_address: str) -> str:
-    raw = bytes.fromhex(hex_address)
-    words = [raw[i : i + 4][::-1] for i in range(0, len(raw), 4)]  # each 32-bit word is little-endian
-    packed = b"".join(words)
-    if len(packed) == 4:
-        return ".".join(map(str, packed))
-    if packed[:12] == b"\0" * 10 + b"\xff\xff":  # IPv4-mapped IPv6
-        return ".".join(map(str, packed[12:]))
-    return "::" if packed == b"\0" * 16 else packed.hex()
-
-
-def test_a_search_from_a_plain_shell_listens_on_loopback_only(tmp_path: Path) -> None:
-    barrier = tmp_path / "barrier"
-    env = {key: value for key, value in os.environ.items() if key != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
-    env.update({"RAY_TMPDIR": tempfile.mkdtemp(prefix="rblo", dir="/tmp"), "RESBENCH_BARRIER": f"{barrier}:2"})
-    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--trials", "1", "--out", str(tmp_path / "exp"), "--recipe", *FAST]
-    driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not (barrier.exists() and any(barrier.iterdir())):  # the trial is running and waits
-            assert driver.poll() is None, driver.communicate()[0][-3000:]
-            assert time.monotonic() < deadline, "the trial never started"
-            time.sleep(0.2)
-        addresses = listening_addresses(descendants(driver.pid))
-        (barrier / "release").write_text("")  # the second arrival: the trial goes on
-        output, _ = driver.communicate(timeout=300)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    assert driver.returncode == 0, output[-3000:]
-    assert addresses, "found no listening socket of the Ray instance"
-    assert addresses == {"127.0.0.1"}, f"the local Ray instance listens on {sorted(addresses)}"
 
 
 def test_ray_imported_before_the_search_could_bind_loopback_is_refused(tmp_path: Path) -> None:

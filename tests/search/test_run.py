@@ -9,22 +9,28 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 import pytest
+import torch
 
 import search
 from leaderboards.schema import read_table
+from search.lease import LEASE_FILE, read_holder
 from search.run import main, run_search
+from search.stopping import CHECKPOINTED_FILE
 from search.study import STUDY_FILE
 from search.testing import BARRIER_VARIABLE
 from tests.search.conftest import ray_environment
+from tests.search.helpers import descendants, listening_addresses
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # real Ray instances
@@ -177,21 +183,55 @@ def run_search_cli(args: list[str], env: dict[str, str]) -> subprocess.Completed
     return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
 
 
-def test_killed_driver_resumes_with_every_trial_once(tmp_path: Path) -> None:
+def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_on_loopback(tmp_path: Path) -> None:
+    """Two endings of a driver, resumed each time: a kill, then SIGTERM while trials are
+    mid-epoch. The second driver is started as from a plain shell (no Ray loopback variable) and
+    its sockets are read while its trials wait: every one listens on 127.0.0.1."""
     out = tmp_path / "exp"
-    env = {**ray_environment(short_temp_dir()), "RESBENCH_FAULT": "exit_driver_after_trials:1"}
+    env = ray_environment(short_temp_dir())
     args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--trials", "3", "--out", str(out), "--recipe", *FAST, "epochs=1"]
-    first = run_search_cli(args, env)
-    assert first.returncode == 3, first.stderr[-2000:]
-    assert 1 <= len(read_table(out / "results.csv")) < 3
-    second = run_search_cli([*args, "--resume"], env)
-    assert second.returncode == 0, second.stderr[-2000:]
+    # 1. The driver dies (no goodbye) once a trial has finished.
+    killed = run_search_cli(args, {**env, "RESBENCH_FAULT": "exit_driver_after_trials:1"})
+    assert killed.returncode == 3, killed.stderr[-2000:]
+    assert len(read_table(out / "results.csv")) == 1
+    # 2. Resumed from a plain shell, it is sent SIGTERM while a trial is mid-epoch (trials hold at
+    # step 1 until asked to stop): it launches nothing more, running trials checkpoint, and it
+    # exits "interrupted".
+    plain_shell = {key: value for key, value in {**os.environ, **env}.items() if key != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    resumed = subprocess.Popen([sys.executable, "-m", "search.run", *args, "--resume"], cwd=REPO, env={**plain_shell, "RESBENCH_FAULT": "stall_at_step:1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    began = time.time()
+    try:
+        deadline = time.monotonic() + 180
+        while not any(holder and holder.started > began for holder in map(read_holder, (out / "trials").glob(f"*/{LEASE_FILE}"))):  # one of its trials is inside search.train
+            assert resumed.poll() is None, resumed.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no trial started training"
+            time.sleep(0.2)
+        addresses = listening_addresses(descendants(resumed.pid))
+        resumed.send_signal(signal.SIGTERM)
+        stdout, stderr = resumed.communicate(timeout=180)
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+    assert addresses, "found no listening socket of the Ray instance"
+    assert addresses == {"127.0.0.1"}, f"the local Ray instance listens on {sorted(addresses)}"
+    assert resumed.returncode == 75, stderr[-3000:]
+    stopped = [path.parent for path in (out / "trials").glob(f"*/{CHECKPOINTED_FILE}")]
+    recorded = read_table(out / "results.csv")
+    assert f"interrupted: {len(recorded)} trial(s) finished and recorded, {len(stopped)} stopped with a checkpoint" in stderr
+    assert stopped and not set(recorded["trial_id"]) & {path.name for path in stopped}
+    for trial in stopped:
+        state = torch.load(trial / "checkpoint" / "checkpoint.pt", weights_only=True)
+        assert state["in_epoch"]["epoch"] == 1 and state["epoch"] == 0  # mid-epoch, where it stood
+    # 3. Resumed again: the stopped trials finish from their checkpoints, nothing runs twice.
+    finished = run_search_cli([*args, "--resume"], env)
+    assert finished.returncode == 0, finished.stderr[-2000:]
     results = read_table(out / "results.csv")
     assert len(results) == 3 and results["trial_id"].is_unique and (results["status"] == "completed").all()
+    assert set(results["trial_id"]) >= {path.name for path in stopped}
     assert sorted(zip(results["depth"], results["shortcut"])) == [(20, "A"), (20, "B"), (20, "C")]
     study = load_study(out, "shortcuts")
     ranked = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert {t.user_attrs["ray_trial_id"] for t in ranked} == set(results["trial_id"])
+    assert {t.user_attrs["ray_trial_id"] for t in ranked} == set(results["trial_id"]) and len(ranked) == 3
     abandoned = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert all(t.user_attrs.get("ray_trial_id") not in set(results["trial_id"]) for t in abandoned)
 

@@ -1,0 +1,105 @@
+"""A search driver told to stop (SIGTERM from a scheduler, Ctrl-C) stops without losing work.
+
+It launches nothing more and asks the running trials to checkpoint at their next step, through a
+file in the experiment (``STOP_REQUESTED_FILE``, which every node sees: the experiment is on
+shared storage); each running trial checkpoints and leaves ``CHECKPOINTED_FILE`` in its directory.
+The driver waits for those (at most ``GRACE_SECONDS``), then ends the Ray run the way Ray's own
+SIGUSR1 stop does: its state is saved with those trials unfinished, and a resume restarts each in
+its directory, from its checkpoint. A second signal stops at once.
+
+Ray-free: the handlers are installed before Ray starts, so a signal during start-up is handled
+too; ``ray.init`` installs its own SIGTERM handler (it logs and aborts), so ``reclaim`` sets ours
+again once Ray is connected.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import zoo
+from search.train import EXIT_INTERRUPTED
+
+STOP_REQUESTED_FILE = "stop-requested"
+CHECKPOINTED_FILE = "stopped-with-checkpoint"
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class GracefulStop:
+    """This driver's stop: module state (``current``), not the searcher's or a callback's, since a
+    restored Ray run brings back the pickled ones, and the stop belongs to this driver."""
+
+    GRACE_SECONDS = 60.0  # Slurm waits 30-120 s between SIGTERM and SIGKILL, per site
+
+    def __init__(self, out: Path | None = None) -> None:
+        self.out = out
+        self.requested_at: float | None = None
+        self.ended = False
+        self.unfinished: set[str] = set()  # trials running when the stop came
+
+    def request(self, signum: int, frame: Any) -> None:
+        if self.requested_at is not None:
+            self.end_run()
+            return
+        self.requested_at = time.time()
+        name = signal.Signals(signum).name
+        if self.out is not None and self.out.is_dir():  # no folder yet: no trial runs
+            zoo.write_atomically(self.out / STOP_REQUESTED_FILE, f"{name} at {time.ctime()}\n")
+        print(f"{name}: launching no more trials; running trials checkpoint at their next step (waiting up to {self.GRACE_SECONDS:.0f} s)", flush=True)
+
+    def check(self, trials: list[Any]) -> None:
+        """At each step of Ray's loop: end the run once every running trial has checkpointed."""
+        if self.requested_at is None or self.ended or self.out is None:
+            return
+        running = {t.trial_id for t in trials if t.status == "RUNNING"}
+        self.unfinished |= running
+        checkpointed = all((self.out / "trials" / trial_id / CHECKPOINTED_FILE).exists() for trial_id in running)
+        if checkpointed or time.time() - self.requested_at > self.GRACE_SECONDS:
+            self.end_run()
+
+    def end_run(self) -> None:
+        self.ended = True
+        if callable(signal.getsignal(signal.SIGUSR1)):  # Ray Tune's graceful stop: save the state, end the loop
+            signal.raise_signal(signal.SIGUSR1)
+        else:  # a second signal before Ray's loop began: nothing runs yet, leave as a killed driver would
+            os._exit(EXIT_INTERRUPTED)
+
+
+current = GracefulStop()
+
+
+def reclaim() -> None:
+    """Our handlers again, over the ones Ray's core worker installed when it connected."""
+    if _installed and threading.current_thread() is threading.main_thread():
+        for signum in SIGNALS:
+            signal.signal(signum, current.request)
+
+
+_installed = False
+
+
+@contextmanager
+def handled(out: Path) -> Iterator[GracefulStop]:
+    """SIGTERM and Ctrl-C handled by a fresh ``current`` for as long as the search runs (in the
+    main thread only: handlers belong there; a caller in another thread keeps its own)."""
+    global current, _installed
+    current = GracefulStop(out)
+    (out / STOP_REQUESTED_FILE).unlink(missing_ok=True)  # an earlier driver's stop is not this one's
+    if threading.current_thread() is not threading.main_thread():
+        yield current
+        return
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ray's own would end the trials without a checkpoint
+    previous = {signum: signal.signal(signum, current.request) for signum in SIGNALS}
+    _installed = True
+    try:
+        yield current
+    finally:
+        _installed = False
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
