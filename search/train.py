@@ -330,8 +330,12 @@ def train(
     if finished is not None and finished.get("status") in FINISHED:
         say(f"{out} already holds a finished run ({finished['status']}); not retraining")
         return finished
-    with Lease(out, "search.train run", wait=lease_wait, say=say):
-        return _train(config, recipe, out, report, say, progress, dataset, Preemption(stop_file))
+    threads = torch.get_num_threads()
+    try:
+        with Lease(out, "search.train run", wait=lease_wait, say=say):
+            return _train(config, recipe, out, report, say, progress, dataset, Preemption(stop_file))
+    finally:
+        torch.set_num_threads(threads)  # a caller's process (a Ray worker, a notebook) keeps its setting
 
 
 def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption) -> dict[str, Any]:

@@ -234,10 +234,12 @@ def test_cli_bad_input_in_a_real_process_has_no_traceback(tmp_path: Path) -> Non
 def test_sigterm_checkpoints_at_a_step_and_the_resumed_run_is_bitwise_the_same(tmp_path: Path) -> None:
     import signal
 
-    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "2", "--train-subset", "512", "--threads", "1"]
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "2", "--train-subset", "128", "--threads", "1"]
     # The uninterrupted reference runs here, in the test's process: same threads, same bits.
-    train(TrialConfig(model="resnet20", data="synthetic", budget="smoke", recipe_overrides={"epochs": 2, "train_subset": 512}, threads=1), tmp_path / "whole", log=None)
-    job = subprocess.Popen([sys.executable, "-m", "search.train", *args, "--out", str(tmp_path / "preempted")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    train(TrialConfig(model="resnet20", data="synthetic", budget="smoke", recipe_overrides={"epochs": 2, "train_subset": 128}, threads=1), tmp_path / "whole", log=None)
+    # Two steps an epoch; the run holds before global step 4 (epoch 2's second) until signalled.
+    stalled = {**os.environ, "RESBENCH_FAULT": "stall_at_step:4"}
+    job = subprocess.Popen([sys.executable, "-m", "search.train", *args, "--out", str(tmp_path / "preempted")], cwd=REPO, env=stalled, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert job.stdout is not None
     for line in job.stdout:  # preempt once epoch 2 is under way
         if line.startswith("epoch 1/2"):
