@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,13 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search import stopping
 from search.data import describe_source
+from search.lease import LEASE_FILE, read_holder
 from search.plan import Plan
 from search.plugins import Plugin
 from search.recipes import resolve_recipe
 from search.results import SearchInterrupted, read_results, result_row, results_frame, write_results
 from search.settings import SearchSettings
-from search.study import SpaceSampler, make_sampler, open_study, requeue_abandoned, study_storage
+from search.study import SpaceSampler, make_sampler, open_study, settle_abandoned, study_storage
 from search.testing import injected_faults
 from search.trial import TrialContext, forwarded_environment, run_trial
 
@@ -50,6 +52,9 @@ class PruningAwareOptunaSearch(OptunaSearch):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        # A restored Ray run reports a resumed trial's end as a result only (no completion call).
+        if result.get("status") == "completed" and trial_id in self._ot_trials and self._record_completion_after_failure(trial_id, result):
+            return
         value = result.get("val_accuracy")
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
             return
@@ -62,6 +67,8 @@ class PruningAwareOptunaSearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         status = (result or {}).get("status")
+        if status == "completed" and trial_id in self._ot_trials and self._record_completion_after_failure(trial_id, result or {}):
+            return
         if trial_id in self._ot_trials and trial_id not in self._completed_trials and status in ("pruned", "running", "diverged", "failed"):
             state = optuna.trial.TrialState.FAIL if status in ("diverged", "failed") else optuna.trial.TrialState.PRUNED
             try:
@@ -71,6 +78,30 @@ class PruningAwareOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+    def _record_completion_after_failure(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """A trial told FAIL (a full disk, a crash past its retries) that a resume then finished.
+        Optuna never changes a finished trial, so the outcome is added as a new COMPLETE trial
+        with the same parameters and user attributes (``ray_trial_id`` included, and
+        ``completes_trial``: the failed one's number): the study's latest trial for a Ray trial
+        is its outcome, as results.csv's row is."""
+        number = self._ot_trials[trial_id].number
+        trials = self._ot_study.get_trials(deepcopy=False)
+        earlier = next(t for t in trials if t.number == number)
+        if earlier.state != optuna.trial.TrialState.FAIL:  # (a restored searcher may not know it failed)
+            return False
+        if any(t.user_attrs.get("completes_trial") == number for t in trials):  # told already
+            return True
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = [result.get(metric) for metric in metrics]
+        if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            self._ot_study.add_trial(optuna.trial.create_trial(
+                params=earlier.params, distributions=earlier.distributions, values=values,
+                user_attrs={**earlier.user_attrs, "completes_trial": earlier.number},
+            ))
+        self._completed_trials.add(trial_id)
+        return True
 
 
 LAUNCH_STOPPED_FILE = "launching-stopped"
@@ -136,6 +167,14 @@ class Progress(tune.Callback):
         self._finish(trial, error_message(getattr(trial, "error_file", None)))
 
 
+def remove_abandoned_directory(directory: Path) -> None:
+    """An abandoned trial's directory: its parameters run again as a new trial, so what it holds
+    (a partial checkpoint) would only be an orphan. Kept while a live process still owns it."""
+    holder = read_holder(directory / LEASE_FILE)
+    if holder is None or not holder.alive(time.time()):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def trial_dirname(trial: Any) -> str:
     return str(trial.trial_id)
 
@@ -166,7 +205,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
         storage_path=str(out),
         verbose=0,
         callbacks=[Progress(out, settings.space, plan.total)],
-        failure_config=tune.FailureConfig(max_failures=2),
+        failure_config=tune.FailureConfig(max_failures=settings.retries),
     )
     ray_dir = out / "ray"
     # After a --time-budget stop no trial was cut off, and Ray's restored generator would remember
@@ -177,7 +216,9 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
     study = open_study(out, settings.space, settings.objective, settings.budget)
     if resuming:
         known = {trial.trial_id for trial in tune.ExperimentAnalysis(str(ray_dir)).trials} if restorable else set()
-        requeue_abandoned(study, known)
+        finished = {row["trial_id"]: row for row in read_results(out)}
+        for ray_id in settle_abandoned(study, known, finished, settings.objective):
+            remove_abandoned_directory(out / "trials" / ray_id)
     if restorable:
         tuner = tune.Tuner.restore(str(ray_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:

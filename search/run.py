@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpus-per-trial", type=float, default=None, help="default 1 where the cluster has GPUs, else 0; fractions pack trials")
     parser.add_argument("--plugins", default="", metavar="MODULE[,MODULE]", help="modules that register blocks or spaces")
     parser.add_argument("--no-baselines", action="store_true", help="do not train the VGG baseline beside the space")
+    parser.add_argument("--retries", type=int, default=2, help="restarts of a trial that crashed (a lost node, a full disk; bad input is never retried)")
     parser.add_argument("--out", default=None, help="experiment directory (default: experiments/SPACE)")
     parser.add_argument("--resume", action="store_true", help="continue the experiment in --out (re-running with the same --out does too)")
     return parser
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             gpus_per_trial=args.gpus_per_trial,
             plugins=plugins,
             baselines=not args.no_baselines,
+            retries=args.retries,
             out=str(out),
             resume=args.resume,
         )

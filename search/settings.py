@@ -41,6 +41,7 @@ class SearchSettings:
     out: str = "experiments/search"
     resume: bool = False
     data_seed: int = 0
+    retries: int = 2  # Ray restarts a trial that crashed (not one refused for bad input) this many times
 
     def command(self) -> str:
         """The ``search.run`` command line that reproduces the search."""
@@ -57,6 +58,8 @@ class SearchSettings:
             words += ["--plugins", ",".join(self.plugins)]
         if not self.baselines:
             words.append("--no-baselines")
+        if self.retries != SearchSettings.retries:
+            words += ["--retries", str(self.retries)]
         words += ["--out", self.out]
         return shlex.join(words)
 
@@ -74,6 +77,8 @@ def validate(settings: SearchSettings) -> list[Plugin]:
         value = getattr(settings, name)
         if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
             raise ValueError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
+    if not (isinstance(settings.retries, int) and not isinstance(settings.retries, bool) and settings.retries >= 0):
+        raise ValueError(f"--retries must be 0 or more, got {settings.retries!r}")
     if settings.gpus_per_trial is not None and not (0 <= settings.gpus_per_trial and math.isfinite(settings.gpus_per_trial)):
         raise ValueError(f"--gpus-per-trial must be 0 or more, got {settings.gpus_per_trial!r}")
     out = Path(settings.out)

@@ -77,12 +77,37 @@ class SpaceSampler:
         return {**config, "seed": seed}
 
 
-def requeue_abandoned(study: optuna.Study, known_ray_trials: set[str]) -> None:
-    """A driver killed between Optuna's ask and Ray's next state save leaves Optuna trials that
-    the restored experiment never heard of. Mark them FAIL (the only FAIL trials without a results
-    row) and enqueue their parameters and attributes again, so a grid stays complete."""
+# A results row's status as an Optuna state (results.csv and the study agree on every trial).
+STATE_OF_STATUS = {
+    "completed": optuna.trial.TrialState.COMPLETE,
+    "pruned": optuna.trial.TrialState.PRUNED,
+    "diverged": optuna.trial.TrialState.FAIL,
+    "failed": optuna.trial.TrialState.FAIL,
+}
+
+
+def settle_abandoned(study: optuna.Study, known_ray_trials: set[str], rows: dict[str, dict[str, Any]], objective: str) -> list[str]:
+    """Optuna trials a killed driver left RUNNING, settled before its experiment resumes.
+
+    One that ended with a results row (the driver died before Optuna heard) is told the row's
+    outcome. One the restored Ray experiment never heard of (killed between Optuna's ask and
+    Ray's next state save) is marked FAIL, the only FAIL trials without a row, and its parameters
+    and attributes are enqueued again, so a grid stays complete. Returns the Ray ids of those
+    abandoned: their directories hold work nothing refers to."""
+    abandoned = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.user_attrs.get("ray_trial_id") not in known_ray_trials:
+        ray_id = trial.user_attrs.get("ray_trial_id")
+        row = rows.get(ray_id) if ray_id else None
+        if row is not None:
+            state = STATE_OF_STATUS.get(row["status"], optuna.trial.TrialState.FAIL)
+            values = [row["val_accuracy"], row["macs"]] if objective == "pareto" else [row["val_accuracy"]]
+            if state == optuna.trial.TrialState.COMPLETE and any(v is None for v in values):
+                state = optuna.trial.TrialState.FAIL  # a completed row without its metric ranks nowhere
+            study.tell(trial.number, values=values if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+        elif ray_id not in known_ray_trials:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             attrs = {k: v for k, v in trial.user_attrs.items() if k in ("seed", "baseline")}
             study.enqueue_trial(trial.params, user_attrs=attrs)
+            if ray_id:
+                abandoned.append(ray_id)
+    return abandoned

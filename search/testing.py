@@ -9,6 +9,8 @@ that does nothing unless the test environment asked for a fault:
 - ``nan_at_step:K``: the loss of global step K becomes NaN;
 - ``exit_driver_after_trials:K``: the search driver exits (status 3) once K trials have finished,
   unless it is resuming;
+- ``disk_full_from_epoch:K``: writing the checkpoint of epoch K or later fails as on a full disk
+  (ENOSPC), on every try, until the variable is gone ("space freed");
 - ``stall_at_step:K``: a run that started from scratch waits before global step K until it is
   asked to stop (SIGTERM, or its driver's stop request): a trial caught mid-epoch, every time.
 ``RESBENCH_BARRIER=DIR:N`` makes each search trial wait, before training, until N trials have
@@ -17,6 +19,7 @@ arrived at DIR: a deterministic proof that N trials run at once. Both are unset 
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import dataclass
@@ -27,7 +30,7 @@ import torch
 
 FAULT_VARIABLE = "RESBENCH_FAULT"
 BARRIER_VARIABLE = "RESBENCH_BARRIER"
-KNOWN = ("exit_after_epoch", "nan_at_step", "exit_driver_after_trials", "stall_at_step")
+KNOWN = ("exit_after_epoch", "nan_at_step", "exit_driver_after_trials", "stall_at_step", "disk_full_from_epoch")
 EXIT_STATUS = 3
 
 
@@ -37,6 +40,7 @@ class Faults:
     nan_at_step: int | None = None
     exit_driver_after_trials: int | None = None
     stall_at_step: int | None = None
+    disk_full_from_epoch: int | None = None
     barrier: str | None = None
 
     def corrupt_loss(self, loss: torch.Tensor, step: int) -> torch.Tensor:
@@ -47,6 +51,10 @@ class Faults:
         if step == self.stall_at_step and not resumed:
             while not stop.requested:
                 time.sleep(0.05)
+
+    def before_checkpoint(self, epoch: int, path: Path) -> None:
+        if self.disk_full_from_epoch is not None and epoch >= self.disk_full_from_epoch:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     def after_checkpoint(self, epoch: int, resumed: bool) -> None:
         if epoch == self.exit_after_epoch and not resumed:

@@ -64,6 +64,10 @@ METRICS_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr", "
 FINISHED = ("completed", "diverged")
 INTERRUPTED = "interrupted"  # stopped by SIGTERM/Ctrl-C with a checkpoint; the same command resumes
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: try again (a scheduler may requeue the job)
+# Steps between looks at the device-side divergence flag; a diverged run trains at most this many
+# steps past its first non-finite loss (on NaN weights: nothing of value is lost).
+DIVERGENCE_LOOK_STEPS = 25
+EXIT_IO_ERROR = 74  # EX_IOERR: a write failed (a full disk); the same command resumes once fixed
 
 Reporter = Callable[[dict[str, Any]], None]
 
@@ -276,6 +280,7 @@ class Run:
             wrong = torch.zeros((), device=self.device, dtype=torch.int64)
             first = 0
         before = resume_at.seconds if resume_at is not None else 0.0
+        first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)  # first step with a non-finite loss
         for step in range(first, self.steps_per_epoch):
             faults.stall((epoch - 1) * self.steps_per_epoch + step + 1, resume_at is not None or epoch > 1, stop)
             if stop.requested:  # at a step boundary: nothing of this step is lost
@@ -288,8 +293,13 @@ class Run:
                 loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
             global_step = (epoch - 1) * self.steps_per_epoch + step + 1
             loss = faults.corrupt_loss(loss, global_step)
-            if not torch.isfinite(loss):
-                return EpochResult(diverged_at={"epoch": epoch, "step": global_step})
+            # Remembered on the device (reading the loss would make the host wait for the GPU at
+            # every step), looked at every few steps and at the end of the epoch.
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), global_step, first_bad)
+            if (step + 1) % DIVERGENCE_LOOK_STEPS == 0 or step + 1 == self.steps_per_epoch:
+                bad_step = int(first_bad)
+                if bad_step >= 0:
+                    return EpochResult(diverged_at={"epoch": epoch, "step": bad_step, "seen_at_step": global_step})
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.optimizer.step()
@@ -374,7 +384,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
                 return {"status": INTERRUPTED, "epoch": epoch, "step": result.interrupted.step, "checkpoint": str(state_path)}
             diverged_at = result.diverged_at
             if diverged_at is not None:
-                say(f"epoch {epoch}: loss is not finite at step {diverged_at['step']}; stopping as diverged")
+                say(f"epoch {epoch}: loss is not finite from step {diverged_at['step']} (seen at step {diverged_at['seen_at_step']}); stopping as diverged")
                 break
             train_loss, train_error, seconds = result.train_loss, result.train_error, result.seconds
             seen = run.steps_per_epoch * recipe.batch_size
@@ -391,6 +401,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
                 done.best_val_accuracy, done.best_epoch = val_accuracy, epoch
                 zoo.save(run.state.model, out / "model_best.safetensors")
             done.wall_seconds = wall_before + time.perf_counter() - started
+            faults.before_checkpoint(epoch, state_path)
             run.state.save(state_path, identity, done)
             write_metrics(out, done.rows)
             say(
@@ -505,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a lost mount: the last checkpoint on disk is whole
+        print(f"error: {error.strerror or error} ({error.filename}); the last checkpoint is intact: fix this and run the same command to resume", file=sys.stderr)
+        return EXIT_IO_ERROR
     if summary["status"] == INTERRUPTED:
         return EXIT_INTERRUPTED
     return 0 if summary["status"] == "completed" else 1

@@ -177,6 +177,25 @@ def test_trial_killed_after_an_epoch_resumes_from_its_checkpoint(ray_session: No
     assert disturbed.loc[0, "test_accuracy"] == json.loads((tmp_path / "calm" / "summary.json").read_text())["test_accuracy"]
 
 
+def test_a_trial_failed_by_a_full_disk_finishes_on_resume_and_the_study_agrees(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No retries: each would fail the same way here (they are tested with the killed trial).
+    common = dict(data="synthetic", budget="smoke", recipe=recipe("epochs=2"), trials=1, baselines=False, retries=0, out=str(tmp_path / "exp"))
+    monkeypatch.setenv("RESBENCH_FAULT", "disk_full_from_epoch:2")  # writing epoch 2 fails
+    failed = run_search("shortcuts", **common)
+    assert list(failed["status"]) == ["failed"] and "No space left on device" in failed.loc[0, "error"]
+    trial = tmp_path / "exp" / "trials" / failed.loc[0, "trial_id"]
+    assert torch.load(trial / "checkpoint" / "checkpoint.pt", weights_only=True)["epoch"] == 1  # intact
+    monkeypatch.delenv("RESBENCH_FAULT")  # space freed
+    resumed = run_search("shortcuts", resume=True, **common)
+    assert list(resumed["status"]) == ["completed"] and list(resumed["trial_id"]) == list(failed["trial_id"])
+    assert resumed.loc[0, "epochs"] == 2
+    # Optuna never changes a finished trial: the outcome is a new COMPLETE trial for the same Ray
+    # trial, and the latest one for each Ray trial is what results.csv says.
+    mine = sorted((t for t in load_study(tmp_path / "exp", "shortcuts").trials if t.user_attrs.get("ray_trial_id") == failed.loc[0, "trial_id"]), key=lambda t: t.number)
+    assert [t.state for t in mine] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert mine[-1].params == mine[0].params and mine[-1].value == resumed.loc[0, "val_accuracy"]
+
+
 def short_temp_dir() -> str:
     """Ray's socket paths must stay under 107 bytes; pytest's temp paths can be longer."""
     return tempfile.mkdtemp(prefix="rbray", dir="/tmp")
@@ -246,6 +265,7 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
         (["--space", "shortcuts", "--plugins", "no_such_module_xyz"], "cannot import plugin module 'no_such_module_xyz'"),
         (["--space", "shortcuts", "--trials", "-3"], "--trials must be a positive number"),
         (["--space", "shortcuts", "--seeds", "0"], "--seeds must be a positive number"),
+        (["--space", "shortcuts", "--retries", "-1"], "--retries must be 0 or more"),
         (["--space", "shortcuts", "--max-gmacs", "nan"], "--max-gmacs must be a positive number"),
         (["--space", "shortcuts", "--recipe", "epohcs=2"], "unknown recipe field 'epohcs'"),
         (["--space", "shortcuts", "--recipe", "epochs"], "--recipe expects KEY=VALUE"),

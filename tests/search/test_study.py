@@ -10,7 +10,7 @@ import pytest
 
 from search.plan import make_plan
 from search.settings import SearchSettings
-from search.study import SpaceSampler, enqueue, open_study, requeue_abandoned
+from search.study import SpaceSampler, enqueue, open_study, settle_abandoned
 
 
 def test_enqueued_grid_trials_carry_the_seed_as_a_user_attribute(tmp_path: Path) -> None:
@@ -45,11 +45,25 @@ def test_abandoned_trials_are_requeued_with_their_seed(tmp_path: Path) -> None:
     enqueue(study, make_plan(SearchSettings(space="shortcuts", seeds=2, trials=2, baselines=False)))
     first = study.ask()
     first.set_user_attr("ray_trial_id", "lost0001")
-    requeue_abandoned(study, known_ray_trials=set())
+    assert settle_abandoned(study, known_ray_trials=set(), rows={}, objective="accuracy") == ["lost0001"]
     states = [trial.state for trial in study.get_trials(deepcopy=False)]
     assert states.count(optuna.trial.TrialState.FAIL) == 1
     again = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.WAITING]
     assert sorted(t.user_attrs["seed"] for t in again) == [0, 1]
+
+
+def test_a_trial_recorded_before_optuna_heard_is_told_its_row(tmp_path: Path) -> None:
+    # The driver died after results.csv got the row and before Optuna was told: the row wins.
+    study = open_study(tmp_path, "shortcuts", "accuracy", "smoke")
+    enqueue(study, make_plan(SearchSettings(space="shortcuts", trials=2, baselines=False)))
+    done, stopped = study.ask(), study.ask()
+    done.set_user_attr("ray_trial_id", "0000done")
+    stopped.set_user_attr("ray_trial_id", "000000e1")
+    rows = {"0000done": {"status": "completed", "val_accuracy": 0.5, "macs": 4e7}, "000000e1": {"status": "pruned", "val_accuracy": None, "macs": 4e7}}
+    assert settle_abandoned(study, known_ray_trials=set(), rows=rows, objective="accuracy") == []
+    trials = study.get_trials(deepcopy=False)
+    assert [(t.state, t.value) for t in trials] == [(optuna.trial.TrialState.COMPLETE, 0.5), (optuna.trial.TrialState.PRUNED, None)]
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.WAITING]  # nothing runs twice
 
 
 def test_a_study_that_sampled_the_seed_is_refused(tmp_path: Path) -> None:

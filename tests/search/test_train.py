@@ -83,7 +83,8 @@ def test_injected_nan_stops_as_diverged_with_metrics_so_far(tmp_path: Path, monk
     monkeypatch.setenv("RESBENCH_FAULT", "nan_at_step:12")  # smoke: 8 steps per epoch -> epoch 2
     summary = train(smoke(epochs=3), tmp_path, log=None)
     assert summary["status"] == "diverged"
-    assert summary["diverged_at"] == {"epoch": 2, "step": 12}
+    # Found without a host sync per step: looked at every 25 steps or at the epoch's end (step 16).
+    assert summary["diverged_at"] == {"epoch": 2, "step": 12, "seen_at_step": 16}
     assert summary["epochs"] == 1 and summary["test_accuracy"] is None
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
     refuse = lambda constant: (_ for _ in ()).throw(ValueError(constant))  # noqa: E731
@@ -228,6 +229,20 @@ def test_cli_bad_input_in_a_real_process_has_no_traceback(tmp_path: Path) -> Non
     result = run_cli(["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--depth", "22", "--out", str(tmp_path / "x")])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error:") and not (tmp_path / "x").exists()
+
+
+def test_a_full_disk_fails_in_one_line_and_the_same_command_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "2", "--train-subset", "128", "--threads", "1", "--out", str(tmp_path)]
+    monkeypatch.setenv("RESBENCH_FAULT", "disk_full_from_epoch:2")  # epoch 2's checkpoint cannot be written
+    assert main(args) == 74
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err and "checkpoint.pt" in err and "run the same command to resume" in err
+    state = torch.load(tmp_path / "checkpoint" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1 and len(pd.read_csv(tmp_path / "metrics.csv")) == 1  # epoch 1 is whole
+    monkeypatch.delenv("RESBENCH_FAULT")  # space freed
+    assert main(args) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert json.loads((tmp_path / "summary.json").read_text())["epochs"] == 2
 
 
 @pytest.mark.slow  # a subprocess stopped mid-epoch
