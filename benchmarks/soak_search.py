@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -41,8 +42,8 @@ def search_command(out: Path, trials: int) -> list[str]:
     return [
         sys.executable, "-m", "search.run", "--space", "shortcuts", "--sampler", "tpe", "--trials", str(trials),
         "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--out", str(out),
-        "--recipe", "train_subset=256", "val_size=64", "test_size=64", "eval_batch_size=64", "epochs=4", "--resume",
-    ]
+        "--recipe", "train_subset=256", "val_size=64", "test_size=64", "eval_batch_size=64", "epochs=4",
+    ]  # no --resume: the same command continues an experiment that exists (the first round has none)
 
 
 def run_round(command: list[str], env: dict[str, str], kill_after: float | None, log: Path) -> tuple[float | None, int | None]:
@@ -53,22 +54,25 @@ def run_round(command: list[str], env: dict[str, str], kill_after: float | None,
         sink.write(f"\n=== round: kill after {kill_after} s\n")
         sink.flush()
         driver = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=sink, text=True, start_new_session=True)
-        assert driver.stdout is not None
-        os.set_blocking(driver.stdout.fileno(), False)
-        first_event, buffered = None, ""
-        while driver.poll() is None:
-            chunk = driver.stdout.read() or ""
-            buffered += chunk
-            sink.write(chunk)
-            if first_event is None and "done (" in buffered:  # a Progress line: a trial ended
-                first_event = time.monotonic() - started
-            if kill_after is not None and time.monotonic() - started > kill_after:
-                os.killpg(driver.pid, signal.SIGKILL)
-                driver.wait()
-                return first_event, None
-            time.sleep(0.1)
-        sink.write(driver.stdout.read() or "")
-        return first_event, driver.returncode
+        first_event: list[float] = []
+
+        def follow() -> None:  # the driver's lines, as they come
+            assert driver.stdout is not None
+            for line in driver.stdout:
+                sink.write(line)
+                if not first_event and "done (" in line:  # a Progress line: a trial ended
+                    first_event.append(time.monotonic() - started)
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        try:
+            status = driver.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+            status = None
+        reader.join(timeout=10)
+        return (first_event[0] if first_event else None), status
 
 
 def check(out: Path, trials: int) -> dict[str, object]:

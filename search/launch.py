@@ -152,6 +152,8 @@ class Progress(tune.Callback):
 
     def _finish(self, trial: Any, error: str | None) -> None:
         self.running.discard(trial.trial_id)
+        if (trial.last_result or {}).get("replayed") and trial.trial_id in self.finished:
+            return  # a pruning an earlier driver recorded (see run_trial): its row stands
         row = result_row(self.space, trial.trial_id, trial.config, trial.last_result or {}, error)
         self.finished[trial.trial_id] = row
         write_results(self.out, list(self.finished.values()))
@@ -198,6 +200,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
         plugins=plugins, threads=resources.threads, device="cuda" if resources.gpus_per_trial > 0 else "cpu",
         max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
         memory_share=resources.gpus_per_trial if resources.gpus_per_trial > 0 else 1 / resources.at_once,
+        pruned=frozenset(row["trial_id"] for row in read_results(out) if row["status"] == "pruned"),
     )
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
     run_config = tune.RunConfig(

@@ -44,6 +44,7 @@ class TrialContext:
     data_seed: int
     memory_share: float  # of the machine's memory (CPU trials) or of a GPU, per trial
     environment: dict[str, str]  # the driver's RESBENCH_* settings (data cache, test switches)
+    pruned: frozenset[str]  # trials results.csv holds as pruned: stopped for good
 
 
 def forwarded_environment() -> dict[str, str]:
@@ -59,6 +60,13 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     load_plugins(context.plugins)  # blocks registered by plugins exist only where imported
     trial_id = tune.get_context().get_trial_id()
     where = {"trial_id": trial_id, "node": ray.get_runtime_context().get_node_id(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
+    if trial_id in context.pruned:
+        # ASHA stopped it under a driver killed before Ray saved that, so the restored run
+        # started it again: it stays stopped (trained on, it would finish against the study's
+        # PRUNED). A trial that finished otherwise returns at once from its summary in train();
+        # a failed one is retried, as a resume promises.
+        tune.report({**where, "status": "pruned", "replayed": True, "epoch": 0, "val_accuracy": float("nan")})
+        return
     injected_faults().wait_at_barrier(trial_id, json.dumps(where))
     model, model_overrides, recipe_overrides = split_config(config)
     out = Path(context.experiment) / "trials" / trial_id
