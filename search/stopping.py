@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,12 +37,16 @@ class GracefulStop:
     restored Ray run brings back the pickled ones, and the stop belongs to this driver."""
 
     GRACE_SECONDS = 60.0  # Slurm waits 30-120 s between SIGTERM and SIGKILL, per site
+    # Once Ray's loop is told to end it saves its state, then stops the trial actors. Should that
+    # stopping hang (seen once in CI, not reproduced), the driver leaves anyway: the state is saved.
+    LEAVE_AFTER_SECONDS = 60.0
 
     def __init__(self, out: Path | None = None) -> None:
         self.out = out
         self.requested_at: float | None = None
         self.ended = False
         self.unfinished: set[str] = set()  # trials running when the stop came
+        self.search_ended = False
 
     def request(self, signum: int, frame: Any) -> None:
         if self.requested_at is not None:
@@ -66,8 +71,16 @@ class GracefulStop:
     def end_run(self) -> None:
         self.ended = True
         if callable(signal.getsignal(signal.SIGUSR1)):  # Ray Tune's graceful stop: save the state, end the loop
+            threading.Thread(target=self._leave_if_stuck, daemon=True).start()
             signal.raise_signal(signal.SIGUSR1)
         else:  # a second signal before Ray's loop began: nothing runs yet, leave as a killed driver would
+            os._exit(EXIT_INTERRUPTED)
+
+
+    def _leave_if_stuck(self) -> None:
+        time.sleep(self.LEAVE_AFTER_SECONDS)
+        if not self.search_ended:
+            print(f"Ray's run did not end within {self.LEAVE_AFTER_SECONDS:.0f} s of the stop; leaving now (its state is saved: run the same command to continue)", file=sys.stderr, flush=True)
             os._exit(EXIT_INTERRUPTED)
 
 
@@ -100,6 +113,7 @@ def handled(out: Path) -> Iterator[GracefulStop]:
     try:
         yield current
     finally:
+        current.search_ended = True
         _installed = False
         for signum, handler in previous.items():
             signal.signal(signum, handler)
