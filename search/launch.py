@@ -29,7 +29,7 @@ from search.plugins import Plugin
 from search.recipes import resolve_recipe
 from search.results import SearchInterrupted, read_results, result_row, results_frame, write_results
 from search.settings import SearchSettings
-from search.study import SpaceSampler, make_sampler, open_study, settle_abandoned, study_storage
+from search.study import STATE_OF_STATUS, SpaceSampler, make_sampler, open_study, settle_abandoned, study_storage
 from search.testing import injected_faults
 from search.trial import TrialContext, forwarded_environment, run_trial
 
@@ -70,7 +70,7 @@ class PruningAwareOptunaSearch(OptunaSearch):
         if status == "completed" and trial_id in self._ot_trials and self._record_completion_after_failure(trial_id, result or {}):
             return
         if trial_id in self._ot_trials and trial_id not in self._completed_trials and status in ("pruned", "running", "diverged", "failed"):
-            state = optuna.trial.TrialState.FAIL if status in ("diverged", "failed") else optuna.trial.TrialState.PRUNED
+            state = STATE_OF_STATUS.get(status, optuna.trial.TrialState.PRUNED)  # running: stopped by ASHA
             try:
                 self._ot_study.tell(self._ot_trials[trial_id], state=state)
             except optuna.exceptions.UpdateFinishedTrialError:
@@ -78,7 +78,6 @@ class PruningAwareOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result=result, error=error)
-
 
     def _record_completion_after_failure(self, trial_id: str, result: dict[str, Any]) -> bool:
         """A trial told FAIL (a full disk, a crash past its retries) that a resume then finished.
@@ -108,8 +107,6 @@ LAUNCH_STOPPED_FILE = "launching-stopped"
 # When this driver stops launching trials (--time-budget). A module value, not the searcher's: a
 # restored experiment brings back its pickled searcher, and the budget belongs to this run.
 _launch_deadline: float | None = None
-
-
 
 
 def error_message(error_file: str | None) -> str:
@@ -194,13 +191,14 @@ class Resources:
 
 def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, resources: Resources, resuming: bool) -> pd.DataFrame:
     """Run (or continue) the trials in Ray Tune; return every trial's row."""
+    recorded = {row["trial_id"]: row for row in read_results(out)}  # every earlier driver's finished trials
     context = TrialContext(
         # Trials run with their working directory changed: a data folder travels as an absolute path.
         experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, recipe=dict(settings.recipe),
         plugins=plugins, threads=resources.threads, device="cuda" if resources.gpus_per_trial > 0 else "cpu",
         max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
         memory_share=resources.gpus_per_trial if resources.gpus_per_trial > 0 else 1 / resources.at_once,
-        pruned=frozenset(row["trial_id"] for row in read_results(out) if row["status"] == "pruned"),
+        pruned=frozenset(trial_id for trial_id, row in recorded.items() if row["status"] == "pruned"),
     )
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
     run_config = tune.RunConfig(
@@ -219,8 +217,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
     study = open_study(out, settings.space, settings.objective, settings.budget)
     if resuming:
         known = {trial.trial_id for trial in tune.ExperimentAnalysis(str(ray_dir)).trials} if restorable else set()
-        finished = {row["trial_id"]: row for row in read_results(out)}
-        for ray_id in settle_abandoned(study, known, finished, settings.objective):
+        for ray_id in settle_abandoned(study, known, recorded, settings.objective):
             remove_abandoned_directory(out / "trials" / ray_id)
     if restorable:
         tuner = tune.Tuner.restore(str(ray_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
@@ -258,15 +255,14 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our Progress lines only
     # Short smoke trials checkpoint every few seconds; Ray's "snapshotting too often" advice is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    rows = {row["trial_id"]: row for row in read_results(out)}  # every driver's finished trials
     if stopping.current.requested_at is not None:  # told to stop before anything was launched
-        raise SearchInterrupted(len(rows), 0)
+        raise SearchInterrupted(len(recorded), 0)
     grid = tuner.fit()
     if _launch_deadline is not None and time.time() > _launch_deadline:
         stopped_launching.write_text(f"--time-budget {settings.time_budget} s stopped launching trials\n")
     else:
         stopped_launching.unlink(missing_ok=True)
-    rows = {row["trial_id"]: row for row in read_results(out)}
+    rows = {row["trial_id"]: row for row in read_results(out)}  # every driver's finished trials
     for result in grid:  # any trial the callback did not see end (e.g. restored as already done)
         trial_id = result.metrics.get("trial_id")
         if trial_id and trial_id not in rows and result.config and trial_id not in stopping.current.unfinished:  # no config: never started

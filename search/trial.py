@@ -94,9 +94,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     def report(row: dict[str, Any]) -> None:
         tune.report({**where, **row, "epochs_planned": epochs, "status": "running"})
 
-    # A retry may start while the dead attempt's lease still looks fresh (another node): wait it out.
-    (out / CHECKPOINTED_FILE).unlink(missing_ok=True)
+    (out / CHECKPOINTED_FILE).unlink(missing_ok=True)  # an earlier stop's; this attempt runs on
     try:
+        # A retry may start while the dead attempt's lease still looks fresh (another node): wait it out.
         summary = train(
             trial, out, report=report, log=None, lease_wait=LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS,
             memory_share=context.memory_share, stop_file=Path(context.experiment) / STOP_REQUESTED_FILE,
