@@ -23,7 +23,7 @@ COLUMNS = [
     "recipe", "torch_version", "git_commit", "reason", "error", "command",
 ]
 REQUIRED_COLUMNS = ("trial_id", "model", "block", "shortcut", "depth", "status", "seed", "val_accuracy", "params", "macs")
-STATUSES = ("completed", "pruned", "diverged", "failed")
+STATUSES = ("completed", "pruned", "diverged", "failed", "unfinished")  # unfinished: a planned trial not run to its end (yet)
 RANKED = "completed"
 NOT_RANKED = tuple(status for status in STATUSES if status != RANKED)
 CONFIG_PREFIX = "config_"  # a configuration key of the trial, as the space produced it

@@ -74,6 +74,8 @@ class Progress:
     images_seen: int = 0
     best_epoch: int = 0
     in_epoch: EpochPosition | None = None  # where an interrupted epoch stopped
+    precision: str | None = None  # as resolved when the run started ("auto" decided once)
+    compile_seconds: float = 0.0
 
 
 @dataclass
@@ -122,6 +124,8 @@ class TrainingState:
             "images_seen": progress.images_seen,
             "best_epoch": progress.best_epoch,
             "in_epoch": progress.in_epoch.to_state() if progress.in_epoch else None,
+            "precision": progress.precision,
+            "compile_seconds": progress.compile_seconds,
         }
         previous = previous_path(path)
         if path.exists():
@@ -143,6 +147,7 @@ class TrainingState:
             rows=list(state["metrics"]), epoch=state["epoch"], best_val_accuracy=state["best_val_accuracy"],
             wall_seconds=state["wall_seconds"], train_seconds=state["train_seconds"], images_seen=state["images_seen"],
             best_epoch=state.get("best_epoch", 0), in_epoch=EpochPosition.from_state(state.get("in_epoch")),
+            precision=state.get("precision"), compile_seconds=state.get("compile_seconds", 0.0),
         ), note
 
 

@@ -27,8 +27,8 @@ RESERVED_KEYS = ("model", "seed")
 class TrialConfig:
     """Everything that defines a run; two runs with equal identities compute the same thing.
 
-    ``threads`` and ``device`` are how it runs, not what it computes: they stay out of the
-    identity, so a run planned or started on one machine resumes on another.
+    ``threads``, ``device`` and ``compile`` are how it runs, not what it computes: they stay out
+    of the identity, so a run planned or started on one machine resumes on another, compiled or not.
     """
 
     model: str
@@ -40,6 +40,7 @@ class TrialConfig:
     data_seed: int = 0
     threads: int | None = None  # None: leave torch's setting alone
     device: str = "auto"
+    compile: str = "off"  # a torch.compile mode (search.compilation)
 
     def recipe(self) -> Recipe:
         return resolve_recipe(self.budget, self.recipe_overrides)
@@ -64,7 +65,10 @@ class TrialConfig:
         words += ["--data", self.data, "--budget", self.budget, "--seed", str(self.seed), "--data-seed", str(self.data_seed)]
         if self.threads:
             words += ["--threads", str(self.threads)]
-        words += ["--device", self.device, "--out", str(out)]
+        words += ["--device", self.device]
+        if self.compile != "off":
+            words += ["--compile", self.compile]
+        words += ["--out", str(out)]
         return shlex.join(words)
 
 

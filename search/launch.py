@@ -189,12 +189,12 @@ class Resources:
         return max(1, int(self.cpus_per_trial))
 
 
-def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, resources: Resources, resuming: bool) -> pd.DataFrame:
-    """Run (or continue) the trials in Ray Tune; return every trial's row."""
+def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, resources: Resources, resuming: bool, precision: str) -> pd.DataFrame:
+    """Run (or continue) the trials in Ray Tune, every one in ``precision``; return every trial's row."""
     recorded = {row["trial_id"]: row for row in read_results(out)}  # every earlier driver's finished trials
     context = TrialContext(
         # Trials run with their working directory changed: a data folder travels as an absolute path.
-        experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, recipe=dict(settings.recipe),
+        experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, recipe={**settings.recipe, "precision": precision}, compile=settings.compile,
         plugins=plugins, threads=resources.threads, device="cuda" if resources.gpus_per_trial > 0 else "cpu",
         max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
         memory_share=resources.gpus_per_trial if resources.gpus_per_trial > 0 else 1 / resources.at_once,

@@ -63,6 +63,17 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
+def resolve_search_precision(requested: str, trials_on_gpu: bool) -> str:
+    """The precision every trial of a search trains in, decided once by its driver (and kept by
+    every resume) so that no two trials of one comparison differ in it. A driver without the
+    trials' GPU takes bf16, which every data-centre GPU since Ampere runs natively."""
+    if requested != "auto":
+        return requested
+    if trials_on_gpu:
+        return resolve_precision("auto", torch.device("cuda")) if torch.cuda.is_available() else "bf16"
+    return resolve_precision("auto", torch.device("cpu"))
+
+
 def autocast(device: torch.device, precision: str) -> Any:
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)

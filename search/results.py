@@ -17,8 +17,9 @@ from leaderboards.schema import COLUMNS, CONFIG_PREFIX, read_table
 from search.config import RESERVED_KEYS, split_config
 
 # What a trial may report. "failed" is also Ray's, for a trial that raised past its retries; a
-# trial reports it itself, with its error, for bad input that no retry would mend.
-REPORTED_STATUSES = ("completed", "diverged", "pruned", "failed")
+# trial reports it itself, with its error, for bad input that no retry would mend. "unfinished":
+# a planned trial without a finished summary when its experiment was collected.
+REPORTED_STATUSES = ("completed", "diverged", "pruned", "failed", "unfinished")
 
 
 class SearchInterrupted(Exception):
@@ -66,6 +67,24 @@ def result_row(space: str, trial_id: str, config: dict[str, Any], metrics: dict[
         if key not in RESERVED_KEYS:
             row[f"{CONFIG_PREFIX}{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
     return row
+
+
+def summary_report(summary: dict[str, Any], where: dict[str, Any], epochs_planned: int, out: Path) -> dict[str, Any]:
+    """A finished run's last report, from its summary.json: what a Ray trial reports at its end
+    and what collecting a planned trial reads, so both make the same row."""
+    report = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+    report.update(where)
+    report.update({
+        "epoch": summary["epochs"],
+        "epochs_planned": epochs_planned,
+        "recipe": json.dumps(summary["recipe"], sort_keys=True),
+        "splits": json.dumps(summary["splits"], sort_keys=True),
+        "architecture": json.dumps(summary["architecture"], sort_keys=True),
+        "out": str(out),
+    })
+    if report.get("val_accuracy") is None:  # diverged in its first epoch
+        report["val_accuracy"] = float("nan")
+    return report
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> Path:

@@ -25,12 +25,14 @@ import torch
 
 import zoo
 from search import cluster, spaces, stopping
+from search.compilation import COMPILE_MODES
 from search.config import parse_assignments, typed_overrides
 from search.data import DataError, Dataset, load_dataset
 from search.lease import Lease
 from search.plan import Plan, estimate_minutes, make_plan
+from search.planned import collect, plan_experiment, run_planned
 from search.plugins import Plugin, import_plugins
-from search.provenance import hardware_name, record
+from search.provenance import hardware_name, record, resolve_search_precision
 from search.recipes import resolve_recipe
 from search.results import SearchInterrupted
 from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, validate
@@ -64,20 +66,30 @@ def _run(settings: SearchSettings, plugins: list[Plugin], out: Path, resuming: b
         with Lease(out, "search driver"):
             cluster.check_shared_storage(out)
             recipe = resolve_recipe(settings.budget, settings.recipe)
+            precision = trial_precision(out, resuming, recipe.precision, resources.gpus_per_trial > 0)
             print(f"search {settings.space}: {plan.total} trials ({plan.sampler}: {plan.why}; {settings.seeds} seed(s)), budget {settings.budget} ({recipe.epochs} epochs), data {dataset.name} {dataset.sizes()}", flush=True)
-            print(f"  resources: {resources.cpus_per_trial:g} CPU + {resources.gpus_per_trial:g} GPU per trial, {resources.at_once} at once on {hardware_name(torch.device('cpu'))}", flush=True)
+            print(f"  resources: {resources.cpus_per_trial:g} CPU + {resources.gpus_per_trial:g} GPU per trial, {resources.at_once} at once on {hardware_name(torch.device('cpu'))}; precision {precision}, compile {settings.compile}", flush=True)
             for note in plan.notes:
                 print(f"  {note}", flush=True)
             print(f"  estimate: {estimate_minutes(settings, plan, resources.at_once, resources.threads, resources.gpus_per_trial)}", flush=True)
             if not resuming:
                 study.enqueue(study.open_study(out, settings.space, settings.objective, settings.budget), plan)
-                provenance = record(torch.device("cpu"))
+                provenance = record(torch.device("cpu"), precision)  # the trials' precision, kept by every resume
                 settings_record = {**asdict(settings), **provenance, "started_at": provenance["recorded_at"], "command": settings.command()}
                 zoo.write_atomically(out / SETTINGS_FILE, json.dumps(settings_record, indent=2, sort_keys=True) + "\n")
-            return launch.fit(settings, plan, plugins, out, resources, resuming)
+            return launch.fit(settings, plan, plugins, out, resources, resuming, precision)
     finally:
         if started_ray:
             cluster.disconnect()
+
+
+def trial_precision(out: Path, resuming: bool, requested: str, trials_on_gpu: bool) -> str:
+    """Decided when the experiment starts and read back from search.json on every resume, so a
+    search continued on another machine trains its remaining trials as it trained the first.
+    (An experiment from before this was recorded keeps "auto": its trials decide, as they did.)"""
+    if resuming:
+        return json.loads((out / SETTINGS_FILE).read_text()).get("precision") or requested
+    return resolve_search_precision(requested, trials_on_gpu)
 
 
 def check_writable(out: Path) -> None:
@@ -115,15 +127,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpus-per-trial", type=float, default=None, help="default 1 where the cluster has GPUs, else 0; fractions pack trials")
     parser.add_argument("--plugins", default="", metavar="MODULE[,MODULE]", help="modules that register blocks or spaces")
     parser.add_argument("--no-baselines", action="store_true", help="do not train the VGG baseline beside the space")
+    parser.add_argument("--compile", default="off", help=f"torch.compile mode for every trial: {', '.join(COMPILE_MODES)} (not part of a trial's identity: a resume may change it)")
     parser.add_argument("--retries", type=int, default=2, help="restarts of a trial that crashed (a lost node, a full disk; bad input is never retried)")
     parser.add_argument("--out", default=None, help="experiment directory (default: experiments/SPACE)")
     parser.add_argument("--resume", action="store_true", help="continue the experiment in --out (re-running with the same --out does too)")
+    without_ray = parser.add_argument_group("without Ray (grid designs): plan the trials as search.train commands, run them with any launcher, collect")
+    without_ray.add_argument("--plan", action="store_true", help="write the experiment in --out and print one search.train command per trial; nothing trains")
+    without_ray.add_argument("--run-planned", metavar="EXPERIMENT", help="run a planned experiment's unfinished commands here, then collect")
+    without_ray.add_argument("--jobs", type=int, default=1, help="--run-planned: commands at once (each gets cores/jobs threads)")
+    without_ray.add_argument("--gpus", default=None, metavar="ID[,ID]", help="--run-planned: GPUs to spread the commands over (CUDA_VISIBLE_DEVICES per command)")
+    without_ray.add_argument("--collect", metavar="EXPERIMENT", help="build results.csv and the page from a planned experiment's trial directories")
     return parser
+
+
+def run_or_collect_planned(args: argparse.Namespace) -> int:
+    """--run-planned and --collect: no Ray, no Optuna needed."""
+    from leaderboards import write_page
+
+    experiment = args.run_planned or args.collect
+    try:
+        if args.run_planned:
+            gpus = [g for g in (args.gpus or "").split(",") if g] or None
+            run_planned(experiment, args.jobs, gpus, args.time_budget)
+        results = collect(experiment)
+    except (ValueError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    page = write_page(experiment)
+    print(page.top)
+    print(f"\nresults: {Path(experiment) / 'results.csv'}\nleaderboard: {page.path}")
+    if (results["status"] == "unfinished").any():
+        print(f"{(results['status'] == 'unfinished').sum()} trial(s) not finished: run the same command again to continue them", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 1 if (results["status"] == "failed").any() else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.collect or args.run_planned:
+            return run_or_collect_planned(args)
         plugins = [m for m in args.plugins.split(",") if m]
         if args.list_spaces:
             import_plugins(plugins)
@@ -137,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out or f"experiments/{args.space}")
         _, typed = typed_overrides(None, parse_assignments(args.recipe, "--recipe"))
         recipe = json.loads(json.dumps(typed))  # as search.json stores it, so a resume compares equal
-        results = run_search(
-            args.space,
+        options = dict(
             data=args.data,
             budget=args.budget,
             recipe=recipe,
@@ -154,9 +196,16 @@ def main(argv: list[str] | None = None) -> int:
             plugins=plugins,
             baselines=not args.no_baselines,
             retries=args.retries,
+            compile=args.compile,
             out=str(out),
             resume=args.resume,
         )
+        if args.plan:
+            for trial in plan_experiment(args.space, **options).trials:
+                print(trial.command)
+            print(f"planned {out}: run the commands above from this folder (or: python -m search.run --run-planned {out} --jobs N), then python -m search.run --collect {out}", file=sys.stderr)
+            return 0
+        results = run_search(args.space, **options)
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from search import spaces
+from search.compilation import check_mode
 from search.plugins import Plugin, import_plugins
 from search.recipes import resolve_recipe
 
@@ -42,6 +43,7 @@ class SearchSettings:
     resume: bool = False
     data_seed: int = 0
     retries: int = 2  # Ray restarts a trial that crashed (not one refused for bad input) this many times
+    compile: str = "off"  # how trials run (search.compilation), not what they compute: a resume may change it
 
     def command(self) -> str:
         """The ``search.run`` command line that reproduces the search."""
@@ -58,6 +60,8 @@ class SearchSettings:
             words += ["--plugins", ",".join(self.plugins)]
         if not self.baselines:
             words.append("--no-baselines")
+        if self.compile != SearchSettings.compile:
+            words += ["--compile", self.compile]
         if self.retries != SearchSettings.retries:
             words += ["--retries", str(self.retries)]
         words += ["--out", self.out]
@@ -73,6 +77,7 @@ def validate(settings: SearchSettings) -> list[Plugin]:
     if settings.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {settings.objective!r}; valid: {', '.join(OBJECTIVES)}")
     resolve_recipe(settings.budget, settings.recipe)
+    check_mode(settings.compile)
     for name in ("trials", "seeds", "max_gmacs", "time_budget", "cpus_per_trial"):
         value = getattr(settings, name)
         if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):

@@ -2,7 +2,7 @@
 
     python -m search.train --model resnet20 [--shortcut A] [--block basic] [zoo overrides ...]
         --data DATA --budget smoke|quick|paper [--epochs N] [recipe fields ...]
-        [--seed S] [--data-seed S] [--threads T] [--device auto|cpu|cuda] --out DIR
+        [--seed S] [--data-seed S] [--threads T] [--device auto|cpu|cuda] [--compile MODE] --out DIR
 
 Writes ``DIR/metrics.csv`` (a row per epoch), ``DIR/summary.json``, the final and best-validation
 weights (``zoo.save``) and ``DIR/checkpoint/checkpoint.pt`` after every epoch. Running the same
@@ -51,6 +51,7 @@ from search.checkpoint import (
     checkpoint_path,
     drop_resumable_state,
 )
+from search.compilation import COMPILE_MODES, check_mode, compiled, seconds_compiling
 from search.config import TrialConfig, parse_words, typed_overrides
 from search.data import DataError, Dataset, Split, data_fingerprint, describe_source, load_dataset
 from search.lease import Lease
@@ -142,6 +143,7 @@ def validate(config: TrialConfig, memory_share: float = 1.0) -> Recipe:
     recipe = config.recipe()
     device = resolve_device(config.device)
     check_fits(config, recipe, device, memory_share)
+    check_mode(config.compile)
     describe_source(config.data)
     if config.seed < 0 or config.data_seed < 0:
         raise ValueError(f"seeds must not be negative, got seed={config.seed}, data_seed={config.data_seed}")
@@ -196,7 +198,7 @@ def strict_json(value: Any) -> Any:
 class EpochResult:
     train_loss: float = float("nan")
     train_error: float = float("nan")
-    seconds: float = 0.0
+    seconds: float = 0.0  # training only: compiling graphs is accounted apart
     diverged_at: dict[str, int] | None = None
     interrupted: EpochPosition | None = None
 
@@ -247,11 +249,12 @@ class Run:
     device: torch.device
     precision: str
     state: TrainingState
+    forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its compiled wrapper
     normalize: Normalize
     steps_per_epoch: int
 
     @classmethod
-    def build(cls, config: TrialConfig, recipe: Recipe, dataset: Dataset, device: torch.device) -> Run:
+    def build(cls, config: TrialConfig, recipe: Recipe, dataset: Dataset, device: torch.device, precision: str) -> Run:
         train_split = dataset.train
         if recipe.train_subset and recipe.train_subset < len(train_split):
             train_split = train_split.take(torch.arange(recipe.train_subset))
@@ -259,19 +262,24 @@ class Run:
             raise ValueError(f"the training split holds {len(train_split)} images, fewer than one batch of {recipe.batch_size}; lower batch_size")
         torch.manual_seed(config.seed)
         model = build_model(config, dataset.num_classes, "cpu").to(device=device, memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
+        # One fused kernel per step on CUDA (dozens of small launches otherwise); foreach on the CPU.
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0,
+            weight_decay=recipe.weight_decay, fused=True if device.type == "cuda" else None,
+        )
         steps_per_epoch = len(train_split) // recipe.batch_size  # the ragged last batch is dropped
         scheduler = build_scheduler(optimizer, recipe, recipe.epochs * steps_per_epoch, getattr(model, "depth", 0))
         generator = torch.Generator(device=device).manual_seed(config.seed)
         normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
         on_device = Split(train_split.images.to(device), train_split.labels.to(device))
         state = TrainingState(model, optimizer, scheduler, generator)
-        return cls(config, recipe, dataset, on_device, device, resolve_precision(recipe.precision, device), state, normalize, steps_per_epoch)
+        configure_kernels(device, precision)
+        return cls(config, recipe, dataset, on_device, device, precision, state, compiled(model, config.compile), normalize, steps_per_epoch)
 
     def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar, resume_at: EpochPosition | None, stop: Preemption) -> EpochResult:
         """One pass over the training split (or the rest of an interrupted one)."""
         recipe, state = self.recipe, self.state
-        started = time.perf_counter()
+        started, compiling_before = time.perf_counter(), seconds_compiling()
         if resume_at is not None:
             order, loss_sum, wrong, first = resume_at.order, resume_at.loss_sum, resume_at.wrong, resume_at.step
         else:
@@ -284,12 +292,14 @@ class Run:
         for step in range(first, self.steps_per_epoch):
             faults.stall((epoch - 1) * self.steps_per_epoch + step + 1, resume_at is not None or epoch > 1, stop)
             if stop.requested:  # at a step boundary: nothing of this step is lost
-                return EpochResult(interrupted=EpochPosition(epoch, step, order, loss_sum, wrong, before + time.perf_counter() - started))
+                return EpochResult(interrupted=EpochPosition(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
             index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
             images = random_crop_flip(self.train_split.images[index], recipe.crop_padding, recipe.flip, state.generator)
             labels = self.train_split.labels[index]
+            if self.config.compile == "reduce-overhead":
+                torch.compiler.cudagraph_mark_step_begin()  # a new step: CUDA graphs may reuse the last one's buffers
             with autocast(self.device, self.precision):
-                logits = state.model(self.normalize(images))
+                logits = self.forward(self.normalize(images))
                 loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
             global_step = (epoch - 1) * self.steps_per_epoch + step + 1
             loss = faults.corrupt_loss(loss, global_step)
@@ -308,10 +318,31 @@ class Run:
             wrong += (logits.detach().argmax(1) != labels).sum()
             bar.update(epoch, step + 1, self.steps_per_epoch, loss.detach())
         seen = self.steps_per_epoch * recipe.batch_size
-        return EpochResult(float(loss_sum) / seen, int(wrong) / seen, seconds=before + time.perf_counter() - started)
+        train_loss, train_error = float(loss_sum) / seen, int(wrong) / seen  # waits for the device's last step
+        return EpochResult(train_loss, train_error, seconds=before + self._seconds_since(started, compiling_before))
+
+    @staticmethod
+    def _seconds_since(started: float, compiling_before: float) -> float:
+        return time.perf_counter() - started - (seconds_compiling() - compiling_before)
 
     def evaluate(self, split: Split) -> float:
-        return evaluate(self.state.model, split, self.normalize, self.recipe.eval_batch_size, self.device, self.precision)
+        return evaluate(self.forward, split, self.normalize, self.recipe.eval_batch_size, self.device, self.precision)
+
+
+def configure_kernels(device: torch.device, precision: str) -> None:
+    """Set, for every run, the process-wide kernel choices it depends on (a Ray worker runs many
+    runs): cuDNN picks its fastest convolution for the fixed batch shape, and fp32 means fp32 on
+    CUDA (TF32 matrix units only under bf16, for the few products autocast leaves in fp32)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
+        torch.backends.cudnn.allow_tf32 = precision != "fp32"
+
+
+def kernel_settings(device: torch.device) -> dict[str, Any]:
+    if device.type != "cuda":
+        return {"cudnn_benchmark": None, "tf32": None}
+    return {"cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}}
 
 
 def train(
@@ -357,15 +388,22 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
         torch.set_num_threads(config.threads)
     if dataset is None:
         dataset = load_dataset(config.data, data_seed=config.data_seed, val_size=recipe.val_size, test_size=recipe.test_size)
-    run = Run.build(config, recipe, dataset, device)
+    run = Run.build(config, recipe, dataset, device, resolve_precision(recipe.precision, device))
     out.mkdir(parents=True, exist_ok=True)
-    done = Progress()
+    done = Progress(precision=run.precision)
     if state_path.parent.exists():
         done, note = run.state.restore(state_path, device)
         if note:
             say(note)
         within = f", step {done.in_epoch.step} of epoch {done.in_epoch.epoch}" if done.in_epoch else ""
         say(f"resuming {out.name} from epoch {done.epoch}/{recipe.epochs}{within}")
+        # "auto" was decided when the run started: a resume on another machine keeps it.
+        run.precision = done.precision = done.precision or run.precision
+        configure_kernels(device, run.precision)
+    compile_before, compiling_at_start = done.compile_seconds, seconds_compiling()
+
+    def account_compiling() -> None:
+        done.compile_seconds = compile_before + seconds_compiling() - compiling_at_start
 
     started, wall_before, resumed = time.perf_counter(), done.wall_seconds, done.epoch > 0 or done.in_epoch is not None
     diverged_at = None
@@ -379,6 +417,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
             bar.clear()
             if result.interrupted is not None:
                 done.in_epoch, done.wall_seconds = result.interrupted, wall_before + time.perf_counter() - started
+                account_compiling()
                 run.state.save(state_path, identity, done)
                 say(f"interrupted at epoch {epoch}, step {result.interrupted.step}/{run.steps_per_epoch}: checkpoint written to {state_path}; run the same command to resume")
                 return {"status": INTERRUPTED, "epoch": epoch, "step": result.interrupted.step, "checkpoint": str(state_path)}
@@ -401,6 +440,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
                 done.best_val_accuracy, done.best_epoch = val_accuracy, epoch
                 zoo.save(run.state.model, out / "model_best.safetensors")
             done.wall_seconds = wall_before + time.perf_counter() - started
+            account_compiling()
             faults.before_checkpoint(epoch, state_path)
             run.state.save(state_path, identity, done)
             write_metrics(out, done.rows)
@@ -412,7 +452,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
                 report(row)
             faults.after_checkpoint(epoch, resumed)
 
-    summary = summarise(run, out, done, diverged_at, wall_before + time.perf_counter() - started)
+    summary = summarise(run, out, done, diverged_at, lambda: wall_before + time.perf_counter() - started, account_compiling)
     say(f"{summary['status']}: val {summary['val_accuracy']}, test {summary['test_accuracy']} ({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
 
@@ -425,8 +465,9 @@ def link_best_to_final(out: Path) -> None:
         pass  # a filesystem without hard links keeps the two copies
 
 
-def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] | None, wall_seconds: float) -> dict[str, Any]:
-    """Write the final weights, metrics and ``summary.json``; return the summary."""
+def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] | None, wall_clock: Callable[[], float], account_compiling: Callable[[], None]) -> dict[str, Any]:
+    """Write the final weights, metrics and ``summary.json``; return the summary. The wall time
+    and compile time are read after the last measurement (inference compiles its own graph)."""
     config, dataset, rows = run.config, run.dataset, done.rows
     status = "diverged" if diverged_at is not None else "completed"
     write_metrics(out, rows)
@@ -439,6 +480,8 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
     # Batch 256 (the figure the leaderboards plot), or the recipe's smaller evaluation batch: a
     # recipe that evaluates 64 at a time asks for a cheap measurement, as tests and tiny runs do.
     inference_batch = min(INFERENCE_BATCH, run.recipe.eval_batch_size)
+    inference_rate = inference_throughput(run.forward, run.normalize, image_size, run.device, run.precision, inference_batch)
+    account_compiling()
     summary = {
         "status": status,
         "model": config.model,
@@ -452,9 +495,11 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "params": measured.params,
         "macs": measured.macs,
         "epochs": len(rows),
-        "wall_seconds": wall_seconds,
-        "images_per_second": done.images_seen / done.train_seconds if done.train_seconds else None,
-        "inference_images_per_second": inference_throughput(run.state.model, run.normalize, image_size, run.device, run.precision, inference_batch),
+        "wall_seconds": wall_clock(),  # compiling included
+        "images_per_second": done.images_seen / done.train_seconds if done.train_seconds else None,  # compiling excluded
+        "compile": config.compile,
+        "compile_seconds": done.compile_seconds,
+        "inference_images_per_second": inference_rate,
         "inference_batch_size": inference_batch,
         "peak_memory_bytes": peak_memory_bytes(run.device),
         "data": config.data,
@@ -466,6 +511,7 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "data_seed": config.data_seed,
         "seed": config.seed,
         **record(run.device, run.precision),
+        **kernel_settings(run.device),
         "budget": config.budget,
         "recipe": run.recipe.to_dict(),
         "diverged_at": diverged_at,
@@ -496,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all this process may use)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--compile", default="off", help=f"torch.compile mode: {', '.join(COMPILE_MODES)} (how it runs, not what it computes: a run resumes under another mode)")
     parser.add_argument("--out", required=True)
     args, extra = parser.parse_known_args(argv)
     try:
@@ -511,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
             data_seed=args.data_seed,
             threads=args.threads or available_cpus(),
             device=args.device,
+            compile=args.compile,
         )
         summary = train(config, Path(args.out), progress=True)
     except (ValueError, DataError) as error:

@@ -23,6 +23,7 @@ from search.lease import HEARTBEAT_SECONDS as LEASE_HEARTBEAT_SECONDS
 from search.lease import STALE_SECONDS as LEASE_STALE_SECONDS
 from search.plan import gmacs_of
 from search.plugins import Plugin, load_plugins
+from search.results import summary_report
 from search.stopping import CHECKPOINTED_FILE, STOP_REQUESTED_FILE
 from search.testing import injected_faults
 from search.train import INTERRUPTED, train
@@ -40,6 +41,7 @@ class TrialContext:
     plugins: list[Plugin]
     threads: int
     device: str
+    compile: str  # a torch.compile mode
     max_gmacs: float | None
     data_seed: int
     memory_share: float  # of the machine's memory (CPU trials) or of a GPU, per trial
@@ -80,6 +82,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         data_seed=context.data_seed,
         threads=context.threads,
         device=context.device,
+        compile=context.compile,
     )
     epochs = trial.recipe().epochs
     where["command"] = trial.command(out)
@@ -113,16 +116,4 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         (out / CHECKPOINTED_FILE).write_text(summary["checkpoint"] + "\n")
         while True:
             time.sleep(1.0)
-    final = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
-    final.update(where)
-    final.update({
-        "epoch": summary["epochs"],
-        "epochs_planned": epochs,
-        "recipe": json.dumps(summary["recipe"], sort_keys=True),
-        "splits": json.dumps(summary["splits"], sort_keys=True),
-        "architecture": json.dumps(summary["architecture"], sort_keys=True),
-        "out": str(out),
-    })
-    if final.get("val_accuracy") is None:  # diverged in its first epoch
-        final["val_accuracy"] = float("nan")
-    tune.report(final)
+    tune.report(summary_report(summary, where, epochs, out))

@@ -27,6 +27,19 @@ def isolated_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
         os.environ["RESBENCH_DATA"] = previous
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Inductor's kernel cache for the whole run in a temp dir: shared by its tests, never the user's."""
+    root = tmp_path_factory.mktemp("inductor")
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    else:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+
+
 @pytest.fixture(autouse=True)
 def restored_registries() -> Iterator[None]:
     """Blocks, models and spaces a test registers are gone after it, so tests stay independent."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+# A smoke recipe cut to seconds: search tests check the engine, not the learning.
+FAST = ["train_subset=128", "val_size=64", "test_size=64", "eval_batch_size=64"]
 
 
 def ray_environment(tmp: str) -> dict[str, str]:
@@ -24,3 +28,22 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def shortcuts_run(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The main job's grid capped at its depth-20 half (the plan's tests cover the whole grid),
+    2 seeds, with its VGG baseline; every trial waits at a barrier until two have
+    arrived, so the search is seen to run two trials at once."""
+    from search.run import main
+    from search.testing import BARRIER_VARIABLE
+
+    root = tmp_path_factory.mktemp("shortcuts")
+    out = root / "experiment"
+    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--seeds", "2", "--trials", "8", "--out", str(out), "--recipe", *FAST, "epochs=1"]
+    os.environ[BARRIER_VARIABLE] = f"{root / 'barrier'}:2"
+    try:
+        assert main(args) == 0
+    finally:
+        del os.environ[BARRIER_VARIABLE]
+    return out

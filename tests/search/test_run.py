@@ -25,17 +25,17 @@ import torch
 import search
 from leaderboards.schema import read_table
 from search.lease import LEASE_FILE, read_holder
+from search.provenance import resolve_search_precision
 from search.run import main, run_search
 from search.stopping import CHECKPOINTED_FILE
 from search.study import STUDY_FILE
-from search.testing import BARRIER_VARIABLE
 from search.train import main as train_main
-from tests.search.conftest import ray_environment
+from tests.search.conftest import FAST, ray_environment
 from tests.search.helpers import descendants, listening_addresses
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow  # real Ray instances
-FAST = ["train_subset=128", "val_size=64", "test_size=64", "eval_batch_size=64"]
+# Real Ray instances; every Ray test runs in one pytest-xdist worker, which starts one Ray session.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 DETERMINISTIC = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
 
 
@@ -46,22 +46,6 @@ def load_study(out: Path, name: str) -> optuna.Study:
 
 def recipe(*items: str) -> dict[str, str]:
     return dict(item.split("=") for item in (*FAST, *items))
-
-
-@pytest.fixture(scope="module")
-def shortcuts_run(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The main job's grid capped at its depth-20 half (the plan's tests cover the whole grid),
-    2 seeds, with its VGG baseline; every trial waits at a barrier until two have
-    arrived, so the search is seen to run two trials at once."""
-    root = tmp_path_factory.mktemp("shortcuts")
-    out = root / "experiment"
-    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--seeds", "2", "--trials", "8", "--out", str(out), "--recipe", *FAST, "epochs=1"]
-    os.environ[BARRIER_VARIABLE] = f"{root / 'barrier'}:2"
-    try:
-        assert main(args) == 0
-    finally:
-        del os.environ[BARRIER_VARIABLE]
-    return out
 
 
 def test_shortcuts_smoke_grid_runs_every_configuration_once_per_seed(shortcuts_run: Path) -> None:
@@ -75,6 +59,11 @@ def test_shortcuts_smoke_grid_runs_every_configuration_once_per_seed(shortcuts_r
     assert (shortcuts_run / "shortcuts.md").exists()
     for column in ("trial_id", "node", "device", "params", "macs", "inference_images_per_second", "command"):
         assert results[column].notna().all(), column
+    # The driver decided the precision once, recorded it, and every trial trained in it.
+    precision = resolve_search_precision("auto", trials_on_gpu=False)
+    assert json.loads((shortcuts_run / "search.json").read_text())["precision"] == precision
+    assert (results["precision"] == precision).all()
+    assert all(json.loads(r)["precision"] == precision for r in results["recipe"])
 
 
 def test_two_trials_run_at_once(shortcuts_run: Path) -> None:
@@ -273,6 +262,9 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
         (["--space", "shortcuts", "--sampler", "annealing"], "invalid choice"),
         (["--space", "shortcuts", "--resume"], "--resume: no experiment"),
         (["--space", "shortcuts", "--data", "/no/such/dir"], "neither a data set name"),
+        (["--space", "shortcuts", "--compile", "fast"], "unknown compile mode 'fast'; valid: off, default,"),
+        (["--space", "bottleneck", "--plan"], "--plan needs a grid design; bottleneck is sampled"),
+        (["--collect", "/no/such/experiment"], "holds no planned experiment (no plan.json)"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

@@ -123,6 +123,25 @@ def test_checkpoint_loads_with_weights_only_and_goes_when_the_run_is_done(tmp_pa
     assert (tmp_path / "model_final.safetensors").exists() and (tmp_path / "model_best.safetensors").exists()
 
 
+def test_auto_precision_is_decided_when_a_run_starts_and_kept_by_its_resume(tmp_path: Path) -> None:
+    here = resolve_precision("auto", torch.device("cpu"))
+    elsewhere = "bf16" if here == "fp32" else "fp32"  # what a machine of the other kind decides
+
+    def stop(row: dict) -> None:
+        raise KeyboardInterrupt
+
+    tiny = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128}, threads=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny, tmp_path, log=None, report=stop)
+    path = tmp_path / "checkpoint" / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    assert state["precision"] == here
+    state["precision"] = elsewhere  # as if the run had started on the other machine
+    torch.save(state, path)
+    summary = train(tiny, tmp_path, log=None)
+    assert summary["precision"] == elsewhere and summary["recipe"]["precision"] == "auto"
+
+
 def test_best_weights_of_the_last_epoch_are_the_final_file_not_a_copy(tmp_path: Path) -> None:
     summary = train(smoke(train_subset=128), tmp_path, log=None)
     best, final = tmp_path / "model_best.safetensors", tmp_path / "model_final.safetensors"

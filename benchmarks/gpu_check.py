@@ -1,0 +1,356 @@
+"""The prepared GPU check: how fast a trial trains on one GPU, how many trials to pack on it, and
+the quick-budget `shortcuts` grid on the full CIFAR-10 training split, in one command that ends
+within its time limit.
+
+    python benchmarks/gpu_check.py --out DIR --data .data/cifar10-jpeg          # on a GPU, < 9 min
+    python benchmarks/gpu_check.py --out DIR --steps grid                        # later: the grid only
+    python benchmarks/gpu_check.py --out DIR --dry-run                           # every step, tiny, on the CPU
+
+Steps (``--steps``, in this order):
+1. ``throughput``: training images/s of ResNet-20 and ResNet-56 through search.train's own step
+   (``search.train.Run``: augmentation, normalisation and divergence watch included), eager
+   fp32, eager bf16 and compiled bf16 (channels_last throughout), beside a bare loop on the same
+   card (the same model and optimizer on ready-made tensors).
+2. ``packing``: aggregate training images/s of 1, 2, 4 and 8 trials at once on the GPU (separate
+   processes running the same step, timed together after a barrier), for ResNet-20 at the paper
+   recipe's batch 128 and the quick recipe's 256, and ResNet-56 at 128.
+3. ``grid``: the `shortcuts` grid (depth 20 and 56 x A/B/C/none, the VGG-16-BN baseline, 3 seeds:
+   27 trials) at the quick budget, planned with ``search.run --plan`` into ``--experiment``
+   (continued when it exists: finished trials are not re-run), run by ``--run-planned`` on the
+   GPU with the packing step's best trial count, and collected. Its ResNet-20 (A) trials are the
+   quick recipe's measurement: seconds to 85% and 90% validation, final accuracy, wall time.
+
+Writes into ``--out``: ``environment.json``, ``throughput.csv``, ``packing.csv``,
+``quick_recipe.csv`` and ``check.md`` (all of them as tables), each as soon as its step ends;
+the grid's experiment stays in ``--experiment``. It needs torch, timm, pandas and matplotlib,
+never Ray or Optuna (a bare PyTorch image). It stops launching grid trials when their estimate
+no longer fits, stops the running ones with a checkpoint at ``--minutes``, and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import zoo  # noqa: E402
+from search.compilation import seconds_compiling  # noqa: E402
+from search.config import TrialConfig  # noqa: E402
+from search.data import Dataset, load_dataset  # noqa: E402
+from search.measure import synchronize  # noqa: E402
+from search.provenance import autocast, record  # noqa: E402
+from search.testing import Faults  # noqa: E402
+from search.train import Preemption, ProgressBar, Run  # noqa: E402
+
+STEPS = ("throughput", "packing", "grid")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of one check: the GPU's, or the dry run's (every step, seconds on a CPU)."""
+
+    device: str
+    models: tuple[tuple[str, dict[str, Any]], ...]  # (zoo name, overrides), ResNet-20 first
+    batches: tuple[int, ...]  # throughput batches: the paper's and a large one
+    packing: tuple[tuple[str, dict[str, Any], int], ...]  # (model, overrides, batch)
+    trial_counts: tuple[int, ...]
+    compile_mode: str  # the compiled rows' torch.compile mode
+    subset: int  # training images a throughput epoch uses
+    seconds: float  # timed training per measurement
+    reserve: float  # seconds a measurement needs left before it starts
+    grid_flags: tuple[str, ...]  # search.run flags of the grid
+
+
+GPU = Scale(
+    device="cuda",
+    models=(("resnet20", {}), ("resnet56", {})),
+    batches=(128, 512),
+    packing=(("resnet20", {}, 128), ("resnet20", {}, 256), ("resnet56", {}, 128)),
+    trial_counts=(1, 2, 4, 8),
+    compile_mode="default",
+    subset=20480,
+    seconds=4.0,
+    reserve=60.0,
+    grid_flags=("--budget", "quick", "--seeds", "3", "--gpus-per-trial", "1"),
+)
+DRY_RUN = Scale(
+    device="cpu",
+    models=(("resnet20", {"depth": 8}),),
+    batches=(32,),
+    packing=(("resnet20", {"depth": 8}, 32),),
+    trial_counts=(1, 2),
+    compile_mode="aot_eager",  # Inductor would spend the dry run's minute compiling
+    subset=32,
+    seconds=0.2,
+    reserve=5.0,
+    grid_flags=("--budget", "smoke", "--trials", "2", "--no-baselines", "--recipe", "epochs=1", "train_subset=64", "val_size=32", "test_size=32", "eval_batch_size=32"),
+)
+
+
+class Clock:
+    def __init__(self, minutes: float) -> None:
+        self.start, self.limit = time.monotonic(), minutes * 60
+
+    def left(self) -> float:
+        return self.limit - (time.monotonic() - self.start)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1 and 2: training rate through search.train's step
+
+
+def build_run(dataset: Dataset, model: str, overrides: dict[str, Any], batch: int, precision: str, compile_mode: str, device: str, subset: int) -> Run:
+    recipe = {"batch_size": batch, "precision": precision, "train_subset": max(subset, batch), "epochs": 1000, "crop_padding": 4, "flip": True}
+    config = TrialConfig(model=model, data="synthetic", budget="quick", model_overrides=overrides, recipe_overrides=recipe, device=device, compile=compile_mode)
+    return Run.build(config, config.recipe(), dataset, torch.device(device), precision)
+
+
+def timed_epochs(run: Run, seconds: float, barrier: tuple[Path, int] | None = None) -> tuple[int, float]:
+    """One warm-up epoch (kernel choice, compiling), then whole epochs until ``seconds`` have
+    passed; returns (images, training seconds). With a barrier, the timed part starts once every
+    process of the measurement has warmed up."""
+    epoch = 1
+    stop, faults, bar = Preemption(), Faults(), ProgressBar(False)
+    run.train_epoch(epoch, faults, bar, None, stop)
+    if barrier is not None:
+        folder, count = barrier
+        (folder / str(os.getpid())).touch()
+        while len(list(folder.iterdir())) < count:
+            time.sleep(0.01)
+    images, spent = 0, 0.0
+    while spent < seconds:
+        epoch += 1
+        result = run.train_epoch(epoch, faults, bar, None, stop)
+        images += run.steps_per_epoch * run.recipe.batch_size
+        spent += result.seconds
+    return images, spent
+
+
+def bare_loop_rate(model_name: str, overrides: dict[str, Any], batch: int, device: str, seconds: float) -> float:
+    """The same model and optimizer on ready-made tensors: no data, augmentation or bookkeeping."""
+    target = torch.device(device)
+    model = zoo.create_model(model_name, **overrides).to(device=target, memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=True if target.type == "cuda" else None)
+    images = torch.randn(batch, 3, 32, 32, device=target).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (batch,), device=target)
+
+    def step() -> None:
+        with autocast(target, "bf16"):
+            loss = F.cross_entropy(model(images).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(5):
+        step()
+    synchronize(target)
+    start, steps = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        for _ in range(10):
+            step()
+        steps += 10
+        synchronize(target)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def throughput(scale: Scale, dataset: Dataset, clock: Clock, out: Path) -> pd.DataFrame:
+    rows = []
+    modes = (("eager fp32", "fp32", "off"), ("eager bf16", "bf16", "off"), (f"compiled bf16 ({scale.compile_mode})", "bf16", scale.compile_mode))
+    for model, overrides in scale.models:
+        for batch in scale.batches:
+            bare = bare_loop_rate(model, overrides, batch, scale.device, scale.seconds)
+            rows.append({"model": model, "batch": batch, "mode": "bare loop bf16", "images_per_second": bare, "compile_seconds": 0.0})
+            for label, precision, compile_mode in modes:
+                if clock.left() < scale.reserve + 5 * scale.seconds:
+                    say(f"  throughput: time is short, {model} batch {batch} {label} not measured")
+                    continue
+                run = build_run(dataset, model, overrides, batch, precision, compile_mode, scale.device, scale.subset)
+                compiling = seconds_compiling()
+                images, spent = timed_epochs(run, scale.seconds)
+                rows.append({"model": model, "batch": batch, "mode": label, "images_per_second": images / spent, "compile_seconds": seconds_compiling() - compiling})
+                say(f"  {model} batch {batch} {label}: {images / spent:,.0f} images/s (bare loop {bare:,.0f})")
+            frame = pd.DataFrame(rows)
+            frame.to_csv(out / "throughput.csv", index=False)
+    frame = pd.DataFrame(rows)
+    bare_rates = frame[frame["mode"] == "bare loop bf16"].set_index(["model", "batch"])["images_per_second"]
+    frame["vs_bare_loop"] = [rate / bare_rates[(m, b)] for m, b, rate in zip(frame["model"], frame["batch"], frame["images_per_second"])]
+    frame.to_csv(out / "throughput.csv", index=False)
+    return frame
+
+
+def packing_worker(spec: dict[str, Any]) -> None:
+    """One of N concurrent trials of the packing step (run as a subprocess of the check)."""
+    torch.set_num_threads(spec["threads"])
+    dataset = load_dataset(spec["data"], data_seed=0)
+    results = []
+    for index, (model, overrides, batch) in enumerate(spec["packing"]):
+        run = build_run(dataset, model, overrides, batch, spec["precision"], "off", spec["device"], spec["subset"])
+        folder = Path(spec["barrier"]) / str(index)
+        folder.mkdir(parents=True, exist_ok=True)
+        images, spent = timed_epochs(run, spec["seconds"], (folder, spec["trials"]))
+        results.append({"images": images, "seconds": spent})
+        del run
+        if spec["device"] == "cuda":
+            torch.cuda.empty_cache()
+    print(json.dumps(results), flush=True)
+
+
+def packing(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
+    rows = []
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    precision = "bf16" if scale.device == "cuda" else "fp32"
+    for trials in scale.trial_counts:
+        if clock.left() < 1.5 * scale.reserve:
+            say(f"  packing: time is short, {trials} trials at once not measured")
+            break
+        with tempfile.TemporaryDirectory() as barrier:
+            spec = {"data": data, "packing": scale.packing, "precision": precision, "device": scale.device, "subset": scale.subset, "seconds": scale.seconds, "barrier": barrier, "trials": trials, "threads": max(1, cores // trials)}
+            workers = [subprocess.Popen([sys.executable, __file__, "--packing-worker", json.dumps(spec)], stdout=subprocess.PIPE, text=True) for _ in range(trials)]
+            outputs = [json.loads(w.communicate(timeout=max(60.0, clock.left()))[0].strip().splitlines()[-1]) for w in workers]
+        for index, (model, overrides, batch) in enumerate(scale.packing):
+            aggregate = sum(o[index]["images"] / o[index]["seconds"] for o in outputs)
+            rows.append({"model": model, "batch": batch, "trials": trials, "aggregate_images_per_second": aggregate})
+            say(f"  {trials} x {model} batch {batch}: {aggregate:,.0f} images/s together")
+        frame = pd.DataFrame(rows)
+        one = frame[frame["trials"] == 1].set_index(["model", "batch"])["aggregate_images_per_second"]
+        frame["vs_one_trial"] = [rate / one[(m, b)] for m, b, rate in zip(frame["model"], frame["batch"], frame["aggregate_images_per_second"])]
+        frame.to_csv(out / "packing.csv", index=False)
+    return pd.read_csv(out / "packing.csv") if rows else pd.DataFrame()
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3: the grid, planned, run on the GPU, collected
+
+
+def best_trial_count(packing_table: pd.DataFrame | None, scale: Scale) -> int:
+    """The packing step's best aggregate for ResNet-20 at the quick recipe's batch (else the most measured)."""
+    if packing_table is None or packing_table.empty:
+        return max(scale.trial_counts)
+    rows = packing_table[packing_table["model"] == "resnet20"]
+    batch = 256 if (rows["batch"] == 256).any() else rows["batch"].max()
+    rows = rows[rows["batch"] == batch]
+    return int(rows.loc[rows["aggregate_images_per_second"].idxmax(), "trials"])
+
+
+def grid(scale: Scale, data: str, experiment: Path, jobs: int, clock: Clock, out: Path) -> pd.DataFrame:
+    run_module = [sys.executable, "-m", "search.run"]
+    if not (experiment / "plan.json").exists():
+        plan = subprocess.run([*run_module, "--space", "shortcuts", "--data", data, *scale.grid_flags, "--out", str(experiment), "--plan"], cwd=REPO, capture_output=True, text=True)
+        if plan.returncode != 0:
+            raise SystemExit(f"planning the grid failed: {plan.stderr.strip()}")
+        say(f"  planned {len(plan.stdout.splitlines())} trials into {experiment}")
+    budget = clock.left() - 0.75 * scale.reserve  # room to collect and write the tables
+    gpus = ["--gpus", "0"] if scale.device == "cuda" else []
+    command = [*run_module, "--run-planned", str(experiment), "--jobs", str(jobs), *gpus, "--time-budget", f"{max(1.0, budget):.0f}"]
+    say(f"  {shlex.join(command[1:])}")
+    runner = subprocess.Popen(command, cwd=REPO)
+    try:
+        runner.wait(timeout=max(1.0, clock.left() - 0.5 * scale.reserve))
+    except subprocess.TimeoutExpired:
+        runner.send_signal(signal.SIGTERM)  # running trials checkpoint; unfinished ones restart next time
+        runner.wait(timeout=25)
+    results = pd.read_csv(experiment / "results.csv", dtype={"trial_id": str})
+    quick = quick_recipe(experiment, results)
+    quick.to_csv(out / "quick_recipe.csv", index=False)
+    return results
+
+
+def quick_recipe(experiment: Path, results: pd.DataFrame) -> pd.DataFrame:
+    """The ResNet-20 (A) trials: seconds of training to 85% and 90% validation, the final
+    accuracy, and the run's wall time (compiling included) and its compile time."""
+    rows = []
+    chosen = results[(results["model"] == "resnet20") & (results["shortcut"] == "A") & (results["status"] == "completed")]
+    for _, row in chosen.iterrows():
+        directory = experiment / "trials" / row["trial_id"]
+        metrics = pd.read_csv(directory / "metrics.csv")
+        summary = json.loads((directory / "summary.json").read_text())
+        elapsed = metrics["seconds"].cumsum()
+        reached = {f"train_seconds_to_{int(goal * 100)}": (float(elapsed[metrics["val_accuracy"] >= goal].iloc[0]) if (metrics["val_accuracy"] >= goal).any() else None) for goal in (0.85, 0.90)}
+        rows.append({"trial_id": row["trial_id"], "seed": row["seed"], "val_accuracy": row["val_accuracy"], "test_accuracy": row["test_accuracy"], **reached, "wall_seconds": summary["wall_seconds"], "compile_seconds": summary.get("compile_seconds"), "hardware": summary["hardware"]})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    cell = lambda v: f"{v:,.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    return header + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", help="folder for the check's tables (required)")
+    parser.add_argument("--data", default=".data/cifar10-jpeg", help="the CIFAR-10 folder (ImageFolder train/ or cifar-10-batches-py/)")
+    parser.add_argument("--experiment", default="experiments/gpu-shortcuts", help="the grid's planned experiment (continued when it exists)")
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated: {', '.join(STEPS)}")
+    parser.add_argument("--minutes", type=float, default=8.5, help="the whole check ends by then")
+    parser.add_argument("--dry-run", action="store_true", help="every step at a tiny size on the CPU, synthetic data (CI)")
+    parser.add_argument("--packing-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.packing_worker:
+        packing_worker(json.loads(args.packing_worker))
+        return 0
+    if not args.out:
+        parser.error("--out is required")
+    steps = [s for s in args.steps.split(",") if s]
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        print(f"error: unknown step {unknown[0]!r}; valid: {', '.join(STEPS)}", file=sys.stderr)
+        return 2
+    scale, data = (DRY_RUN, "synthetic") if args.dry_run else (GPU, args.data)
+    if scale.device == "cuda" and not torch.cuda.is_available():
+        print("error: no CUDA device here; the check is for a GPU machine (--dry-run runs it on the CPU)", file=sys.stderr)
+        return 2
+    clock = Clock(args.minutes)
+    out, experiment = Path(args.out).resolve(), Path(args.experiment).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    environment = {**record(torch.device(scale.device)), "cpu_cores": os.cpu_count(), "cuda": torch.version.cuda, "dry_run": args.dry_run, "steps": steps}
+    (out / "environment.json").write_text(json.dumps(environment, indent=2) + "\n")
+    say(f"gpu check on {environment['hardware']} (torch {torch.__version__}), steps: {', '.join(steps)}, {args.minutes} min")
+    started = time.monotonic()
+    dataset = load_dataset(data, data_seed=0)  # decoded once here; every later process reads the cache
+    say(f"  data {dataset.name}: {dataset.sizes()} ready in {time.monotonic() - started:.0f} s")
+    sections = [f"# GPU check: {environment['hardware']}\n", f"torch {torch.__version__}, CUDA {environment['cuda']}, {environment['recorded_at']}, commit {environment['git_commit']}\n"]
+    packing_table = None
+    if "throughput" in steps:
+        sections += ["## Training images/s through search.train's step\n", markdown(throughput(scale, dataset, clock, out))]
+    if "packing" in steps:
+        packing_table = packing(scale, data, clock, out)
+        sections += ["## Trials packed on one device\n", markdown(packing_table)]
+    if "grid" in steps:
+        jobs = best_trial_count(packing_table, scale)
+        results = grid(scale, data, experiment, jobs, clock, out)
+        counts = results["status"].value_counts().to_dict()
+        sections += [f"## The shortcuts grid ({jobs} trials at once)\n", f"{len(results)} trials: {counts}\n", "### Quick recipe, ResNet-20 (A)\n", markdown(pd.read_csv(out / "quick_recipe.csv")) if (out / "quick_recipe.csv").stat().st_size > 1 else "no finished ResNet-20 (A) trial yet\n"]
+    (out / "check.md").write_text("\n".join(sections))
+    say(f"done in {clock.elapsed():.0f} s: {out / 'check.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""A grid search without Ray: plan it as plain ``search.train`` commands, run them under any
+launcher (``--run-planned``, ``xargs -P``, a Slurm array), and collect what they wrote.
+
+    python -m search.run --space shortcuts [flags] --plan        # writes the experiment, prints commands
+    python -m search.run --run-planned experiments/shortcuts --jobs 4 [--gpus 0,1]
+    python -m search.run --collect experiments/shortcuts         # results.csv and the page
+
+Each planned trial is the command a Ray trial of the same search would run (same identity, so
+the same result), with its own ``--out`` under the experiment. Paths are relative to the folder
+the plan was made in (its root): copy the repository, the experiment and the data folder to
+another machine, and the commands run there from the same root. Collecting needs neither Ray nor
+Optuna; where Optuna is importable it also brings the experiment's study up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+import zoo
+from search import spaces
+from search.config import TrialConfig, split_config
+from search.plan import BASELINE, make_plan
+from search.plugins import import_plugins
+from search.provenance import record, resolve_search_precision
+from search.recipes import resolve_recipe
+from search.results import result_row, results_frame, summary_report, write_results
+from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, validate
+from search.train import EXIT_INTERRUPTED, FINISHED, available_cpus, read_summary
+
+PLAN_FILE = "plan.json"
+LOG_FILE = "train.log"  # each planned trial's output, beside its summary
+
+
+@dataclass(frozen=True)
+class PlannedCommand:
+    trial_id: str
+    config: dict[str, Any]  # the flat configuration a Ray trial of this search would get
+    command: str  # run from the plan's root
+
+    def words(self, threads: int | None = None) -> list[str]:
+        """The command as arguments for ``sys.executable``, with this machine's thread count."""
+        words = shlex.split(self.command)[1:]  # "python" is whichever Python runs the plan
+        if threads is not None:
+            words[words.index("--threads") + 1] = str(threads)
+        return words
+
+    def out(self, root: Path) -> Path:
+        words = shlex.split(self.command)
+        return root / words[words.index("--out") + 1]
+
+
+@dataclass
+class PlannedExperiment:
+    out: Path
+    space: str
+    root: Path  # where the commands run from
+    trials: list[PlannedCommand]
+
+    @classmethod
+    def load(cls, out: str | Path) -> PlannedExperiment:
+        out = Path(out).resolve()
+        path = out / PLAN_FILE
+        if not path.exists():
+            raise ValueError(f"{out} holds no planned experiment (no {PLAN_FILE}); make one with search.run --space SPACE --plan --out {out}")
+        stored = json.loads(path.read_text())
+        return cls(out, stored["space"], (out / stored["root"]).resolve(), [PlannedCommand(**t) for t in stored["trials"]])
+
+
+def grid_configs(space: str) -> dict[tuple[tuple[str, Any], ...], dict[str, Any]]:
+    """Each grid point's suggested parameters -> the flat configuration it trains."""
+    return {tuple(sorted(c["__params__"].items())): spaces.strip_internal(c) for c in spaces.enumerate_space(spaces.get_space(space))}
+
+
+def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
+    """Write the experiment directory (settings, study, plan) of a grid search and return its
+    commands. Nothing trains; Ray is not started."""
+    settings = SearchSettings(space=space, **options)
+    plugins = validate(settings)
+    if plugins:
+        raise ValueError("--plan with --plugins: a planned command cannot import a plugin; register the block or space in an installed module, or run the search with Ray")
+    out = Path(settings.out).resolve()
+    if (out / SETTINGS_FILE).exists() and not (out / PLAN_FILE).exists():
+        raise ValueError(f"{out} holds a search run by Ray; plan into another --out")
+    continue_experiment(settings, out)
+    plan = make_plan(settings)
+    if plan.sampler != "grid":
+        raise ValueError(f"--plan needs a grid design; {space} is sampled here ({plan.sampler}: {plan.why}), which only a Ray search can do")
+    settings.sampler = plan.sampler
+    recipe = resolve_recipe(settings.budget, settings.recipe)
+    on_gpu = bool(settings.gpus_per_trial)
+    precision = resolve_search_precision(recipe.precision, on_gpu)
+    root = Path.cwd()
+    configs = grid_configs(space)
+    commands = []
+    for index, trial in enumerate(plan.trials):
+        config = {"model": trial.baseline} if trial.baseline else dict(configs[tuple(sorted(trial.params.items()))])
+        config["seed"] = trial.seed
+        model, model_overrides, recipe_overrides = split_config(config)
+        trial_config = TrialConfig(
+            model=model, data=settings.data, budget=settings.budget, model_overrides=model_overrides,
+            recipe_overrides={**settings.recipe, "precision": precision, **recipe_overrides}, seed=trial.seed,
+            data_seed=settings.data_seed, threads=max(1, int(settings.cpus_per_trial or 1)),
+            device="cuda" if on_gpu else "cpu", compile=settings.compile,
+        )
+        trial_id = f"trial_{index:04d}"
+        commands.append(PlannedCommand(trial_id, config, trial_config.command(os.path.relpath(out / "trials" / trial_id, root))))
+    out.mkdir(parents=True, exist_ok=True)
+    provenance = record(torch.device("cpu"), precision)
+    settings_record = {**asdict(settings), **provenance, "started_at": provenance["recorded_at"], "command": settings.command() + " --plan", "launcher": "plan"}
+    zoo.write_atomically(out / SETTINGS_FILE, json.dumps(settings_record, indent=2, sort_keys=True) + "\n")
+    stored = {"space": space, "root": os.path.relpath(root, out), "trials": [asdict(c) for c in commands]}
+    zoo.write_atomically(out / PLAN_FILE, json.dumps(stored, indent=2) + "\n")
+    update_study(out, space, settings.objective, settings.budget, [])
+    return PlannedExperiment(out, space, root, commands)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the commands on this machine
+
+
+def is_finished(directory: Path) -> bool:
+    try:
+        summary = read_summary(directory)
+    except ValueError:
+        return False
+    return summary is not None and summary.get("status") in FINISHED
+
+
+def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_budget: float | None = None, say: Any = print) -> int:
+    """Run the unfinished planned trials, ``jobs`` at a time, each with its share of this
+    machine's cores (and a GPU from ``gpus``, round robin); then collect. Returns how many
+    trials ended unfinished or failed.
+
+    A trial starts only while its estimated time (the slowest finished run of the same model so
+    far) fits what is left of ``time_budget``. SIGTERM or Ctrl-C stops launching and asks the
+    running trials to checkpoint; the same command continues later."""
+    experiment = PlannedExperiment.load(out)
+    if jobs < 1:
+        raise ValueError(f"--jobs must be positive, got {jobs}")
+    threads = max(1, available_cpus() // jobs)
+    waiting = [t for t in experiment.trials if not is_finished(t.out(experiment.root))]
+    say(f"{experiment.out.name}: {len(experiment.trials) - len(waiting)} of {len(experiment.trials)} planned trials finished; running {len(waiting)}, {jobs} at a time, {threads} thread(s) each" + (f" on GPUs {','.join(gpus)}" if gpus else ""))
+    started = time.monotonic()
+    seconds_by_model: dict[str, float] = {}
+    running: dict[int, tuple[PlannedCommand, subprocess.Popen[bytes], float, str | None]] = {}
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for _, process, _, _ in running.values():
+            process.send_signal(signal.SIGTERM)  # each trial checkpoints where it is
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    problems = 0
+    try:
+        while waiting or running:
+            for pid, (trial, process, began, gpu) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                del running[pid]
+                seconds = time.monotonic() - began
+                model = trial.config["model"]
+                directory = trial.out(experiment.root)
+                if is_finished(directory):  # completed or diverged
+                    seconds_by_model[model] = max(seconds_by_model.get(model, 0.0), seconds)
+                    state = str(read_summary(directory)["status"])
+                else:
+                    problems += 1
+                    state = "stopped with a checkpoint" if process.returncode == EXIT_INTERRUPTED else f"exit {process.returncode}: {unfinished_reason(directory)} ({directory / LOG_FILE})"
+                say(f"[{time.monotonic() - started:6.0f}s] {trial.trial_id} {model} seed {trial.config['seed']}: {state} ({seconds:.0f} s)")
+            busy_gpus = [gpu for *_, gpu in running.values()]
+            while waiting and len(running) < jobs and not stopping:
+                trial = waiting[0]
+                estimate = seconds_by_model.get(trial.config["model"], 0.0)
+                if time_budget is not None and time.monotonic() - started + estimate > time_budget:
+                    say(f"time budget: {trial.trial_id} ({trial.config['model']}, ~{estimate:.0f} s) would not finish in the {time_budget - (time.monotonic() - started):.0f} s left; not launched")
+                    stopping = True
+                    break
+                waiting.pop(0)
+                gpu = min(gpus, key=busy_gpus.count) if gpus else None
+                busy_gpus.append(gpu)
+                directory = trial.out(experiment.root)
+                directory.mkdir(parents=True, exist_ok=True)
+                environment = {**os.environ, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {})}
+                with open(directory / LOG_FILE, "ab") as log:
+                    process = subprocess.Popen([sys.executable, *trial.words(threads)], cwd=experiment.root, stdout=log, stderr=subprocess.STDOUT, env=environment)
+                running[process.pid] = (trial, process, time.monotonic(), gpu)
+            if stopping and not running:
+                break
+            time.sleep(0.2)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return len(waiting) + problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Collecting what the commands wrote
+
+
+def collect(out: str | Path) -> pd.DataFrame:
+    """``results.csv`` from the planned trials' directories: one row per planned trial, built
+    as a Ray search builds it from the same summary; trials without a finished summary are
+    ``unfinished``. Updates the Optuna study where Optuna is importable."""
+    experiment = PlannedExperiment.load(out)
+    settings = json.loads((experiment.out / SETTINGS_FILE).read_text())
+    import_plugins(settings.get("plugins") or [])
+    epochs = resolve_recipe(settings["budget"], settings["recipe"]).epochs
+    rows = []
+    for trial in experiment.trials:
+        directory = trial.out(experiment.root)
+        where = {"trial_id": trial.trial_id, "command": trial.command}
+        summary = read_summary(directory) if (directory / "summary.json").exists() else None
+        if summary is not None and summary.get("status") in FINISHED:
+            metrics = summary_report(summary, where, epochs, directory)
+        else:
+            metrics = {**where, "status": "unfinished", "epoch": completed_epochs(directory), "epochs_planned": epochs, "reason": unfinished_reason(directory)}
+        rows.append(result_row(experiment.space, trial.trial_id, trial.config, metrics, None))
+    write_results(experiment.out, rows)
+    update_study(experiment.out, experiment.space, settings["objective"], settings["budget"], rows)
+    return results_frame(rows)
+
+
+def completed_epochs(directory: Path) -> int:
+    metrics = directory / "metrics.csv"
+    try:
+        return len(pd.read_csv(metrics)) if metrics.exists() else 0
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return 0
+
+
+def unfinished_reason(directory: Path) -> str:
+    if not directory.exists():
+        return "not started"
+    try:  # search.train's one-line refusal (bad input, a full disk), when it ended with one
+        refusal = [line for line in (directory / LOG_FILE).read_text(errors="replace").splitlines() if line.startswith("error: ")]
+    except OSError:
+        refusal = []
+    if refusal:
+        return refusal[-1].removeprefix("error: ")[:300]
+    epochs = completed_epochs(directory)
+    return f"not finished: {epochs} epoch(s) checkpointed; run its command again to resume" if epochs else "not finished: started, no epoch checkpointed yet"
+
+
+def update_study(out: Path, space: str, objective: str, budget: str, rows: list[dict[str, Any]]) -> None:
+    """Bring the experiment's Optuna study up to date with the finished rows (one trial each,
+    marked with ``planned_trial_id``), where Optuna is installed; a later collect on a machine
+    with Optuna catches up with everything collected without it."""
+    try:
+        import optuna
+
+        from search.study import STATE_OF_STATUS, open_study
+    except ImportError:
+        return
+    study = open_study(out, space, objective, budget)
+    recorded = {t.user_attrs.get("planned_trial_id") for t in study.get_trials(deepcopy=False)}
+    function = spaces.get_space(space)
+    for row in rows:
+        if row["status"] not in STATE_OF_STATUS or row["trial_id"] in recorded:
+            continue
+        attrs = {"seed": row["seed"], "planned_trial_id": row["trial_id"]}
+        params = planned_params(row, function)
+        fixed = optuna.trial.FixedTrial(params)
+        if row["model"] == BASELINE and not params:
+            attrs["baseline"] = BASELINE
+        else:
+            function(fixed)  # records each parameter's distribution, as a Ray trial's would be
+        state = STATE_OF_STATUS[row["status"]]
+        values = [row["val_accuracy"], row["macs"]] if objective == "pareto" else [row["val_accuracy"]]
+        complete = state == optuna.trial.TrialState.COMPLETE and all(v is not None for v in values)
+        study.add_trial(optuna.trial.create_trial(
+            state=state if complete or state != optuna.trial.TrialState.COMPLETE else optuna.trial.TrialState.FAIL,
+            params=fixed.params, distributions=fixed.distributions, values=values if complete else None, user_attrs=attrs,
+        ))
+
+
+def planned_params(row: dict[str, Any], function: Any) -> dict[str, Any]:
+    """The suggested parameters of a row's configuration (its ``config_*`` columns that the space
+    suggests); a baseline has none."""
+    names = set().union(*(c["__params__"] for c in spaces.enumerate_space(function)))
+    return {name: row[f"config_{name}"] for name in names if row.get(f"config_{name}") is not None}
