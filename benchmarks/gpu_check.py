@@ -30,12 +30,14 @@ no longer fits, stops the running ones with a checkpoint at ``--minutes``, and e
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -294,6 +296,39 @@ def quick_recipe(experiment: Path, results: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
+# Bringing it back: a device returns a few files of limited size
+
+
+def worth_bringing_back(path: Path, experiment: Path) -> bool:
+    """Tables, summaries, metrics, logs and ResNet weights; never checkpoints (an unfinished
+    trial restarts) nor VGG weights (57 MB each: a baseline's accuracy is in its summary)."""
+    if "checkpoint" in path.relative_to(experiment).parts:
+        return False
+    if path.suffix == ".safetensors":
+        summary = path.parent / "summary.json"
+        return summary.exists() and json.loads(summary.read_text()).get("model", "").startswith("resnet")
+    return True
+
+
+def bundle(out: Path, experiment: Path, into: Path, part_bytes: int = 15 * 2**20) -> list[Path]:
+    """The check's tables and the grid's experiment as ``gpu-check.tar.gz.partNN`` files of at
+    most ``part_bytes``; ``cat gpu-check.tar.gz.part* | tar xz`` unpacks ``check/`` and ``experiment/``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(out, arcname="check")
+        for path in sorted(experiment.rglob("*")) if experiment.exists() else []:
+            if path.is_file() and worth_bringing_back(path, experiment):
+                archive.add(path, arcname=str(Path("experiment") / path.relative_to(experiment)))
+    data = buffer.getvalue()
+    into.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for index, start in enumerate(range(0, len(data), part_bytes)):
+        parts.append(into / f"gpu-check.tar.gz.part{index:02d}")
+        parts[-1].write_bytes(data[start : start + part_bytes])
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -310,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated: {', '.join(STEPS)}")
     parser.add_argument("--minutes", type=float, default=8.5, help="the whole check ends by then")
     parser.add_argument("--dry-run", action="store_true", help="every step at a tiny size on the CPU, synthetic data (CI)")
+    parser.add_argument("--bundle", metavar="DIR", help="also pack the tables and the grid's experiment into tar.gz parts of <= 15 MiB in DIR")
     parser.add_argument("--packing-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.packing_worker:
@@ -348,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = results["status"].value_counts().to_dict()
         sections += [f"## The shortcuts grid ({jobs} trials at once)\n", f"{len(results)} trials: {counts}\n", "### Quick recipe, ResNet-20 (A)\n", markdown(pd.read_csv(out / "quick_recipe.csv")) if (out / "quick_recipe.csv").stat().st_size > 1 else "no finished ResNet-20 (A) trial yet\n"]
     (out / "check.md").write_text("\n".join(sections))
+    if args.bundle:
+        parts = bundle(out, experiment, Path(args.bundle))
+        say(f"  bundled into {len(parts)} part(s) in {args.bundle} ({sum(p.stat().st_size for p in parts) / 2**20:.1f} MiB)")
     say(f"done in {clock.elapsed():.0f} s: {out / 'check.md'}")
     return 0
 

@@ -1,4 +1,5 @@
-"""Pareto plots beside a page: accuracy vs GMACs and vs measured inference throughput."""
+"""Pareto plots beside a page: accuracy vs GMACs and vs measured inference throughput, each
+point labelled with its configuration."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str) -> list[tuple[s
             if rows.empty:
                 continue
             axes.errorbar(rows[column], rows["val_mean"], yerr=rows["val_std"].fillna(0), fmt=marker, label=name, capsize=3, markersize=7)
+        # Each point names its configuration, so the reader can tell ResNet-20 (B) from (C).
+        for _, row in ranked.iterrows():
+            axes.annotate(row["label"], (row[column], row["val_mean"]), textcoords="offset points", xytext=(5, 3), fontsize=7, alpha=0.85)
         front = ranked[ranked["pareto"]].sort_values("gmacs")
         if column == "gmacs" and len(front) > 1:
             axes.plot(front["gmacs"], front["val_mean"], "--", color="grey", linewidth=1, label="Pareto front")

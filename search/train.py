@@ -245,7 +245,8 @@ class Run:
     config: TrialConfig
     recipe: Recipe
     dataset: Dataset
-    train_split: Split
+    train_split: Split  # on the device, as is val_split: no copy from the host per epoch
+    val_split: Split
     device: torch.device
     precision: str
     state: TrainingState
@@ -272,9 +273,10 @@ class Run:
         generator = torch.Generator(device=device).manual_seed(config.seed)
         normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
         on_device = Split(train_split.images.to(device), train_split.labels.to(device))
+        val_on_device = Split(dataset.val.images.to(device), dataset.val.labels.to(device))
         state = TrainingState(model, optimizer, scheduler, generator)
         configure_kernels(device, precision)
-        return cls(config, recipe, dataset, on_device, device, precision, state, compiled(model, config.compile), normalize, steps_per_epoch)
+        return cls(config, recipe, dataset, on_device, val_on_device, device, precision, state, compiled(model, config.compile), normalize, steps_per_epoch)
 
     def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar, resume_at: EpochPosition | None, stop: Preemption) -> EpochResult:
         """One pass over the training split (or the rest of an interrupted one)."""
@@ -429,7 +431,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
             seen = run.steps_per_epoch * recipe.batch_size
             done.train_seconds += seconds
             done.images_seen += seen
-            val_accuracy = run.evaluate(dataset.val)
+            val_accuracy = run.evaluate(run.val_split)
             row = {
                 "epoch": epoch, "train_loss": train_loss, "train_error": train_error, "val_accuracy": val_accuracy,
                 "lr": run.state.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_second": seen / seconds,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pandas as pd
@@ -37,10 +39,14 @@ def test_the_dry_run_measures_every_step_and_a_second_run_continues_the_grid(tmp
     assert "## The shortcuts grid" in (out / "check.md").read_text()
     summaries = {p.parent.name: p.stat().st_mtime for p in (tmp_path / "grid" / "trials").glob("*/summary.json")}
 
-    second = check(tmp_path, "--steps", "grid")  # finished trials are not run again
+    second = check(tmp_path, "--steps", "grid", "--bundle", str(tmp_path / "back"))  # finished trials are not run again
     assert second.returncode == 0, second.stderr[-2000:]
     assert "2 of 2 planned trials finished; running 0" in second.stdout
     assert {p.parent.name: p.stat().st_mtime for p in (tmp_path / "grid" / "trials").glob("*/summary.json")} == summaries
+    parts = sorted((tmp_path / "back").iterdir())  # what a device brings back
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as archive:
+        names = set(archive.getnames())
+    assert {"check/check.md", "experiment/results.csv", "experiment/trials/trial_0000/summary.json", "experiment/trials/trial_0000/model_final.safetensors"} <= names
 
 
 def test_an_unknown_step_is_one_line(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +26,18 @@ def ray_environment(tmp: str) -> dict[str, str]:
 def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     import ray
 
-    os.environ.update(ray_environment(str(tmp_path_factory.mktemp("ray"))))
+    temporary = short_temp_dir()
+    os.environ.update(ray_environment(temporary))
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024, log_to_driver=False)
     yield
     ray.shutdown()
+    shutil.rmtree(temporary, ignore_errors=True)
+
+
+def short_temp_dir() -> str:
+    """Ray's socket paths must stay under 107 bytes; pytest's temp paths (a pytest-xdist worker's
+    more so) can be longer."""
+    return tempfile.mkdtemp(prefix="rbray", dir="/tmp")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from search.run import main, run_search
 from search.stopping import CHECKPOINTED_FILE
 from search.study import STUDY_FILE
 from search.train import main as train_main
-from tests.search.conftest import FAST, ray_environment
+from tests.search.conftest import FAST, ray_environment, short_temp_dir
 from tests.search.helpers import descendants, listening_addresses
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,11 +182,6 @@ def test_a_trial_failed_by_a_full_disk_finishes_on_resume_and_the_study_agrees(r
     mine = sorted((t for t in load_study(tmp_path / "exp", "shortcuts").trials if t.user_attrs.get("ray_trial_id") == failed.loc[0, "trial_id"]), key=lambda t: t.number)
     assert [t.state for t in mine] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
     assert mine[-1].params == mine[0].params and mine[-1].value == resumed.loc[0, "val_accuracy"]
-
-
-def short_temp_dir() -> str:
-    """Ray's socket paths must stay under 107 bytes; pytest's temp paths can be longer."""
-    return tempfile.mkdtemp(prefix="rbray", dir="/tmp")
 
 
 def run_search_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
