@@ -26,9 +26,7 @@ def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str) -> list[tuple[s
             if rows.empty:
                 continue
             axes.errorbar(rows[column], rows["val_mean"], yerr=rows["val_std"].fillna(0), fmt=marker, label=name, capsize=3, markersize=7)
-        # Each point names its configuration, so the reader can tell ResNet-20 (B) from (C).
-        for _, row in ranked.iterrows():
-            axes.annotate(row["label"], (row[column], row["val_mean"]), textcoords="offset points", xytext=(5, 3), fontsize=7, alpha=0.85)
+        label_points(axes, ranked[column].tolist(), ranked["val_mean"].tolist(), ranked["label"].tolist())
         front = ranked[ranked["pareto"]].sort_values("gmacs")
         if column == "gmacs" and len(front) > 1:
             axes.plot(front["gmacs"], front["val_mean"], "--", color="grey", linewidth=1, label="Pareto front")
@@ -43,3 +41,25 @@ def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str) -> list[tuple[s
         plt.close(figure)
         written.append((f"validation accuracy vs {axis.split(' (')[0]}", name))
     return written
+
+
+def label_points(axes: plt.Axes, xs: list[float], ys: list[float], labels: list[str]) -> None:
+    """Name every point (which dot is ResNet-20 (B)?). Points of nearly the same x (the shortcut
+    options of one depth differ by a few MACs) get a column of labels to their right, moved
+    apart vertically and joined to their points by a thin line."""
+    low, high = min(ys), max(ys)
+    gap = max(high - low, 1e-9) * 0.06  # a label's height, in accuracy units
+    order = sorted(range(len(xs)), key=lambda i: (xs[i], -ys[i]))
+    clusters: list[list[int]] = []
+    for i in order:
+        if clusters and xs[i] <= xs[clusters[-1][0]] * 1.15:  # log axis: within 15%
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+    for cluster in clusters:
+        placed = None
+        for i in sorted(cluster, key=lambda i: -ys[i]):
+            y = ys[i] if placed is None else min(ys[i], placed - gap)
+            placed = y
+            x = max(xs[j] for j in cluster) * 1.04
+            axes.annotate(labels[i], (xs[i], ys[i]), xytext=(x, y), fontsize=7, va="center", arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5})
