@@ -62,4 +62,42 @@ def label_points(axes: plt.Axes, xs: list[float], ys: list[float], labels: list[
             y = ys[i] if placed is None else min(ys[i], placed - gap)
             placed = y
             x = max(xs[j] for j in cluster) * 1.04
-            axes.annotate(labels[i], (xs[i], ys[i]), xytext=(x, y), fontsize=7, va="center", arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5})
+            text = axes.annotate(labels[i], (xs[i], ys[i]), xytext=(x, y), fontsize=7, va="center", arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5})
+            text.set_in_layout(False)  # a label past the last point may overhang the axes; the layout ignores it
+
+
+CURVE_FAMILIES = ("ResNet (basic)", "ResNet (bottleneck)", "pre-act ResNet", "plain")  # nets with a depth to compare at
+
+
+def curve_plot(frame: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, stem: str) -> str | None:
+    """Training error (thin) and validation error (bold) against epochs, one panel per depth, one
+    colour per configuration, the band spanning the seeds (He et al. Fig. 1, 4 and 6). Completed
+    trials only; returns the PNG's name, or None when there is nothing to draw."""
+    finished = frame[(frame["status"] == "completed") & frame["trial_id"].isin(set(curves["trial_id"]))]
+    finished = finished[[architecture(r).legend in CURVE_FAMILIES for _, r in finished.iterrows()]]
+    if finished.empty:
+        return None
+    labels = {r["trial_id"]: architecture(r).label for _, r in finished.iterrows()}
+    table = curves[curves["trial_id"].isin(set(labels))].assign(label=lambda t: t["trial_id"].map(labels), val_error=lambda t: 1 - t["val_accuracy"])
+    depths = sorted(finished["depth"].dropna().unique())
+    figure, panels = plt.subplots(1, len(depths), figsize=(4.5 * len(depths), 4), dpi=100, squeeze=False, sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axes, depth in zip(panels[0], depths):
+        names = sorted({labels[t] for t in finished[finished["depth"] == depth]["trial_id"]})
+        for index, name in enumerate(names):
+            colour = colours[index % len(colours)]
+            by_epoch = table[table["label"] == name].groupby("epoch")
+            for column, width, suffix in (("train_error", 0.8, "train"), ("val_error", 2.0, "val")):
+                middle, low, high = by_epoch[column].mean(), by_epoch[column].min(), by_epoch[column].max()
+                axes.plot(middle.index, middle.values, color=colour, linewidth=width, label=f"{name} {suffix}")
+                axes.fill_between(middle.index, low.values, high.values, color=colour, alpha=0.12, linewidth=0)
+        axes.set_title(f"depth {int(depth)}")
+        axes.set_xlabel("epoch")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=7)
+    panels[0][0].set_ylabel("error (thin: training, bold: validation)")
+    figure.tight_layout()
+    name = f"{stem}-curves.png"
+    figure.savefig(out_dir / name, metadata={"Software": None})
+    plt.close(figure)
+    return name

@@ -26,6 +26,7 @@ REQUIRED_COLUMNS = ("trial_id", "model", "block", "shortcut", "depth", "status",
 STATUSES = ("completed", "pruned", "diverged", "failed", "unfinished")  # unfinished: a planned trial not run to its end (yet)
 RANKED = "completed"
 NOT_RANKED = tuple(status for status in STATUSES if status != RANKED)
+CURVES_FILE = "curves.csv"  # beside results.csv: trial_id + each trial's metrics.csv rows (epoch, train_error, val_accuracy, ...)
 CONFIG_PREFIX = "config_"  # a configuration key of the trial, as the space produced it
 # Identifiers and labels are text even when they look like numbers: Ray's trial ids are 8 hex
 # digits, and about 2% are all decimal digits ("00001234" would lose its zeros as a number).

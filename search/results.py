@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 import zoo
-from leaderboards.schema import COLUMNS, CONFIG_PREFIX, read_table
+from leaderboards.schema import COLUMNS, CONFIG_PREFIX, CURVES_FILE, read_table
 from search.config import RESERVED_KEYS, split_config
 
 # What a trial may report. "failed" is also Ray's, for a trial that raised past its retries; a
@@ -88,8 +88,26 @@ def summary_report(summary: dict[str, Any], where: dict[str, Any], epochs_planne
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write ``out/results.csv`` atomically: a kill never leaves half a table."""
+    """Write ``out/results.csv`` atomically (a kill never leaves half a table), and beside it
+    ``curves.csv``: every trial's per-epoch metrics in one table."""
+    write_curves(out, [str(row["trial_id"]) for row in rows])
     return zoo.write_atomically(out / "results.csv", results_frame(rows).to_csv(index=False))
+
+
+def write_curves(out: Path, trial_ids: list[str]) -> Path:
+    """``out/curves.csv``: the ``metrics.csv`` of each trial under ``out/trials/`` (the epochs it
+    trained, a stopped or diverged one's too), with its trial id, in trial order."""
+    tables = []
+    for trial_id in sorted(trial_ids):
+        path = out / "trials" / trial_id / "metrics.csv"
+        try:
+            metrics = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            continue  # no epoch finished (or not on this node's view yet): no curve
+        tables.append(metrics.assign(trial_id=trial_id))
+    curves = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["trial_id", "epoch"])
+    curves = curves[["trial_id", *[c for c in curves.columns if c != "trial_id"]]]
+    return zoo.write_atomically(out / CURVES_FILE, curves.to_csv(index=False))
 
 
 def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

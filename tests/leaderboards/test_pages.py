@@ -108,8 +108,15 @@ def test_page_is_byte_identical_and_well_formed(tmp_path: Path) -> None:
               "seed": 0, "val_accuracy": 0.99, "params": 1, "macs": 1, "epochs": 1, "reason": "stopped early after 1 epoch(s)", "config_shortcut": "C", "config_depth": 20}
     diverged = {**pruned, "trial_id": "t98", "status": "diverged", "val_accuracy": 0.98, "reason": None}
     directory = write_table(tmp_path / "exp", results_table(extra_rows=[pruned, diverged]))
+    completed = results_table()
+    curves = pd.DataFrame([
+        {"trial_id": row["trial_id"], "epoch": epoch, "train_error": row["train_error"] + 0.3 / epoch, "val_accuracy": row["val_accuracy"] - 0.2 / epoch}
+        for _, row in completed.iterrows() for epoch in (1, 2, 3)
+    ])
+    curves.to_csv(directory / "curves.csv", index=False)
     first = write_page(directory)
     text = first.path.read_text()
+    assert "## Training curves" in text and (directory / "shortcuts-curves.png").exists()
     pngs = sorted(p.name for p in directory.glob("*.png"))
     snapshot = {name: (directory / name).read_bytes() for name in pngs}
     second = write_page(directory)

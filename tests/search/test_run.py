@@ -33,8 +33,7 @@ from tests.search.conftest import FAST, ray_environment, short_temp_dir
 from tests.search.helpers import descendants, listening_addresses
 
 REPO = Path(__file__).resolve().parents[2]
-# Real Ray instances; every Ray test runs in one pytest-xdist worker, which starts one Ray session.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.slow  # real Ray instances
 DETERMINISTIC = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
 
 
@@ -58,6 +57,10 @@ def test_shortcuts_smoke_grid_runs_every_configuration_once_per_seed(shortcuts_r
     assert (shortcuts_run / "shortcuts.md").exists()
     for column in ("trial_id", "node", "device", "params", "macs", "inference_images_per_second", "command"):
         assert results[column].notna().all(), column
+    # Every trial's per-epoch metrics, in one table beside the results (the pages' curves).
+    curves = read_table(shortcuts_run / "curves.csv")
+    assert sorted(curves["trial_id"]) == sorted(results["trial_id"]) and set(curves["epoch"]) == {1}
+    assert {"train_error", "val_accuracy"} <= set(curves.columns)
     # The driver decided the precision once, recorded it, and every trial trained in it.
     precision = resolve_search_precision("auto", trials_on_gpu=False)
     assert json.loads((shortcuts_run / "search.json").read_text())["precision"] == precision
@@ -92,14 +95,14 @@ def test_every_row_replays_with_search_train(shortcuts_run: Path, tmp_path: Path
 
 
 def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_path: Path) -> None:
-    # A tuning space of ResNet-20s (the bottleneck space's widest nets train at a few images/s on
-    # one thread); what is tested is the sampled design: ASHA stops, PRUNED states, seeding.
+    # A tuning space of depth-8 ResNets (the bottleneck space's widest nets train at a few
+    # images/s on one thread); what is tested is the sampled design: ASHA stops, PRUNED states, seeding.
     @search.register_space("test_tpe_small", sampler="tpe")
     def small(trial: Any) -> dict[str, Any]:
-        """ResNet-20 shortcuts and initialisations, sampled."""
+        """Depth-8 ResNet shortcuts and initialisations, sampled."""
         trial.suggest_categorical("shortcut", ["A", "B", "C", "none"])
         trial.suggest_categorical("zero_init_residual", [False, True])
-        return {"model": "resnet20"}
+        return {"model": "resnet20", "depth": 8}
 
     common = dict(data="synthetic", budget="smoke", baselines=False, recipe=recipe("epochs=4"))
     results = run_search("test_tpe_small", trials=9, out=str(tmp_path / "a"), **common)
