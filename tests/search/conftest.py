@@ -35,8 +35,7 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def short_temp_dir() -> str:
-    """Ray's socket paths must stay under 107 bytes; pytest's temp paths (a pytest-xdist worker's
-    more so) can be longer."""
+    """Ray's socket paths must stay under 107 bytes; pytest's temp paths can be longer."""
     return tempfile.mkdtemp(prefix="rbray", dir="/tmp")
 
 

@@ -97,8 +97,8 @@ def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Co
 
 @pytest.mark.slow  # a subprocess killed mid-run
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
-    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "4", "--train-subset", "128", "--threads", "1"]
-    train(TrialConfig(model="resnet20", data="synthetic", budget="smoke", recipe_overrides={"epochs": 4, "train_subset": 128}, threads=1), tmp_path / "whole", log=None)
+    args = ["--model", "resnet20", "--depth", "8", "--data", "synthetic", "--budget", "smoke", "--epochs", "4", "--train-subset", "128", "--threads", "1"]
+    train(TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"epochs": 4, "train_subset": 128}, threads=1), tmp_path / "whole", log=None)
     killed = run_cli([*args, "--out", str(tmp_path / "killed")], env={"RESBENCH_FAULT": "exit_after_epoch:2"})
     assert killed.returncode == 3 and not (tmp_path / "killed" / "summary.json").exists()
     assert len(pd.read_csv(tmp_path / "killed" / "metrics.csv")) == 2
