@@ -33,12 +33,12 @@ import argparse
 import io
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +52,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import zoo  # noqa: E402
+from leaderboards import write_page  # noqa: E402
 from search.compilation import seconds_compiling  # noqa: E402
 from search.config import TrialConfig  # noqa: E402
 from search.data import Dataset, load_dataset  # noqa: E402
 from search.measure import synchronize  # noqa: E402
+from search.planned import PLAN_FILE, collect, plan_experiment, run_planned  # noqa: E402
 from search.provenance import autocast, record  # noqa: E402
 from search.testing import Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run  # noqa: E402
@@ -76,7 +78,7 @@ class Scale:
     subset: int  # training images a throughput epoch uses
     seconds: float  # timed training per measurement
     reserve: float  # seconds a measurement needs left before it starts
-    grid_flags: tuple[str, ...]  # search.run flags of the grid
+    grid: dict[str, Any]  # the grid's search settings (as search.run's flags give them)
 
 
 GPU = Scale(
@@ -89,7 +91,7 @@ GPU = Scale(
     subset=20480,
     seconds=4.0,
     reserve=60.0,
-    grid_flags=("--budget", "quick", "--seeds", "3", "--gpus-per-trial", "1"),
+    grid={"budget": "quick", "seeds": 3, "gpus_per_trial": 1.0},
 )
 DRY_RUN = Scale(
     device="cpu",
@@ -101,7 +103,7 @@ DRY_RUN = Scale(
     subset=32,
     seconds=0.2,
     reserve=5.0,
-    grid_flags=("--budget", "smoke", "--trials", "2", "--no-baselines", "--recipe", "epochs=1", "train_subset=64", "val_size=32", "test_size=32", "eval_batch_size=32"),
+    grid={"budget": "smoke", "trials": 2, "baselines": False, "recipe": {"epochs": 1, "train_subset": 64, "val_size": 32, "test_size": 32, "eval_batch_size": 32}},
 )
 
 
@@ -258,25 +260,21 @@ def best_trial_count(packing_table: pd.DataFrame | None, scale: Scale) -> int:
 
 
 def grid(scale: Scale, data: str, experiment: Path, jobs: int, clock: Clock, out: Path) -> pd.DataFrame:
-    run_module = [sys.executable, "-m", "search.run"]
-    if not (experiment / "plan.json").exists():
-        plan = subprocess.run([*run_module, "--space", "shortcuts", "--data", data, *scale.grid_flags, "--out", str(experiment), "--plan"], cwd=REPO, capture_output=True, text=True)
-        if plan.returncode != 0:
-            raise SystemExit(f"planning the grid failed: {plan.stderr.strip()}")
-        say(f"  planned {len(plan.stdout.splitlines())} trials into {experiment}")
-    budget = clock.left() - 0.75 * scale.reserve  # room to collect and write the tables
-    gpus = ["--gpus", "0"] if scale.device == "cuda" else []
-    command = [*run_module, "--run-planned", str(experiment), "--jobs", str(jobs), *gpus, "--time-budget", f"{max(1.0, budget):.0f}"]
-    say(f"  {shlex.join(command[1:])}")
-    runner = subprocess.Popen(command, cwd=REPO)
+    """Plan the grid (unless planned), run what is unfinished until the time is nearly up (then
+    stop the running trials with a checkpoint, as SIGTERM does), collect, write the page."""
+    if not (experiment / PLAN_FILE).exists():
+        planned = plan_experiment("shortcuts", data=data, out=str(experiment), **scale.grid)
+        say(f"  planned {len(planned.trials)} trials into {experiment}")
+    gpus = ["0"] if scale.device == "cuda" else None
+    stop = threading.Timer(max(1.0, clock.left() - 0.5 * scale.reserve), os.kill, (os.getpid(), signal.SIGTERM))
+    stop.start()
     try:
-        runner.wait(timeout=max(1.0, clock.left() - 0.5 * scale.reserve))
-    except subprocess.TimeoutExpired:
-        runner.send_signal(signal.SIGTERM)  # running trials checkpoint; unfinished ones restart next time
-        runner.wait(timeout=25)
-    results = pd.read_csv(experiment / "results.csv", dtype={"trial_id": str})
-    quick = quick_recipe(experiment, results)
-    quick.to_csv(out / "quick_recipe.csv", index=False)
+        run_planned(experiment, jobs, gpus, time_budget=max(1.0, clock.left() - 0.75 * scale.reserve), say=lambda line: say(f"  {line}"))
+    finally:
+        stop.cancel()
+    results = collect(experiment)
+    write_page(experiment)
+    quick_recipe(experiment, results).to_csv(out / "quick_recipe.csv", index=False)
     return results
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow  # a dozen subprocesses
+pytestmark = pytest.mark.slow  # subprocesses: the check, its packed trials, the planned commands
 
 
 def check(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -21,9 +21,10 @@ def check(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
-def test_the_dry_run_measures_every_step_and_a_second_run_continues_the_grid(tmp_path: Path) -> None:
-    first = check(tmp_path)
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+def test_the_dry_run_measures_every_step_and_bundles_what_a_device_brings_back(tmp_path: Path) -> None:
+    # (A second run continuing the grid is run_planned skipping finished trials: tests/search/test_planned.py.)
+    result = check(tmp_path, "--bundle", str(tmp_path / "back"))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = tmp_path / "out"
     environment = json.loads((out / "environment.json").read_text())
     assert environment["dry_run"] and environment["device"] == "cpu"
@@ -37,20 +38,8 @@ def test_the_dry_run_measures_every_step_and_a_second_run_continues_the_grid(tmp
     quick = pd.read_csv(out / "quick_recipe.csv")
     assert list(quick["trial_id"]) == ["trial_0000"]  # the ResNet-20 (A) trial
     assert "## The shortcuts grid" in (out / "check.md").read_text()
-    summaries = {p.parent.name: p.stat().st_mtime for p in (tmp_path / "grid" / "trials").glob("*/summary.json")}
-
-    second = check(tmp_path, "--steps", "grid", "--bundle", str(tmp_path / "back"))  # finished trials are not run again
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "2 of 2 planned trials finished; running 0" in second.stdout
-    assert {p.parent.name: p.stat().st_mtime for p in (tmp_path / "grid" / "trials").glob("*/summary.json")} == summaries
     parts = sorted((tmp_path / "back").iterdir())  # what a device brings back
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as archive:
         names = set(archive.getnames())
     assert {"check/check.md", "experiment/results.csv", "experiment/trials/trial_0000/summary.json", "experiment/trials/trial_0000/model_final.safetensors"} <= names
-
-
-def test_an_unknown_step_is_one_line(tmp_path: Path) -> None:
-    result = check(tmp_path, "--steps", "grid,warp")
-    assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown step 'warp'; valid: throughput, packing, grid"
-    assert not (tmp_path / "out").exists()
+    assert not any("checkpoint" in name for name in names)

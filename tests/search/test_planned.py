@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from leaderboards.schema import read_table
-from search.planned import LOG_FILE, PlannedExperiment, collect
+from search.planned import LOG_FILE, PlannedExperiment, collect, run_planned
 from search.run import main
 from search.study import STUDY_FILE
 from tests.search.conftest import FAST
@@ -70,6 +70,9 @@ def test_collecting_a_plan_gives_the_rows_and_study_of_the_ray_search_of_the_sam
     assert signature(planned_study) == signature(ray_study)
     collect(experiment.out)  # a second collect adds nothing to the study
     assert len(load_study(experiment.out).trials) == 10
+    said: list[str] = []
+    assert run_planned(experiment.out, jobs=2, say=said.append) == 0  # every trial finished: none runs again
+    assert len(said) == 1 and said[0].startswith("planned: 10 of 10 planned trials finished; running 0,")
 
 
 def test_collect_needs_neither_ray_nor_optuna_and_lists_what_has_not_finished(shortcuts_run: Path, tmp_path: Path) -> None:
