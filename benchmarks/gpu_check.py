@@ -40,6 +40,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -293,6 +294,12 @@ def quick_recipe(experiment: Path, results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def grid_section(results: pd.DataFrame, out: Path) -> str:
+    quick = pd.read_csv(out / "quick_recipe.csv") if (out / "quick_recipe.csv").stat().st_size > 1 else pd.DataFrame()
+    counts = results["status"].value_counts().to_dict()
+    return f"{len(results)} trials: {counts}\n\n### Quick recipe, ResNet-20 (A)\n\n" + (markdown(quick) if not quick.empty else "no finished ResNet-20 (A) trial yet\n")
+
+
 # ---------------------------------------------------------------------------------------------
 # Bringing it back: a device returns a few files of limited size
 
@@ -370,23 +377,32 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(data, data_seed=0)  # decoded once here; every later process reads the cache
     say(f"  data {dataset.name}: {dataset.sizes()} ready in {time.monotonic() - started:.0f} s")
     sections = [f"# GPU check: {environment['hardware']}\n", f"torch {torch.__version__}, CUDA {environment['cuda']}, {environment['recorded_at']}, commit {environment['git_commit']}\n"]
-    packing_table = None
+    failed = []
+
+    def step(name: str, title: str, measure: Callable[[], str]) -> None:
+        """One step; its failure is written down and the next step still runs (GPU minutes are scarce)."""
+        try:
+            sections.extend([title, measure()])
+        except Exception as error:  # noqa: BLE001 - any failure of one step
+            failed.append(name)
+            message = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300] if str(error).strip() else ''}"
+            say(f"  {name} failed: {message}")
+            sections.extend([title, f"failed: {message}\n"])
+
     if "throughput" in steps:
-        sections += ["## Training images/s through search.train's step\n", markdown(throughput(scale, dataset, clock, out))]
+        step("throughput", "## Training images/s through search.train's step\n", lambda: markdown(throughput(scale, dataset, clock, out)))
     if "packing" in steps:
-        packing_table = packing(scale, data, clock, out)
-        sections += ["## Trials packed on one device\n", markdown(packing_table)]
+        step("packing", "## Trials packed on one device\n", lambda: markdown(packing(scale, data, clock, out)))
     if "grid" in steps:
-        jobs = best_trial_count(packing_table, scale)
-        results = grid(scale, data, experiment, jobs, clock, out)
-        counts = results["status"].value_counts().to_dict()
-        sections += [f"## The shortcuts grid ({jobs} trials at once)\n", f"{len(results)} trials: {counts}\n", "### Quick recipe, ResNet-20 (A)\n", markdown(pd.read_csv(out / "quick_recipe.csv")) if (out / "quick_recipe.csv").stat().st_size > 1 else "no finished ResNet-20 (A) trial yet\n"]
+        measured = pd.read_csv(out / "packing.csv") if (out / "packing.csv").exists() else None
+        jobs = best_trial_count(measured, scale)
+        step("grid", f"## The shortcuts grid ({jobs} trials at once)\n", lambda: grid_section(grid(scale, data, experiment, jobs, clock, out), out))
     (out / "check.md").write_text("\n".join(sections))
     if args.bundle:
         parts = bundle(out, experiment, Path(args.bundle))
         say(f"  bundled into {len(parts)} part(s) in {args.bundle} ({sum(p.stat().st_size for p in parts) / 2**20:.1f} MiB)")
-    say(f"done in {clock.elapsed():.0f} s: {out / 'check.md'}")
-    return 0
+    say(f"done in {clock.elapsed():.0f} s: {out / 'check.md'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import torch
 import zoo
 from search import spaces
 from search.config import TrialConfig, split_config
+from search.lease import Lease
 from search.plan import BASELINE, make_plan
 from search.plugins import import_plugins
 from search.provenance import record, resolve_search_precision
@@ -91,6 +92,7 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
     if plugins:
         raise ValueError("--plan with --plugins: a planned command cannot import a plugin; register the block or space in an installed module, or run the search with Ray")
     out = Path(settings.out).resolve()
+    Lease(out, "search driver").refuse_if_held()  # a search, runner or collect at work there
     if (out / SETTINGS_FILE).exists() and not (out / PLAN_FILE).exists():
         raise ValueError(f"{out} holds a search run by Ray; plan into another --out")
     continue_experiment(settings, out)

@@ -30,7 +30,7 @@ from search.config import parse_assignments, typed_overrides
 from search.data import DataError, Dataset, load_dataset
 from search.lease import Lease
 from search.plan import Plan, estimate_minutes, make_plan
-from search.planned import collect, plan_experiment, run_planned
+from search.planned import PlannedExperiment, collect, plan_experiment, run_planned
 from search.plugins import Plugin, import_plugins
 from search.provenance import hardware_name, record, resolve_search_precision
 from search.recipes import resolve_recipe
@@ -146,14 +146,18 @@ def run_or_collect_planned(args: argparse.Namespace) -> int:
 
     experiment = args.run_planned or args.collect
     try:
-        if args.run_planned:
-            gpus = [g for g in (args.gpus or "").split(",") if g] or None
-            run_planned(experiment, args.jobs, gpus, args.time_budget)
-        results = collect(experiment)
+        PlannedExperiment.load(experiment)  # a planned experiment, or one line saying it is not
+        # One owner at a time, as for a Ray search's driver: two collects (or a collect beside
+        # a runner) would write the same results.csv and study.
+        with Lease(Path(experiment), "search driver"):
+            if args.run_planned:
+                gpus = [g for g in (args.gpus or "").split(",") if g] or None
+                run_planned(experiment, args.jobs, gpus, args.time_budget)
+            results = collect(experiment)
+            page = write_page(experiment)
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    page = write_page(experiment)
     print(page.top)
     print(f"\nresults: {Path(experiment) / 'results.csv'}\nleaderboard: {page.path}")
     if (results["status"] == "unfinished").any():

@@ -80,7 +80,12 @@ class GracefulStop:
     def _leave_if_stuck(self) -> None:
         time.sleep(self.LEAVE_AFTER_SECONDS)
         if not self.search_ended:
-            print(f"Ray's run did not end within {self.LEAVE_AFTER_SECONDS:.0f} s of the stop; leaving now (its state is saved: run the same command to continue)", file=sys.stderr, flush=True)
+            from search.results import SearchInterrupted, read_results
+
+            print(f"Ray's run did not end within {self.LEAVE_AFTER_SECONDS:.0f} s of the stop; leaving now (its state is saved)", file=sys.stderr, flush=True)
+            if self.out is not None:  # the same last line as a stop that ended in time
+                stopped = len(list(self.out.glob(f"trials/*/{CHECKPOINTED_FILE}")))
+                print(SearchInterrupted(len(read_results(self.out)), stopped), file=sys.stderr, flush=True)
             os._exit(EXIT_INTERRUPTED)
 
 

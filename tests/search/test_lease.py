@@ -58,6 +58,13 @@ def test_a_second_search_driver_is_refused_before_anything_is_written(held: Path
     err = capsys.readouterr().err
     assert "is in use by another search driver" in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in held.iterdir()) == [LEASE_FILE]
+    assert main(["--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--out", str(held), "--plan"]) == 2
+    assert "is in use by another search driver" in capsys.readouterr().err
+    assert sorted(p.name for p in held.iterdir()) == [LEASE_FILE]
+    (held / "plan.json").write_text(json.dumps({"space": "shortcuts", "root": ".", "trials": []}))  # a planned experiment...
+    assert main(["--collect", str(held)]) == 2  # ...is collected by one process at a time
+    assert "is in use by another search driver" in capsys.readouterr().err
+    assert not (held / "results.csv").exists()
 
 
 def test_a_second_training_run_on_one_out_is_refused(held: Path) -> None:

@@ -24,7 +24,7 @@ from tests.search.conftest import FAST
 from tests.test_layering import WITHOUT_RAY_AND_OPTUNA
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow  # compares with a real Ray search
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # compares with a real Ray search (in the Ray tests' worker)
 # What differs between two runs of the same trial on one machine, or between launchers.
 NOT_COMPARED = ["trial_id", "node", "gpu_ids", "command", "wall_seconds", "images_per_second", "inference_images_per_second"]
 

@@ -33,7 +33,8 @@ from tests.search.conftest import FAST, ray_environment, short_temp_dir
 from tests.search.helpers import descendants, listening_addresses
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow  # real Ray instances
+# Real Ray instances: every Ray test runs in one pytest-xdist worker (one Ray session there).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 DETERMINISTIC = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
 
 
@@ -208,9 +209,16 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
     plain_shell = {key: value for key, value in {**os.environ, **env}.items() if key != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
     resumed = subprocess.Popen([sys.executable, "-m", "search.run", *args, "--resume"], cwd=REPO, env={**plain_shell, "RESBENCH_FAULT": "stall_at_step:1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     began = time.time()
+
+    def stalled(trial: Path) -> bool:
+        """Inside search.train under this driver, from scratch: held at step 1 until stopped. (A
+        trial the kill caught after its last checkpoint would finish at once when restored.)"""
+        holder = read_holder(trial / LEASE_FILE)
+        return holder is not None and holder.started > began and not (trial / "checkpoint").exists() and not (trial / "summary.json").exists()
+
     try:
         deadline = time.monotonic() + 180
-        while not any(holder and holder.started > began for holder in map(read_holder, (out / "trials").glob(f"*/{LEASE_FILE}"))):  # one of its trials is inside search.train
+        while not any(stalled(trial) for trial in (out / "trials").glob("*")):
             assert resumed.poll() is None, resumed.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "no trial started training"
             time.sleep(0.2)
