@@ -18,8 +18,7 @@ from search.study import study_storage
 from tests.search.conftest import ray_environment
 
 REPO = Path(__file__).resolve().parents[2]
-# Real Ray instances: every Ray test runs in one pytest-xdist worker (one Ray session there).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.slow  # real Ray instances
 FAST = ["train_subset=128", "val_size=64", "test_size=64", "eval_batch_size=64", "epochs=1"]
 
 

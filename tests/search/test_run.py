@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import torch
 import search
 from leaderboards.schema import read_table
 from search.lease import LEASE_FILE, read_holder
+from search.planned import PlannedExperiment, collect, run_planned
 from search.provenance import resolve_search_precision
 from search.run import main, run_search
 from search.stopping import CHECKPOINTED_FILE
@@ -33,8 +35,7 @@ from tests.search.conftest import FAST, ray_environment, short_temp_dir
 from tests.search.helpers import descendants, listening_addresses
 
 REPO = Path(__file__).resolve().parents[2]
-# Real Ray instances: every Ray test runs in one pytest-xdist worker (one Ray session there).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.slow  # real Ray instances
 DETERMINISTIC = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
 
 
@@ -93,6 +94,52 @@ def test_every_row_replays_with_search_train(shortcuts_run: Path, tmp_path: Path
     assert result.returncode == 0, result.stderr
     replayed = json.loads((tmp_path / "replay" / "summary.json").read_text())
     assert replayed["val_accuracy"] == pytest.approx(row["val_accuracy"])
+
+
+# What differs between two runs of the same trial on one machine, or between launchers.
+NOT_COMPARED = ["trial_id", "node", "gpu_ids", "command", "wall_seconds", "images_per_second", "inference_images_per_second"]
+
+
+def plan_grid(out: Path, *flags: str) -> PlannedExperiment:
+    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--recipe", *FAST, "epochs=1", "--out", str(out), "--plan", *flags]
+    assert main(args) == 0
+    return PlannedExperiment.load(out)
+
+
+def grid_key(model: str, shortcut: object, seed: object) -> tuple[str, str, int]:
+    return (model, "-" if pd.isna(shortcut) else str(shortcut), int(seed))
+
+
+def hand_over_ray_trials(experiment: PlannedExperiment, ray_out: Path) -> None:
+    """Give each planned trial what the Ray trial of the same configuration and seed wrote: the
+    directory its command would have produced (same identity, same computation)."""
+    ray_rows = read_table(ray_out / "results.csv")
+    by_key = {grid_key(r["model"], r.get("config_shortcut"), r["seed"]): r["trial_id"] for _, r in ray_rows.iterrows()}
+    for trial in experiment.trials:
+        ray_id = by_key[grid_key(trial.config["model"], trial.config.get("shortcut"), trial.config["seed"])]
+        shutil.copytree(ray_out / "trials" / ray_id, trial.out(experiment.root))
+
+
+def test_collecting_a_plan_gives_the_rows_and_study_of_the_ray_search_of_the_same_trials(shortcuts_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    experiment = plan_grid(tmp_path / "planned", "--seeds", "2", "--trials", "8")  # the Ray fixture's search
+    commands = capsys.readouterr().out.splitlines()
+    assert commands == [trial.command for trial in experiment.trials] and len(commands) == 10
+    assert all(c.startswith("python -m search.train ") and " --threads 1 " in c and " --out /" not in c for c in commands)
+    hand_over_ray_trials(experiment, shortcuts_run)
+    planned = collect(experiment.out)
+    ray = read_table(shortcuts_run / "results.csv")
+    assert sorted(planned.columns) == sorted(ray.columns)
+    order = lambda frame: frame.assign(key=[grid_key(*k) for k in zip(frame["model"], frame.get("config_shortcut"), frame["seed"])]).sort_values("key").drop(columns=[*NOT_COMPARED, "key"]).reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(order(read_table(experiment.out / "results.csv")), order(ray), check_dtype=False)
+    planned_study, ray_study = load_study(experiment.out, "shortcuts"), load_study(shortcuts_run, "shortcuts")
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in planned_study.trials)
+    signature = lambda study: sorted((sorted(t.params.items()), t.user_attrs["seed"], t.user_attrs.get("baseline", "")) for t in study.trials)  # noqa: E731
+    assert signature(planned_study) == signature(ray_study)
+    collect(experiment.out)  # a second collect adds nothing to the study
+    assert len(load_study(experiment.out, "shortcuts").trials) == 10
+    said: list[str] = []
+    assert run_planned(experiment.out, jobs=2, say=said.append) == 0  # every trial finished: none runs again
+    assert len(said) == 1 and said[0].startswith("planned: 10 of 10 planned trials finished; running 0,")
 
 
 def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_path: Path) -> None:
