@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import zoo  # noqa: E402
-from leaderboards import write_page  # noqa: E402
+from leaderboards import markdown_table, write_page  # noqa: E402
 from search.compilation import seconds_compiling  # noqa: E402
 from search.config import TrialConfig  # noqa: E402
 from search.data import Dataset, load_dataset  # noqa: E402
@@ -337,9 +337,7 @@ def bundle(out: Path, experiment: Path, into: Path, part_bytes: int = 15 * 2**20
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    cell = lambda v: f"{v:,.3f}" if isinstance(v, float) else str(v)  # noqa: E731
-    return header + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
+    return markdown_table(list(frame.columns), frame.values.tolist()) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

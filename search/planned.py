@@ -132,12 +132,13 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
 # Running the commands on this machine
 
 
-def is_finished(directory: Path) -> bool:
+def finished_summary(directory: Path) -> dict[str, Any] | None:
+    """The summary of a completed or diverged run in ``directory``, else None."""
     try:
         summary = read_summary(directory)
     except ValueError:
-        return False
-    return summary is not None and summary.get("status") in FINISHED
+        return None
+    return summary if summary is not None and summary.get("status") in FINISHED else None
 
 
 def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_budget: float | None = None, say: Any = print) -> int:
@@ -152,7 +153,7 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
     if jobs < 1:
         raise ValueError(f"--jobs must be positive, got {jobs}")
     threads = max(1, available_cpus() // jobs)
-    waiting = [t for t in experiment.trials if not is_finished(t.out(experiment.root))]
+    waiting = [t for t in experiment.trials if finished_summary(t.out(experiment.root)) is None]
     say(f"{experiment.out.name}: {len(experiment.trials) - len(waiting)} of {len(experiment.trials)} planned trials finished; running {len(waiting)}, {jobs} at a time, {threads} thread(s) each" + (f" on GPUs {','.join(gpus)}" if gpus else ""))
     started = time.monotonic()
     seconds_by_model: dict[str, float] = {}
@@ -176,9 +177,10 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
                 seconds = time.monotonic() - began
                 model = trial.config["model"]
                 directory = trial.out(experiment.root)
-                if is_finished(directory):  # completed or diverged
+                summary = finished_summary(directory)
+                if summary is not None:
                     seconds_by_model[model] = max(seconds_by_model.get(model, 0.0), seconds)
-                    state = str(read_summary(directory)["status"])
+                    state = str(summary["status"])
                 else:
                     problems += 1
                     state = "stopped with a checkpoint" if process.returncode == EXIT_INTERRUPTED else f"exit {process.returncode}: {unfinished_reason(directory)} ({directory / LOG_FILE})"
@@ -225,8 +227,8 @@ def collect(out: str | Path) -> pd.DataFrame:
     for trial in experiment.trials:
         directory = trial.out(experiment.root)
         where = {"trial_id": trial.trial_id, "command": trial.command}
-        summary = read_summary(directory) if (directory / "summary.json").exists() else None
-        if summary is not None and summary.get("status") in FINISHED:
+        summary = finished_summary(directory)
+        if summary is not None:
             metrics = summary_report(summary, where, epochs, directory)
         else:
             metrics = {**where, "status": "unfinished", "epoch": completed_epochs(directory), "epochs_planned": epochs, "reason": unfinished_reason(directory)}
@@ -264,33 +266,22 @@ def update_study(out: Path, space: str, objective: str, budget: str, rows: list[
     try:
         import optuna
 
-        from search.study import STATE_OF_STATUS, open_study
+        from search.study import STATE_OF_STATUS, open_study, row_outcome
     except ImportError:
         return
     study = open_study(out, space, objective, budget)
     recorded = {t.user_attrs.get("planned_trial_id") for t in study.get_trials(deepcopy=False)}
     function = spaces.get_space(space)
+    suggested = set().union(*(c["__params__"] for c in spaces.enumerate_space(function)))  # the space's parameter names
     for row in rows:
         if row["status"] not in STATE_OF_STATUS or row["trial_id"] in recorded:
             continue
         attrs = {"seed": row["seed"], "planned_trial_id": row["trial_id"]}
-        params = planned_params(row, function)
+        params = {name: row[f"config_{name}"] for name in suggested if row.get(f"config_{name}") is not None}  # a baseline has none
         fixed = optuna.trial.FixedTrial(params)
         if row["model"] == BASELINE and not params:
             attrs["baseline"] = BASELINE
         else:
             function(fixed)  # records each parameter's distribution, as a Ray trial's would be
-        state = STATE_OF_STATUS[row["status"]]
-        values = [row["val_accuracy"], row["macs"]] if objective == "pareto" else [row["val_accuracy"]]
-        complete = state == optuna.trial.TrialState.COMPLETE and all(v is not None for v in values)
-        study.add_trial(optuna.trial.create_trial(
-            state=state if complete or state != optuna.trial.TrialState.COMPLETE else optuna.trial.TrialState.FAIL,
-            params=fixed.params, distributions=fixed.distributions, values=values if complete else None, user_attrs=attrs,
-        ))
-
-
-def planned_params(row: dict[str, Any], function: Any) -> dict[str, Any]:
-    """The suggested parameters of a row's configuration (its ``config_*`` columns that the space
-    suggests); a baseline has none."""
-    names = set().union(*(c["__params__"] for c in spaces.enumerate_space(function)))
-    return {name: row[f"config_{name}"] for name in names if row.get(f"config_{name}") is not None}
+        state, values = row_outcome(row, objective)
+        study.add_trial(optuna.trial.create_trial(state=state, params=fixed.params, distributions=fixed.distributions, values=values, user_attrs=attrs))

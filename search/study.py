@@ -86,6 +86,18 @@ STATE_OF_STATUS = {
 }
 
 
+def row_outcome(row: dict[str, Any], objective: str) -> tuple[optuna.trial.TrialState, list[Any] | None]:
+    """The Optuna state and values that a results row stands for; a completed row without its
+    metric ranks nowhere, so it counts as FAIL."""
+    state = STATE_OF_STATUS.get(row["status"], optuna.trial.TrialState.FAIL)
+    values = [row["val_accuracy"], row["macs"]] if objective == "pareto" else [row["val_accuracy"]]
+    if state != optuna.trial.TrialState.COMPLETE:
+        return state, None
+    if any(v is None for v in values):
+        return optuna.trial.TrialState.FAIL, None
+    return state, values
+
+
 def settle_abandoned(study: optuna.Study, known_ray_trials: set[str], rows: dict[str, dict[str, Any]], objective: str) -> list[str]:
     """Optuna trials a killed driver left RUNNING, settled before its experiment resumes.
 
@@ -99,11 +111,8 @@ def settle_abandoned(study: optuna.Study, known_ray_trials: set[str], rows: dict
         ray_id = trial.user_attrs.get("ray_trial_id")
         row = rows.get(ray_id) if ray_id else None
         if row is not None:
-            state = STATE_OF_STATUS.get(row["status"], optuna.trial.TrialState.FAIL)
-            values = [row["val_accuracy"], row["macs"]] if objective == "pareto" else [row["val_accuracy"]]
-            if state == optuna.trial.TrialState.COMPLETE and any(v is None for v in values):
-                state = optuna.trial.TrialState.FAIL  # a completed row without its metric ranks nowhere
-            study.tell(trial.number, values=values if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+            state, values = row_outcome(row, objective)
+            study.tell(trial.number, values=values, state=state)
         elif ray_id not in known_ray_trials:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             attrs = {k: v for k, v in trial.user_attrs.items() if k in ("seed", "baseline")}

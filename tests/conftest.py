@@ -17,27 +17,19 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 @pytest.fixture(autouse=True, scope="session")
 def isolated_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("resbench-data")
-    previous = os.environ.get("RESBENCH_DATA")
-    os.environ["RESBENCH_DATA"] = str(root)
-    yield root
-    if previous is None:
-        os.environ.pop("RESBENCH_DATA", None)
-    else:
-        os.environ["RESBENCH_DATA"] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        root = tmp_path_factory.mktemp("resbench-data")
+        patch.setenv("RESBENCH_DATA", str(root))
+        yield root
 
 
 @pytest.fixture(autouse=True, scope="session")
 def isolated_compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Inductor's kernel cache for the whole run in a temp dir: shared by its tests, never the user's."""
-    root = tmp_path_factory.mktemp("inductor")
-    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(root)
-    yield root
-    if previous is None:
-        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
-    else:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        root = tmp_path_factory.mktemp("inductor")
+        patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(root))
+        yield root
 
 
 @pytest.fixture(autouse=True)
