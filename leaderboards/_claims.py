@@ -28,6 +28,24 @@ RULE = (
 )
 
 
+# Identity Mappings Table 2: CIFAR-10 test error % of each activation ordering at ResNet-110
+# (basic) and ResNet-164 (bottleneck); REFERENCE.md section 2.
+SEQUEL_TABLE2 = {
+    "original": (6.61, 5.93),
+    "BN after addition": (8.17, 6.50),
+    "ReLU before addition": (7.84, 6.14),
+    "ReLU-only pre-activation": (6.71, 5.91),
+    "full pre-activation": (6.37, 5.46),
+}
+# (better, worse, what the sequel concludes): its section 4.1 readings of Table 2.
+ORDERING_CLAIMS = (
+    ("full pre-activation", "original", "full pre-activation beats the original"),
+    ("original", "ReLU before addition", "a ReLU before the addition hurts (a non-negative residual can only add)"),
+    ("original", "BN after addition", "BN after the addition hurts (it alters the signal on the shortcut path)"),
+    ("full pre-activation", "ReLU-only pre-activation", "pre-activation needs its BN (ReLU-only pre-activation does no better than the original)"),
+)
+
+
 @dataclass(frozen=True)
 class Claim:
     statement: str
@@ -117,9 +135,16 @@ def trained_claims(frame: pd.DataFrame) -> list[Claim]:
     for shallow, deep in zip(depths, depths[1:]):
         claims.append(compare(frame, {**basic, "depth": shallow, "shortcut": "none"}, {**basic, "depth": deep, "shortcut": "none"}, "train_error", f"degradation: plain-{deep} has higher training error than plain-{shallow}", lower_is_better=True))
         claims.append(compare(frame, {**basic, "depth": deep, "shortcut": "A"}, {**basic, "depth": shallow, "shortcut": "A"}, "train_error", f"ResNet-{deep} has lower training error than ResNet-{shallow} (no degradation with shortcuts)", lower_is_better=True))
-    for depth in depths:
-        for shortcut in ("A", "B", "C"):
-            claims.append(compare(frame, {"block": "preact_basic", "depth": depth, "shortcut": shortcut}, {"block": "basic", "depth": depth, "shortcut": shortcut}, "val_accuracy", f"depth {depth}, shortcut {shortcut}: full pre-activation beats the original block (Identity Mappings Table 2: 6.37 vs 6.61 at depth 110)"))
+    for design, blocks in zoo.ORDERING_BLOCKS.items():
+        paper_depth = 110 if design == "basic" else 164
+        for depth in depths:
+            for shortcut in ("A", "B", "C"):
+                for better, worse, finding in ORDERING_CLAIMS:
+                    a, b = SEQUEL_TABLE2[better][design == "bottleneck"], SEQUEL_TABLE2[worse][design == "bottleneck"]
+                    claims.append(compare(
+                        frame, {"block": blocks[better], "depth": depth, "shortcut": shortcut}, {"block": blocks[worse], "depth": depth, "shortcut": shortcut}, "val_accuracy",
+                        f"{design}, depth {depth}, shortcut {shortcut}: {finding} (Identity Mappings Table 2 at depth {paper_depth}: {a} vs {b} error)",
+                    ))
     return [claim for claim in claims if claim is not None]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import zoo
 from search.recipes import recipe_fields
+from zoo import ORDERING_BLOCKS
 
 SpaceFunction = Callable[[Any], "dict[str, Any] | None"]
 SAMPLERS = ("grid", "tpe", "random")
@@ -160,6 +161,10 @@ def all_configs(function: SpaceFunction) -> list[dict[str, Any]]:
 # Built-in spaces. The budget is a study attribute so a space can widen itself for paper runs.
 
 
+# Model-name prefix and suffix of each ordering in the sequel's Fig. 4 order (see zoo.models).
+PREACT_ORDERINGS = (("resnet", ""), ("resnet", "_bn_after_add"), ("resnet", "_relu_before_add"), ("resnet", "_relu_preact"), ("preresnet", ""))
+
+
 def budget_of(trial: Any) -> str:
     study = getattr(trial, "study", None)
     return study.user_attrs.get("budget", "quick") if study is not None else "quick"
@@ -182,13 +187,27 @@ def depth(trial: Any) -> dict[str, Any]:
     return {"model": f"resnet{value}"}
 
 
+def block_designs() -> list[str]:
+    """Registered blocks but the sequel's three other orderings, which ``preact`` compares."""
+    ablations = {name for orderings in ORDERING_BLOCKS.values() for ordering, name in orderings.items() if ordering not in ("original", "full pre-activation")}
+    return [name for name in zoo.list_blocks() if name not in ablations]
+
+
 @register_space("blocks", sampler="grid")
 def blocks(trial: Any) -> dict[str, Any]:
-    """Every registered block (yours too) x shortcut A/B/C x depth 20, 56: post- vs pre-activation, basic vs bottleneck."""
-    trial.suggest_categorical("block", zoo.list_blocks())
+    """Every registered block design (yours too) x shortcut A/B/C x depth 20, 56: post- vs pre-activation, basic vs bottleneck."""
+    trial.suggest_categorical("block", block_designs())
     trial.suggest_categorical("shortcut", ["A", "B", "C"])
     trial.suggest_categorical("depth", [20, 56])
     return {"model": "resnet20"}
+
+
+@register_space("preact", sampler="grid")
+def preact(trial: Any) -> dict[str, Any]:
+    """Identity Mappings' five activation orderings (Fig. 4) at ResNet-110 (basic, A) and ResNet-164 (bottleneck, B)."""
+    models = [f"{prefix}{depth}{suffix}" for depth in (110, 164) for prefix, suffix in PREACT_ORDERINGS]
+    trial.suggest_categorical("model", models)
+    return {}
 
 
 @register_space("bottleneck", sampler="tpe")

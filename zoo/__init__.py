@@ -1,7 +1,7 @@
 """ResBench zoo: residual blocks, shortcut options and networks of the two ResNet papers.
 
 Public API: ``register``, ``create_model``, ``list_models``, ``list_blocks``, ``model_card``,
-``model_options``, ``complexity``, ``describe``, ``save``, ``load``, ``ShortcutKind``,
+``model_options``, ``ORDERING_BLOCKS``, ``complexity``, ``describe``, ``save``, ``load``, ``ShortcutKind``,
 ``write_atomically``.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from zoo import blocks as _blocks  # noqa: F401  (registers the built-in blocks)
 from zoo._registry import ModelCard, Published, list_blocks, list_models, register
+from zoo.blocks import ORDERING_BLOCKS
 from zoo.checkpoint import load, save
 from zoo.complexity import Complexity, complexity
 from zoo.convert import convert_torchvision_state_dict
@@ -21,6 +22,7 @@ from zoo.size import SizeEstimate, estimate
 from zoo.vgg import VGG
 
 __all__ = [
+    "ORDERING_BLOCKS",
     "Architecture",
     "Complexity",
     "ModelCard",

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from zoo.ordering import AFTER_ADDITIONS, unit_ordering
+
 _BLOCKS: dict[str, type[nn.Module]] = {}
 _MODELS: dict[str, ModelEntry] = {}
 
@@ -70,9 +72,11 @@ def register_block(name: str, cls: type[nn.Module]) -> type[nn.Module]:
         raise TypeError(f"@zoo.register({name!r}) expects an nn.Module subclass, got {cls!r}")
     if name in _BLOCKS:
         raise ValueError(f"block {name!r} is already registered (by {_BLOCKS[name].__module__})")
-    for attribute in ("expansion", "post_activation"):
-        if not hasattr(cls, attribute):
-            raise ValueError(f"block {name!r} must define the class attribute {attribute!r}")
+    if not hasattr(cls, "expansion"):
+        raise ValueError(f"block {name!r} must define the class attribute 'expansion'")
+    if not hasattr(cls, "after_addition") and not hasattr(cls, "post_activation"):
+        raise ValueError(f"block {name!r} must define the class attribute 'after_addition' ({', '.join(AFTER_ADDITIONS)})")
+    unit_ordering(cls)  # a value outside the choices: one line naming it
     _BLOCKS[name] = cls
     return cls
 
@@ -119,9 +123,12 @@ def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
 
     The block contract (see README): ``__init__(in_channels, channels, stride=1, **options)``;
     ``forward(x)`` returns the residual branch F(x) only, with ``channels * expansion`` output
-    channels; class attributes ``expansion`` and ``post_activation``; optional
-    ``layers_per_block`` (default 2), ``preact`` (a sub-module the network applies first and
-    whose output feeds projection shortcuts too) and ``zero_init_last()``.
+    channels; class attributes ``expansion`` and ``after_addition`` (``relu``, ``none`` or
+    ``bn_relu``: what the unit applies to the sum); optional ``pre_activation`` (``none``,
+    ``relu``, ``bn_relu``) with the sub-module ``preact`` that applies it (the unit applies it
+    first and feeds its output to projection shortcuts too), ``layers_per_block`` (default 2) and
+    ``zero_init_last()``. ``post_activation = True/False`` is the older spelling of the original
+    and the full pre-activation ordering.
     """
 
     def decorator(cls: type[nn.Module]) -> type[nn.Module]:

@@ -1,9 +1,14 @@
 """Built-in residual branches: the original (post-activation) blocks of He et al. (2016) and the
-full pre-activation blocks of Identity Mappings (He et al., 2016).
+five activation orderings of Identity Mappings (He et al., 2016, Fig. 4), basic and bottleneck.
 
 A block computes only the residual branch F(x); the network adds the shortcut, so every shortcut
-option works with every block. Module names follow torchvision (conv1, bn1, ...) so its weights
-map onto ours with a rename of the unit prefix only.
+option works with every block. Two class attributes say what the unit does around the branch:
+``pre_activation`` (applied to the unit's input before the branch and a projection shortcut:
+``none``, ``relu`` or ``bn_relu``; the block owns the module as ``preact``) and
+``after_addition`` (applied to the sum: ``relu``, ``none`` or ``bn_relu``). The network's stem and
+head follow from the first and last block's ``pre_activation`` (see ``zoo.resnet``), not from the
+ordering as a whole. Module names follow torchvision (conv1, bn1, ...) so its weights map onto
+ours with a rename of the unit prefix only.
 """
 
 from __future__ import annotations
@@ -56,6 +61,11 @@ class PreActivation(nn.Sequential):
         super().__init__(OrderedDict(bn=nn.BatchNorm2d(channels), relu=nn.ReLU(inplace=True)))
 
 
+def relu_only_preactivation() -> nn.ReLU:
+    # Not in place: the unit's identity shortcut still needs the raw input.
+    return nn.ReLU(inplace=False)
+
+
 class BasicBranch(nn.Module, abc.ABC):
     """What both two-layer blocks share: the option contract (only ``expansion``). A subclass lays
     out its layers in ``build``."""
@@ -83,7 +93,7 @@ class BasicBranch(nn.Module, abc.ABC):
 class BasicBlock(BasicBranch):
     """Post-activation 3x3-3x3 (He et al. 2016, Fig. 2 left)."""
 
-    post_activation = True
+    after_addition = "relu"
     last_layer = "bn2"
 
     def build(self, in_channels: int, channels: int, out_channels: int, stride: int) -> None:
@@ -142,7 +152,7 @@ class Bottleneck(BottleneckBranch):
     torchvision's "ResNet v1.5" moves it to the 3x3 (same parameters, more MACs, better accuracy).
     """
 
-    post_activation = True
+    after_addition = "relu"
     last_layer = "bn3"
 
     def build(self, in_channels: int, width: int, out_channels: int, stride_1x1: int, stride_3x3: int, groups: int) -> None:
@@ -164,7 +174,7 @@ class Bottleneck(BottleneckBranch):
 class PreActBasicBlock(BasicBranch):
     """Full pre-activation 3x3-3x3 (Identity Mappings, Fig. 4e): BN-ReLU-conv-BN-ReLU-conv."""
 
-    post_activation = False
+    pre_activation, after_addition = "bn_relu", "none"
     block_name = "preact_basic"
     last_layer = "conv2"
 
@@ -184,7 +194,7 @@ class PreActBasicBlock(BasicBranch):
 class PreActBottleneck(BottleneckBranch):
     """Full pre-activation 1x1-3x3-1x1 (Identity Mappings; ResNet-164/1001 on CIFAR)."""
 
-    post_activation = False
+    pre_activation, after_addition = "bn_relu", "none"
     block_name = "preact_bottleneck"
     last_layer = "conv3"
 
@@ -201,3 +211,136 @@ class PreActBottleneck(BottleneckBranch):
         x = self.relu(self.bn2(self.conv1(x)))
         x = self.relu(self.bn3(self.conv2(x)))
         return self.conv3(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# The sequel's other orderings (Identity Mappings Fig. 4b-d; Table 2 at ResNet-110 and -164).
+# Each keeps the original's layers and moves one BN or ReLU across the addition.
+
+
+@register("basic_bn_after_add")
+class BNAfterAdditionBasic(BasicBranch):
+    """Fig. 4b: conv-BN-ReLU-conv, then BN and ReLU on the sum (the unit applies them)."""
+
+    after_addition = "bn_relu"
+    block_name = "basic_bn_after_add"
+    last_layer = "conv2"
+
+    def build(self, in_channels: int, channels: int, out_channels: int, stride: int) -> None:
+        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(channels, out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.bn1(self.conv1(x))))
+
+
+@register("basic_relu_before_add")
+class ReLUBeforeAdditionBasic(BasicBlock):
+    """Fig. 4c: the original branch with its ReLU moved before the addition (a non-negative F)."""
+
+    after_addition = "none"
+    ordering = "ReLU before addition"
+    block_name = "basic_relu_before_add"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(super().forward(x))
+
+
+@register("relu_preact_basic")
+class ReLUPreActBasicBlock(BasicBranch):
+    """Fig. 4d: ReLU-conv-BN-ReLU-conv-BN, nothing after the addition."""
+
+    pre_activation, after_addition = "relu", "none"
+    block_name = "relu_preact_basic"
+    last_layer = "bn2"
+
+    def build(self, in_channels: int, channels: int, out_channels: int, stride: int) -> None:
+        self.preact = relu_only_preactivation()
+        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x is already ReLU'd by the unit (self.preact).
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+
+@register("bottleneck_bn_after_add")
+class BNAfterAdditionBottleneck(BottleneckBranch):
+    """Fig. 4b, bottleneck: 1x1-BN-ReLU-3x3-BN-ReLU-1x1, then BN and ReLU on the sum."""
+
+    after_addition = "bn_relu"
+    block_name = "bottleneck_bn_after_add"
+    last_layer = "conv3"
+
+    def build(self, in_channels: int, width: int, out_channels: int, stride_1x1: int, stride_3x3: int, groups: int) -> None:
+        self.conv1 = conv1x1(in_channels, width, stride_1x1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride_3x3, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, out_channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        return self.conv3(x)
+
+
+@register("bottleneck_relu_before_add")
+class ReLUBeforeAdditionBottleneck(Bottleneck):
+    """Fig. 4c, bottleneck: the original branch with its last ReLU before the addition."""
+
+    after_addition = "none"
+    ordering = "ReLU before addition"
+    block_name = "bottleneck_relu_before_add"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(super().forward(x))
+
+
+@register("relu_preact_bottleneck")
+class ReLUPreActBottleneck(BottleneckBranch):
+    """Fig. 4d, bottleneck: ReLU-1x1-BN-ReLU-3x3-BN-ReLU-1x1-BN, nothing after the addition."""
+
+    pre_activation, after_addition = "relu", "none"
+    block_name = "relu_preact_bottleneck"
+    last_layer = "bn3"
+
+    def build(self, in_channels: int, width: int, out_channels: int, stride_1x1: int, stride_3x3: int, groups: int) -> None:
+        self.preact = relu_only_preactivation()
+        self.conv1 = conv1x1(in_channels, width, stride_1x1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride_3x3, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, out_channels)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        return self.bn3(self.conv3(x))
+
+
+# The built-in blocks by design and ordering: what the ``preact`` space and its claims compare.
+ORDERING_BLOCKS = {
+    "basic": {
+        "original": "basic",
+        "BN after addition": "basic_bn_after_add",
+        "ReLU before addition": "basic_relu_before_add",
+        "ReLU-only pre-activation": "relu_preact_basic",
+        "full pre-activation": "preact_basic",
+    },
+    "bottleneck": {
+        "original": "bottleneck",
+        "BN after addition": "bottleneck_bn_after_add",
+        "ReLU before addition": "bottleneck_relu_before_add",
+        "ReLU-only pre-activation": "relu_preact_bottleneck",
+        "full pre-activation": "preact_bottleneck",
+    },
+}

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from zoo.models import create_model
+from zoo.ordering import ordering_name
 from zoo.resnet import ResNet
 from zoo.shortcuts import ShortcutKind
 
@@ -81,9 +82,14 @@ def _describe_model(model: nn.Module, name: str, overrides: dict[str, Any]) -> A
     if model.shortcut_kind is ShortcutKind.NONE:
         design, label = "plain", f"plain-{model.depth}"
     else:
-        design = "residual" if model.units()[0].post_activation else "pre-activation"
-        prefix = "pre-act " if design == "pre-activation" else ""
+        first = model.units()[0]
+        design = "residual" if first.pre_activation == "none" else "pre-activation"
+        ordering = ordering_name(type(first.branch))
+        prefix = "pre-act " if ordering == "full pre-activation" else ""
         label = f"{prefix}ResNet-{model.depth} ({model.shortcut_kind.value})"
+        # The sequel's other orderings are named, so no two of them share a label.
+        if ordering not in ("original", "full pre-activation"):
+            label += f" {ordering}"
     if bottleneck:
         label += " bottleneck"
     return Architecture(name, family, design, ",".join(blocks), model.shortcut_kind.value, model.depth, bottleneck, width, label + suffix)

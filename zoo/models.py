@@ -2,7 +2,8 @@
 
 Naming: ``resnetD`` is the paper's ResNet of depth D (CIFAR for D = 6n+2 or 164/1001, ImageNet
 for 18/34/50/101/152); ``plainD`` the same net without shortcuts; ``preresnetD`` full
-pre-activation (Identity Mappings); ``vggD`` torchvision's ImageNet VGG and ``cifar_vggD`` the
+pre-activation (Identity Mappings) and ``resnetD_ORDERING`` its other activation orderings
+(``bn_after_add``, ``relu_before_add``, ``relu_preact``); ``vggD`` torchvision's ImageNet VGG and ``cifar_vggD`` the
 same convolutions with a 32x32 head; ``_bn`` adds batch norm.
 """
 
@@ -50,6 +51,16 @@ _resnet("preresnet110", "cifar", 110, "preact_basic", "A", Published(1.7e6, None
 _resnet("resnet164", "cifar", 164, "bottleneck", "B", Published(1.7e6, None, 5.93, "cifar10", f"{HE_2016B}, Table 3"))
 _resnet("preresnet164", "cifar", 164, "preact_bottleneck", "B", Published(1.7e6, None, 5.46, "cifar10", f"{HE_2016B}, Table 3"))
 _resnet("preresnet1001", "cifar", 1001, "preact_bottleneck", "B", Published(10.2e6, None, 4.92, "cifar10", f"{HE_2016B}, Table 3"))
+# The sequel's other activation orderings (Table 2, Fig. 4b-d), at both of its depths.
+_ORDERINGS = {
+    "bn_after_add": ((8.17, 6.50), "BN after addition"),
+    "relu_before_add": ((7.84, 6.14), "ReLU before addition"),
+    "relu_preact": ((6.71, 5.91), "ReLU-only pre-activation"),
+}
+for _suffix, ((_error_110, _error_164), _ordering) in _ORDERINGS.items():
+    _basic, _bottleneck = ("relu_preact_basic", "relu_preact_bottleneck") if _suffix == "relu_preact" else (f"basic_{_suffix}", f"bottleneck_{_suffix}")
+    _resnet(f"resnet110_{_suffix}", "cifar", 110, _basic, "A", Published(1.7e6, None, _error_110, "cifar10", f"{HE_2016B}, Table 2", _ordering))
+    _resnet(f"resnet164_{_suffix}", "cifar", 164, _bottleneck, "B", Published(1.7e6, None, _error_164, "cifar10", f"{HE_2016B}, Table 2", _ordering))
 
 # ImageNet (He et al. 2016, Tables 1-3): top-1 10-crop validation error, option B.
 _IMAGENET = {

@@ -6,14 +6,15 @@ residual branch and every shortcut option works with every registered block.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from zoo._registry import block_name, get_block
+from zoo.ordering import unit_ordering
 from zoo.shortcuts import Projection, ShortcutKind, build_shortcut
 
 FAMILIES = ("cifar", "imagenet")
@@ -31,18 +32,21 @@ IMAGENET_STAGES = {
 
 
 class ResidualUnit(nn.Module):
-    """out = F(x) + shortcut(x), then ReLU for post-activation blocks.
+    """out = after_addition(F(pre(x)) + shortcut(x)).
 
-    A pre-activation block may expose ``preact``: it is applied once, feeding the branch and any
+    ``pre`` is the block's ``preact`` (BN-ReLU or ReLU), applied once, feeding the branch and any
     projection shortcut (as in the Identity Mappings code and timm's resnetv2), while identity
-    and zero-pad shortcuts keep the raw input so the signal path stays clean.
+    and zero-pad shortcuts keep the raw input so the signal path stays clean. ``after_addition``
+    is what the block's ordering puts on the sum: a ReLU (original), nothing (pre-activation), or
+    BN-ReLU (the sequel's Fig. 4b).
     """
 
-    def __init__(self, branch: nn.Module, shortcut: nn.Module | None, changes_shape: bool) -> None:
+    def __init__(self, branch: nn.Module, shortcut: nn.Module | None, changes_shape: bool, out_channels: int) -> None:
         super().__init__()
         self.branch = branch
         self.shortcut = shortcut
-        self.post_activation = bool(branch.post_activation)
+        self.pre_activation, after = unit_ordering(type(branch))
+        self.after_addition = activation(after, out_channels)
         self.shortcut_takes_preact = isinstance(shortcut, Projection)
         self.changes_shape = changes_shape
         self.lesioned = False  # Veit et al.'s lesion: the branch is dropped, the shortcut kept
@@ -67,7 +71,19 @@ class ResidualUnit(nn.Module):
         else:
             out = self.branch(branch_input)
             out = out if shortcut is None else out + shortcut
-        return F.relu(out) if self.post_activation else out
+        return self.after_addition(out)
+
+
+def activation(kind: str, channels: int) -> nn.Module:
+    """The module for an ordering's ``relu`` / ``bn_relu`` / ``none`` at ``channels`` channels.
+
+    Never in place: a lesioned unit passes its input through, which the caller still holds.
+    """
+    if kind == "relu":
+        return nn.ReLU()
+    if kind == "bn_relu":
+        return nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(channels), relu=nn.ReLU()))
+    return nn.Identity()
 
 
 def stage_depths(family: str, depth: int, layers_per_block: int, stages: int) -> tuple[int, ...]:
@@ -145,14 +161,17 @@ class ResNet(nn.Module):
         self.depth = depth
 
         stem_width = widths[0]
-        # Pre-activation nets start with a bare conv: the first unit's BN-ReLU follows it.
-        stem_norm = bool(blocks[0].post_activation)
+        # The stem ends with whatever of BN-ReLU the first unit does not apply to its own input:
+        # a bare conv before full pre-activation, conv-BN before a ReLU-only pre-activation.
+        first_pre = unit_ordering(blocks[0])[0]
         if family == "cifar":
             stem: list[tuple[str, nn.Module]] = [("conv1", nn.Conv2d(in_chans, stem_width, 3, padding=1, bias=False))]
         else:
             stem = [("conv1", nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False))]
-        if stem_norm:
-            stem += [("bn1", nn.BatchNorm2d(stem_width)), ("relu", nn.ReLU(inplace=True))]
+        if first_pre != "bn_relu":
+            stem.append(("bn1", nn.BatchNorm2d(stem_width)))
+        if first_pre == "none":
+            stem.append(("relu", nn.ReLU(inplace=True)))
         if family == "imagenet":
             stem.append(("maxpool", nn.MaxPool2d(3, stride=2, padding=1)))
         for name, module in stem:
@@ -166,18 +185,24 @@ class ResNet(nn.Module):
                 stride = 2 if index > 0 and position == 0 else 1
                 branch = block_cls(in_channels, width * width_multiplier, stride, **block_options)
                 out_channels = width * width_multiplier * branch.expansion
-                shortcut_module = build_shortcut(kind, in_channels, out_channels, stride, bool(branch.post_activation))
-                units.append(ResidualUnit(branch, shortcut_module, changes_shape=stride != 1 or in_channels != out_channels))
+                pre, after = unit_ordering(block_cls)
+                # A projection gets its own BN unless one follows the addition anyway (this
+                # unit's BN after addition, or the next unit's BN-ReLU pre-activation).
+                projection_norm = after != "bn_relu" and pre != "bn_relu"
+                shortcut_module = build_shortcut(kind, in_channels, out_channels, stride, projection_norm)
+                changes_shape = stride != 1 or in_channels != out_channels
+                units.append(ResidualUnit(branch, shortcut_module, changes_shape, out_channels))
                 in_channels = out_channels
             self.add_module(f"layer{index + 1}", nn.Sequential(*units))
         self.num_stages = len(widths)
         self.num_features = in_channels
-        # Pre-activation nets end with the BN-ReLU that no unit applied to the last sum.
-        self.final_act = (
-            nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True))
-            if not blocks[-1].post_activation
-            else nn.Identity()
-        )
+        # Pre-activation nets end with the pre-activation a next unit would have applied to the
+        # last sum (BN-ReLU, or ReLU), as the Identity Mappings code does.
+        last_pre = unit_ordering(blocks[-1])[0]
+        if last_pre == "bn_relu":
+            self.final_act: nn.Module = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True))
+        else:
+            self.final_act = nn.ReLU(inplace=True) if last_pre == "relu" else nn.Identity()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
         self.init_weights(zero_init_residual)

@@ -49,7 +49,7 @@ class ZeroPadShortcut(nn.Module):
 
 
 class Projection(nn.Sequential):
-    """1x1 conv (+ BN after a post-activation block; a pre-activation block's next BN comes first)."""
+    """1x1 conv, + BN unless a BN follows the addition anyway (the network decides, see ResNet)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, with_norm: bool) -> None:
         layers: OrderedDict[str, nn.Module] = OrderedDict(
@@ -61,14 +61,14 @@ class Projection(nn.Sequential):
 
 
 def build_shortcut(
-    kind: ShortcutKind, in_channels: int, out_channels: int, stride: int, post_activation: bool
+    kind: ShortcutKind, in_channels: int, out_channels: int, stride: int, projection_norm: bool
 ) -> nn.Module | None:
     """The shortcut module of one unit; ``None`` means no shortcut (plain net)."""
     if kind is ShortcutKind.NONE:
         return None
     shape_changes = stride != 1 or in_channels != out_channels
     if kind is ShortcutKind.PROJECT_ALWAYS or (kind is ShortcutKind.PROJECT_ON_CHANGE and shape_changes):
-        return Projection(in_channels, out_channels, stride, with_norm=post_activation)
+        return Projection(in_channels, out_channels, stride, with_norm=projection_norm)
     if shape_changes:
         return ZeroPadShortcut(in_channels, out_channels, stride)
     return nn.Identity()

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from zoo._registry import get_block
 from zoo.complexity import complexity
+from zoo.ordering import unit_ordering
 from zoo.resnet import ResNet
 from zoo.shortcuts import ShortcutKind
 
@@ -22,12 +23,14 @@ def check_block_contract(block: str, shortcut: str, *, seed: int = 0) -> None:
     """Raise AssertionError when ``block`` breaks the contract under ``shortcut``."""
     torch.manual_seed(seed)
     cls = get_block(block)
-    for attribute in ("expansion", "post_activation"):
-        assert hasattr(cls, attribute), f"block {block!r} lacks class attribute {attribute!r}"
+    assert hasattr(cls, "expansion"), f"block {block!r} lacks class attribute 'expansion'"
+    pre_activation, _ = unit_ordering(cls)
+
 
     # The branch alone: channels * expansion out, spatial size divided by the stride.
     branch = cls(8, 4, 2)
     preact = getattr(branch, "preact", None)
+    assert (preact is not None) == (pre_activation != "none"), f"{block}: pre_activation {pre_activation!r} but preact is {preact!r}"
     x = torch.randn(2, 8, 8, 8)
     y = branch(preact(x) if preact is not None else x)
     assert y.shape == (2, 4 * branch.expansion, 4, 4), f"{block}: branch output {tuple(y.shape)}"

@@ -99,6 +99,23 @@ def test_noisy_difference_is_not_enough_evidence() -> None:
     assert claim.verdict == UNSETTLED
 
 
+def test_the_sequels_ordering_claims_are_wired_to_their_blocks() -> None:
+    # ResNet-110 with three orderings, three seeds: full pre-activation best, ReLU before addition worst.
+    accuracy = {"resnet110": 0.80, "preresnet110": 0.82, "resnet110_relu_before_add": 0.76}
+    rows = []
+    for model, value in accuracy.items():
+        architecture, cost = zoo.describe(model), zoo.complexity(model)
+        for seed in range(3):
+            rows.append({"model": model, "block": architecture.block, "shortcut": "A", "depth": 110, "status": "completed", "seed": seed, "val_accuracy": value + 0.001 * seed, "params": cost.params, "macs": cost.macs})
+    claims = {c.statement: c for c in trained_claims(pd.DataFrame(rows))}
+    preact = next(c for s, c in claims.items() if "full pre-activation beats the original" in s)
+    relu = next(c for s, c in claims.items() if "ReLU before the addition hurts" in s)
+    assert preact.verdict == HOLDS and "6.37 vs 6.61" in preact.statement and "basic, depth 110, shortcut A" in preact.statement
+    assert relu.verdict == HOLDS and "6.61 vs 7.84" in relu.statement
+    # No BN-after-addition or bottleneck trials: those claims are not made.
+    assert not any("BN after the addition" in s or "bottleneck" in s for s in claims)
+
+
 def test_complexity_claims_are_exact() -> None:
     assert [claim.verdict for claim in complexity_claims()] == [HOLDS, HOLDS]
 

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 
 import search
+import zoo
 from search import spaces
 
 
 def test_builtin_spaces_are_listed_with_descriptions() -> None:
-    assert {"shortcuts", "depth", "blocks", "bottleneck", "vgg"} <= set(search.list_spaces())
+    assert {"shortcuts", "depth", "blocks", "preact", "bottleneck", "vgg"} <= set(search.list_spaces())
     assert all(spaces.describe(name) for name in search.list_spaces())
 
 
@@ -19,6 +20,21 @@ def test_shortcuts_grid_is_every_shortcut_at_each_depth() -> None:
     configs = spaces.all_configs(spaces.get_space("shortcuts"))
     assert sorted((c["depth"], c["shortcut"]) for c in configs) == sorted((d, s) for d in (20, 56) for s in ("A", "B", "C", "none"))
     assert all(c["model"] == f"resnet{c['depth']}" for c in configs)
+
+
+def test_preact_grid_is_every_ordering_of_the_sequel_at_both_of_its_depths() -> None:
+    configs = spaces.all_configs(spaces.get_space("preact"))
+    built = [zoo.describe(c["model"]) for c in configs]
+    by_depth = {depth: [(a.block, a.shortcut) for a in built if a.depth == depth] for depth in (110, 164)}
+    assert by_depth[110] == [(name, "A") for name in zoo.ORDERING_BLOCKS["basic"].values()]
+    assert by_depth[164] == [(name, "B") for name in zoo.ORDERING_BLOCKS["bottleneck"].values()]
+    assert len({a.label for a in built}) == 10  # every ordering is told apart on the page
+
+
+def test_blocks_space_compares_designs_and_leaves_the_orderings_to_preact() -> None:
+    blocks = {c["block"] for c in spaces.all_configs(spaces.get_space("blocks"))}
+    assert {"basic", "bottleneck", "preact_basic", "preact_bottleneck"} <= blocks
+    assert not blocks & {"basic_bn_after_add", "basic_relu_before_add", "relu_preact_basic"}
 
 
 def test_grid_enumerates_conditional_branches_once() -> None:

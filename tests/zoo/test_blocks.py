@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 
 import zoo
+from zoo.blocks import BasicBranch, PreActBasicBlock
+from zoo.ordering import unit_ordering
 from zoo.testing import SHORTCUTS, check_block_contract
 
 
@@ -17,7 +19,7 @@ class SqueezeExciteBasic(nn.Module):
     """A user's block, registered the way the README shows: it gets the battery by registering."""
 
     expansion = 1
-    post_activation = True
+    after_addition = "relu"
     layers_per_block = 2
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1, *, reduction: int = 4, **options: Any) -> None:
@@ -83,3 +85,95 @@ def test_plain_net_has_no_shortcuts() -> None:
 def test_expansion_option_overrides_class_value() -> None:
     model = zoo.create_model("resnet164", expansion=2)
     assert model.num_features == 128 and model.layer1[0].branch.expansion == 2
+
+
+# Identity Mappings Fig. 4, read left to right: what one unit runs, "+" being the addition.
+FIG4_BASIC = {
+    "basic": "conv bn relu conv bn + relu",  # (a) original
+    "basic_bn_after_add": "conv bn relu conv + bn relu",  # (b) BN after addition
+    "basic_relu_before_add": "conv bn relu conv bn relu +",  # (c) ReLU before addition
+    "relu_preact_basic": "relu conv bn relu conv bn +",  # (d) ReLU-only pre-activation
+    "preact_basic": "bn relu conv bn relu conv +",  # (e) full pre-activation
+}
+FIG4_BOTTLENECK = {
+    "bottleneck": "conv bn relu conv bn relu conv bn + relu",
+    "bottleneck_bn_after_add": "conv bn relu conv bn relu conv + bn relu",
+    "bottleneck_relu_before_add": "conv bn relu conv bn relu conv bn relu +",
+    "relu_preact_bottleneck": "relu conv bn relu conv bn relu conv bn +",
+    "preact_bottleneck": "bn relu conv bn relu conv bn relu conv +",
+}
+KINDS = {nn.Conv2d: "conv", nn.BatchNorm2d: "bn", nn.ReLU: "relu"}
+
+
+def module_order(root: nn.Module, run: Any, addition_after: nn.Module | None = None) -> str:
+    """The conv/bn/relu modules under ``root`` in the order ``run()`` calls them; "+" when
+    ``addition_after`` (a unit's branch) returns, which is when the unit adds its shortcut."""
+    order: list[str] = []
+    handles = [m.register_forward_hook(lambda m, i, o: order.append(KINDS[type(m)])) for m in root.modules() if type(m) in KINDS]
+    if addition_after is not None:
+        handles.append(addition_after.register_forward_hook(lambda m, i, o: order.append("+")))
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return " ".join(order)
+
+
+@pytest.mark.parametrize(("block", "expected"), [*FIG4_BASIC.items(), *FIG4_BOTTLENECK.items()])
+def test_unit_runs_the_sequels_fig4_ordering(block: str, expected: str) -> None:
+    depth = 20 if "bottleneck" in block else 14  # two units per stage
+    unit = zoo.create_model("resnet20", block=block, depth=depth, shortcut="A").layer1[1]  # identity shortcut
+    x = torch.randn(2, unit.branch.conv1.in_channels, 8, 8)
+    assert module_order(unit, lambda: unit(x), addition_after=unit.branch) == expected
+
+
+@pytest.mark.parametrize(
+    ("block", "stem", "head"),
+    [
+        ("basic", "conv bn relu", ""),
+        ("basic_bn_after_add", "conv bn relu", ""),
+        ("basic_relu_before_add", "conv bn relu", ""),
+        ("relu_preact_basic", "conv bn", "relu"),  # the first unit's ReLU completes the stem
+        ("preact_basic", "conv", "bn relu"),  # the head applies the BN-ReLU no unit applied to the last sum
+    ],
+)
+def test_stem_and_head_follow_the_first_and_last_units_pre_activation(block: str, stem: str, head: str) -> None:
+    model = zoo.create_model("resnet20", block=block)
+
+    def run_stem(x: torch.Tensor) -> torch.Tensor:
+        for name in model.stem_names:
+            x = getattr(model, name)(x)
+        return x
+
+    assert module_order(model, lambda: run_stem(torch.randn(2, 3, 32, 32))) == stem
+    assert module_order(model.final_act, lambda: model.final_act(torch.randn(2, 64, 8, 8))) == head
+
+
+def test_activation_after_addition_bounds_the_output() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, 8, 8)
+    relu_before = zoo.create_model("resnet20", block="basic_relu_before_add").train().layer1[1]
+    # A non-negative residual: the unit only ever adds to its input.
+    assert (relu_before(x) - x >= 0).all()
+    bn_after = zoo.create_model("resnet20", block="basic_bn_after_add").train().layer1[1]
+    out = bn_after(x)
+    assert (out >= 0).all() and out.gt(0).float().mean() < 0.75  # BN centred the sum, then a ReLU
+
+
+def test_a_block_with_the_older_post_activation_attribute_keeps_its_meaning() -> None:
+    class OlderPreAct(BasicBranch):  # a full pre-activation block as the contract first spelled it
+        post_activation = False
+        build, forward = PreActBasicBlock.build, PreActBasicBlock.forward
+
+    assert unit_ordering(OlderPreAct) == ("bn_relu", "none")
+    model = zoo.ResNet(block=OlderPreAct, depth=8)
+    assert model.stem_names == ["conv1"] and isinstance(model.final_act, nn.Sequential)
+
+
+@pytest.mark.parametrize("attributes", [{"expansion": 1}, {"expansion": 1, "after_addition": "gelu"}, {"expansion": 1, "after_addition": "relu", "pre_activation": "bn"}])
+def test_registering_a_block_with_an_unknown_ordering_is_one_line_naming_the_choices(attributes: dict[str, Any]) -> None:
+    cls = type("Odd", (nn.Module,), attributes)
+    with pytest.raises(ValueError, match=r"relu, none, bn_relu|none, relu, bn_relu") as raised:
+        zoo.register("test_odd_ordering")(cls)
+    assert "\n" not in str(raised.value) and "test_odd_ordering" not in zoo.list_blocks()
