@@ -1,8 +1,9 @@
 """``python -m leaderboards [--results PATH...] [--out DIR]``: regenerate pages from results tables.
 
 Without ``--results``: every table committed as ``leaderboards/SPACE/results.csv`` becomes
-``leaderboards/SPACE.md`` (with its plots), the probes' ``gradients/gradients.csv`` and
-``lesion/lesion.csv`` become ``gradients.md`` and ``lesion.md``, plus the zoo's ``complexity.md``
+``leaderboards/SPACE.md`` (with its plots), the probes' ``gradients/gradients.csv``,
+``lesion/lesion.csv`` and ``responses/responses.csv`` become ``gradients.md``, ``lesion.md`` and
+``responses.md``, plus the zoo's ``complexity.md``
 and the index ``README.md``. With ``--results``: those tables' pages, beside each table unless ``--out``.
 """
 
@@ -16,7 +17,7 @@ import zoo
 from leaderboards import PageInfo, ResultsError, render_complexity_page, write_index, write_page
 from leaderboards._probes import write_probe_page
 
-PROBE_TABLES = ("gradients/gradients.csv", "lesion/lesion.csv")
+PROBE_TABLES = ("gradients/gradients.csv", "lesion/lesion.csv", "responses/responses.csv")
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.results:
             for source in map(Path, args.results):
-                if source.name in ("gradients.csv", "lesion.csv"):
+                if source.name in ("gradients.csv", "lesion.csv", "responses.csv"):
                     print(write_probe_page(source, Path(args.out) if args.out else source.parent).path)
                 else:
                     print(write_page(source, args.out).path)

@@ -3,23 +3,29 @@
     python -m search.probe gradients --models plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110
         [--data DATA] [--batches N] [--batch-size B] [--seed S] [--out DIR]
     python -m search.probe lesion --checkpoint RUN_DIR [--checkpoint RUN_DIR ...] [--draws N] [--out DIR]
+    python -m search.probe responses --checkpoint RUN_DIR [--checkpoint RUN_DIR ...] [--images N] [--out DIR]
 
 ``gradients``: at initialisation, on real batches, the norm of the loss gradient reaching each
 unit's input (a "highway" keeps the first units' norm near the last's) and the correlation of
 those gradients between an input and a slightly perturbed copy (Balduzzi et al.'s shattered
 gradients). ``lesion``: a trained run's validation accuracy with each residual branch deleted in
 turn and with k random branches deleted (Veit et al.); a plain net's unit becomes the identity
-where its shape allows. Each writes a table (``gradients.csv`` / ``lesion.csv``) and a
-``probe.json`` beside it; ``python -m leaderboards`` renders the pages from them.
+where its shape allows. ``responses``: a trained run's layer responses (He et al. section 4.2, Fig.
+7): the standard deviation of every 3x3 layer's output after its BN and before the ReLU or the
+addition, on validation images. Each writes a table (``gradients.csv`` / ``lesion.csv`` /
+``responses.csv``) and a ``probe.json`` beside it; ``python -m leaderboards`` renders the pages
+from them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -112,10 +118,7 @@ def gradient_probe(model_names: list[str], dataset: Dataset, batches: int, batch
 
 def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5) -> pd.DataFrame:
     """Validation accuracy of a trained run with branches deleted: each one alone, then k at random."""
-    summary_path = run / "summary.json"
-    if not summary_path.exists():
-        raise ValueError(f"--checkpoint {run} is not a finished search.train run (no summary.json)")
-    summary = json.loads(summary_path.read_text())
+    summary = finished_run(run)
     model = zoo.load(run / "model_final.safetensors").eval()
     units = residual_units(model, str(run))
     recipe = summary["recipe"]
@@ -151,6 +154,92 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5) -> pd.DataFra
 
 
 # ---------------------------------------------------------------------------------------------
+# Layer responses
+
+
+def response_layers(model: zoo.ResNet) -> list[tuple[str, nn.Module]]:
+    """(name, module whose output is the response) of every 3x3 conv layer, in network order.
+
+    The response is the output after the layer's BN, before any ReLU or addition: the BN
+    registered right after the conv in the same module. A full pre-activation unit has none (its
+    next BN belongs to the next layer's pre-activation, and the last conv feeds the addition), so
+    there, as in the sequel's reading of Fig. 7, the conv's own output is the response.
+    """
+    preactivated = {id(m) for unit in model.units() if unit.pre_activation == "bn_relu" for m in unit.modules()}
+    preactivated |= {id(model.conv1)} if "bn1" not in model.stem_names else set()
+    layers = []
+    for parent_name, parent in model.named_modules():
+        children = list(parent.named_children())
+        for index, (name, child) in enumerate(children):
+            if not (isinstance(child, nn.Conv2d) and child.kernel_size == (3, 3)):
+                continue
+            following = children[index + 1][1] if index + 1 < len(children) else None
+            takes_bn = isinstance(following, nn.BatchNorm2d) and id(child) not in preactivated
+            full_name = f"{parent_name}.{name}" if parent_name else name
+            layers.append((full_name, following if takes_bn else child))
+    return layers
+
+
+def layer_responses(model: zoo.ResNet, images: torch.Tensor, batch_size: int) -> list[tuple[str, float]]:
+    """(layer name, std of its response over every element of ``images``' responses), in network order.
+
+    Accumulated in float64 over batches; the model is evaluated as it would be (eval mode).
+    """
+    layers = response_layers(model)
+    totals = {name: torch.zeros(3, dtype=torch.float64) for name, _ in layers}  # count, sum, sum of squares
+
+    def accumulate(name: str) -> Any:
+        def hook(_: nn.Module, __: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            values = output.detach().double()
+            totals[name] += torch.stack([torch.tensor(float(values.numel()), dtype=torch.float64), values.sum(), values.square().sum()])
+        return hook
+
+    handles = [module.register_forward_hook(accumulate(name)) for name, module in layers]
+    try:
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                model(images[start : start + batch_size])
+    finally:
+        for handle in handles:
+            handle.remove()
+    stds = []
+    for name, _ in layers:
+        count, total, squares = totals[name].tolist()
+        mean = total / count
+        stds.append((name, math.sqrt(max(squares / count - mean * mean, 0.0))))
+    return stds
+
+
+def response_probe(run: Path, images: int) -> pd.DataFrame:
+    """One row per 3x3 layer of a trained run: its response std on ``images`` validation images."""
+    summary = finished_run(run)
+    model = zoo.load(run / "model_final.safetensors").eval()
+    residual_units(model, str(run))
+    recipe = summary["recipe"]
+    dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"])
+    count = min(images, len(dataset.val))
+    normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=False)
+    responses = layer_responses(model, normalize(dataset.val.images[:count]), batch_size=250)
+    described = zoo.describe(model)
+    base = {
+        "run": run.name, "model": summary["model"], "label": described.label, "family": described.design,
+        "depth": model.depth, "seed": summary["seed"], "data_seed": summary["data_seed"], "budget": summary["budget"],
+        "val_accuracy": summary.get("val_accuracy"), "images": count,
+    }
+    order = sorted(range(len(responses)), key=lambda i: -responses[i][1])
+    ranks = {index: rank for rank, index in enumerate(order)}
+    return pd.DataFrame([{**base, "layer": index + 1, "name": name, "std": std, "rank": ranks[index] + 1} for index, (name, std) in enumerate(responses)])
+
+
+def finished_run(run: Path) -> dict[str, Any]:
+    summary_path = run / "summary.json"
+    if not summary_path.exists():
+        raise ValueError(f"--checkpoint {run} is not a finished search.train run (no summary.json)")
+    return json.loads(summary_path.read_text())
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 
 
@@ -169,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     lesion.add_argument("--draws", type=int, default=5)
     lesion.add_argument("--seed", type=int, default=0)
     lesion.add_argument("--out", default="experiments/lesion")
+    responses = commands.add_parser("responses", help="std of every 3x3 layer's response (He et al. Fig. 7)")
+    responses.add_argument("--checkpoint", action="append", required=True, help="a search.train output directory (repeatable)")
+    responses.add_argument("--images", type=int, default=1000, help="validation images (default 1000, or what the split holds)")
+    responses.add_argument("--out", default="experiments/responses")
     args = parser.parse_args(argv)
     command = "python -m search.probe " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
@@ -185,6 +278,13 @@ def main(argv: list[str] | None = None) -> int:
             table = gradient_probe(names, dataset, args.batches, batch_size, args.seed)
             extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed, "batch_size": batch_size}
             name = "gradients.csv"
+        elif args.probe == "responses":
+            if args.images < 1:
+                raise ValueError(f"--images must be positive, got {args.images}")
+            runs = [finished_run(Path(run)) for run in args.checkpoint]
+            table = pd.concat([response_probe(Path(run), args.images) for run in args.checkpoint], ignore_index=True)
+            extra = {"probe": "responses", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "images": int(table["images"].max())}
+            name = "responses.csv"
         else:
             if args.draws < 1:
                 raise ValueError(f"--draws must be positive, got {args.draws}")

@@ -15,7 +15,7 @@ import zoo
 from leaderboards._probes import write_probe_page
 from search.config import TrialConfig
 from search.data import load_dataset
-from search.probe import gradient_probe, lesion_probe, main
+from search.probe import gradient_probe, layer_responses, lesion_probe, main
 from search.train import train
 
 
@@ -60,11 +60,18 @@ def test_plain_unit_that_changes_shape_is_refused_and_residual_one_reported_apar
     assert residual.layer2[0].changes_shape and not residual.layer2[1].changes_shape
 
 
-def test_lesion_probe_on_a_trained_run_and_its_page(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def trained_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smoke-trained ResNet-20 and plain-20 (one seed), as ``search.train`` leaves them."""
+    root = tmp_path_factory.mktemp("pair")
     for name in ("resnet20", "plain20"):
-        # few validation images: the probe evaluates every lesion on all of them
-        train(TrialConfig(model=name, data="synthetic", budget="smoke", recipe_overrides={"val_size": 64, "train_subset": 256}, threads=2), tmp_path / name, log=None)
-    table = pd.concat([lesion_probe(tmp_path / name, draws=2, seed=0) for name in ("resnet20", "plain20")], ignore_index=True)
+        # few validation images: the lesion probe evaluates every lesion on all of them
+        train(TrialConfig(model=name, data="synthetic", budget="smoke", recipe_overrides={"val_size": 64, "train_subset": 256}, threads=2), root / name, log=None)
+    return root
+
+
+def test_lesion_probe_on_a_trained_run_and_its_page(trained_pair: Path, tmp_path: Path) -> None:
+    table = pd.concat([lesion_probe(trained_pair / name, draws=2, seed=0) for name in ("resnet20", "plain20")], ignore_index=True)
     plain = table[table["label"] == "plain-20"]
     refused = plain[plain["status"] != "ok"]
     assert len(refused) == 2 and refused["changes_shape"].all() and refused["accuracy"].isna().all()
@@ -101,3 +108,66 @@ def test_a_model_without_residual_units_is_refused_before_any_data_loads(tmp_pat
     assert main(["gradients", "--models", "resnet20,cifar_vgg16_bn", "--data", "cifar10", "--out", str(tmp_path / "g")]) == 2
     assert "cifar_vgg16_bn is not a ResNet-family model" in capsys.readouterr().err
     assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize(("block", "last_response"), [("basic", "bn2"), ("basic_bn_after_add", "conv2"), ("preact_basic", "conv2"), ("relu_preact_basic", "bn2")])
+def test_a_units_response_is_measured_before_the_addition(block: str, last_response: str) -> None:
+    torch.manual_seed(0)
+    model = zoo.ResNet(block=block, depth=8, widths=(4, 8, 16)).eval()
+    branch = model.layer1[0].branch
+    # Silence the unit's last layer: its response is exactly zero, while the unit's output (the
+    # shortcut's input added back) is not; measured after the addition, it would not be zero.
+    with torch.no_grad():
+        for parameter in getattr(branch, last_response).parameters():
+            parameter.zero_()
+    images = torch.randn(6, 3, 16, 16)
+    responses = dict(layer_responses(model, images, batch_size=4))
+    assert responses["layer1.0.branch.conv2"] == 0.0
+    captured = {}
+    model.layer1[0].register_forward_hook(lambda m, i, o: captured.setdefault("unit", o))
+    with torch.no_grad():
+        model(images)
+    assert captured["unit"].std() > 0.1
+    assert set(responses) == {name for name, module in model.named_modules() if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3)}
+
+
+def test_layer_response_is_the_std_of_the_bn_output_over_every_element() -> None:
+    torch.manual_seed(0)
+    model = zoo.ResNet(block="basic", depth=8, widths=(4, 8, 16)).eval()
+    images = torch.randn(10, 3, 16, 16)
+    outputs = []
+    model.layer2[0].branch.bn1.register_forward_hook(lambda m, i, o: outputs.append(o.double()))
+    responses = dict(layer_responses(model, images, batch_size=3))  # batches of 3, 3, 3, 1
+    by_hand = torch.cat(outputs).flatten().std(correction=0).item()
+    assert responses["layer2.0.branch.conv1"] == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_responses_probe_on_trained_runs_and_its_page(trained_pair: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "responses"
+    runs = [str(trained_pair / name) for name in ("resnet20", "plain20")]
+    assert main(["responses", *[arg for run in runs for arg in ("--checkpoint", run)], "--images", "50", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "responses.csv")
+    assert table.groupby("label").size().to_dict() == {"ResNet-20 (A)": 19, "plain-20": 19}
+    assert (table["std"] > 0).all() and set(table["images"]) == {50}
+    assert sorted(table.loc[table["label"] == "plain-20", "rank"]) == list(range(1, 20))
+    page = write_probe_page(out / "responses.csv", out)
+    text = page.path.read_text()
+    # One pair of nets: the claim is stated with its numbers and cannot be settled.
+    assert "ResNet-20 (A) has smaller responses than plain-20" in text and "**not enough evidence**" in text
+    assert "**holds**" not in text and (out / "responses-by-layer.png").exists()
+    # Three paired seeds where the residual net's responses are half its plain twin's: it holds.
+    seeds = []
+    for seed in (1, 2, 3):
+        copy_ = table.assign(seed=seed, run=table["run"] + f"-{seed}")
+        copy_.loc[copy_["family"] == "residual", "std"] *= 0.5
+        seeds.append(copy_)
+    pd.concat(seeds).to_csv(out / "responses.csv", index=False)
+    assert "| **holds** |" in write_probe_page(out / "responses.csv", out).path.read_text()
+
+
+def test_bad_responses_input_exits_2_and_writes_nothing(trained_pair: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["responses", "--checkpoint", str(trained_pair / "resnet20"), "--images", "0", "--out", str(tmp_path / "r")]) == 2
+    assert "--images must be positive, got 0" in capsys.readouterr().err
+    assert main(["responses", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "not a finished search.train run" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
