@@ -16,7 +16,8 @@ Steps (``--steps``, in this order):
    recipe's batch 128 and the quick recipe's 256, and ResNet-56 at 128.
 3. ``grid``: the `shortcuts` grid (depth 20 and 56 x A/B/C/none, the VGG-16-BN baseline, 3 seeds:
    27 trials) at the quick budget, planned with ``search.run --plan`` into ``--experiment``
-   (continued when it exists: finished trials are not re-run), run by ``--run-planned`` on the
+   (continued when it exists: finished trials are not re-run; by default the GPU campaign's first
+   item, so ``python -m search.campaign run`` goes on from where the check stopped), run by ``--run-planned`` on the
    GPU with the packing step's best trial count, and collected. Its ResNet-20 (A) trials are the
    quick recipe's measurement: seconds to 85% and 90% validation, final accuracy, wall time.
 
@@ -30,13 +31,11 @@ no longer fits, stops the running ones with a checkpoint at ``--minutes``, and e
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -58,7 +57,7 @@ from search.compilation import seconds_compiling  # noqa: E402
 from search.config import TrialConfig  # noqa: E402
 from search.data import Dataset, load_dataset  # noqa: E402
 from search.measure import synchronize  # noqa: E402
-from search.planned import PLAN_FILE, collect, plan_experiment, run_planned  # noqa: E402
+from search.planned import PLAN_FILE, bundle, collect, plan_experiment, run_planned  # noqa: E402
 from search.provenance import autocast, record  # noqa: E402
 from search.testing import Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run  # noqa: E402
@@ -301,39 +300,6 @@ def grid_section(results: pd.DataFrame, out: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Bringing it back: a device returns a few files of limited size
-
-
-def worth_bringing_back(path: Path, experiment: Path) -> bool:
-    """Tables, summaries, metrics, logs and ResNet weights; never checkpoints (an unfinished
-    trial restarts) nor VGG weights (57 MB each: a baseline's accuracy is in its summary)."""
-    if "checkpoint" in path.relative_to(experiment).parts:
-        return False
-    if path.suffix == ".safetensors":
-        summary = path.parent / "summary.json"
-        return summary.exists() and json.loads(summary.read_text()).get("model", "").startswith("resnet")
-    return True
-
-
-def bundle(out: Path, experiment: Path, into: Path, part_bytes: int = 15 * 2**20) -> list[Path]:
-    """The check's tables and the grid's experiment as ``gpu-check.tar.gz.partNN`` files of at
-    most ``part_bytes``; ``cat gpu-check.tar.gz.part* | tar xz`` unpacks ``check/`` and ``experiment/``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        archive.add(out, arcname="check")
-        for path in sorted(experiment.rglob("*")) if experiment.exists() else []:
-            if path.is_file() and worth_bringing_back(path, experiment):
-                archive.add(path, arcname=str(Path("experiment") / path.relative_to(experiment)))
-    data = buffer.getvalue()
-    into.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for index, start in enumerate(range(0, len(data), part_bytes)):
-        parts.append(into / f"gpu-check.tar.gz.part{index:02d}")
-        parts[-1].write_bytes(data[start : start + part_bytes])
-    return parts
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -344,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="folder for the check's tables (required)")
     parser.add_argument("--data", default=".data/cifar10-jpeg", help="the CIFAR-10 folder (ImageFolder train/ or cifar-10-batches-py/)")
-    parser.add_argument("--experiment", default="experiments/gpu-shortcuts", help="the grid's planned experiment (continued when it exists)")
+    parser.add_argument("--experiment", default="experiments/campaign/shortcuts", help="the grid's planned experiment (continued when it exists; the default is the GPU campaign's first item, see search.campaign)")
     parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated: {', '.join(STEPS)}")
     parser.add_argument("--minutes", type=float, default=8.5, help="the whole check ends by then")
     parser.add_argument("--dry-run", action="store_true", help="every step at a tiny size on the CPU, synthetic data (CI)")
@@ -397,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         step("grid", f"## The shortcuts grid ({jobs} trials at once)\n", lambda: grid_section(grid(scale, data, experiment, jobs, clock, out), out))
     (out / "check.md").write_text("\n".join(sections))
     if args.bundle:
-        parts = bundle(out, experiment, Path(args.bundle))
+        parts = bundle({"check": out, "experiment": experiment}, Path(args.bundle))
         say(f"  bundled into {len(parts)} part(s) in {args.bundle} ({sum(p.stat().st_size for p in parts) / 2**20:.1f} MiB)")
     say(f"done in {clock.elapsed():.0f} s: {out / 'check.md'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

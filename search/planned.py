@@ -14,12 +14,14 @@ Optuna; where Optuna is importable it also brings the experiment's study up to d
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -285,3 +287,36 @@ def update_study(out: Path, space: str, objective: str, budget: str, rows: list[
             function(fixed)  # records each parameter's distribution, as a Ray trial's would be
         state, values = row_outcome(row, objective)
         study.add_trial(optuna.trial.create_trial(state=state, params=fixed.params, distributions=fixed.distributions, values=values, user_attrs=attrs))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bringing experiments back from a machine that returns a few files of limited size
+
+
+def worth_bringing_back(path: Path, folder: Path) -> bool:
+    """Tables, summaries, metrics, logs and ResNet weights; never checkpoints (an unfinished
+    trial restarts) nor VGG weights (57 MB each: a baseline's accuracy is in its summary)."""
+    if "checkpoint" in path.relative_to(folder).parts:
+        return False
+    if path.suffix == ".safetensors":
+        summary = path.parent / "summary.json"
+        return summary.exists() and json.loads(summary.read_text()).get("model", "").startswith("resnet")
+    return True
+
+
+def bundle(folders: dict[str, Path], into: Path, part_bytes: int = 15 * 2**20) -> list[Path]:
+    """``folders`` (archive name -> folder) as ``bundle.tar.gz.partNN`` files of at most
+    ``part_bytes`` in ``into``; ``cat bundle.tar.gz.part* | tar xz`` unpacks them by name."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, folder in folders.items():
+            for path in sorted(folder.rglob("*")) if folder.exists() else []:
+                if path.is_file() and worth_bringing_back(path, folder):
+                    archive.add(path, arcname=str(Path(name) / path.relative_to(folder)))
+    data = buffer.getvalue()
+    into.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for index, start in enumerate(range(0, len(data), part_bytes)):
+        parts.append(into / f"bundle.tar.gz.part{index:02d}")
+        parts[-1].write_bytes(data[start : start + part_bytes])
+    return parts

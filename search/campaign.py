@@ -1,0 +1,203 @@
+"""The GPU campaign: the leaderboards re-run at budgets that settle them, as a list of items in
+priority order, each a planned grid (``search.planned``) that any number of short GPU sessions
+advance in turn.
+
+    python -m search.campaign status [--root DIR]                      # what is done, what is next
+    python -m search.campaign run --data .data/cifar10-jpeg --minutes 8.5 [--jobs N] [--bundle DIR]
+    python -m search.campaign publish [--root DIR]                     # finished tables into leaderboards/
+    python -m search.campaign run --dry-run --root /tmp/c --minutes 1  # every step, tiny, on the CPU
+
+A run takes the first item that is not done, plans it into ``ROOT/ITEM`` unless planned, runs
+its unfinished ``search.train`` commands on the GPU until ``--minutes`` are nearly spent (the
+running ones then stop with a checkpoint), collects its results and page, and goes on to the
+next item while time is left. Finished trials are never re-run, so each session continues what
+the last one left: carry ``ROOT`` to the device with the data, bring it back with ``--bundle``.
+``publish`` copies every item's tables (results, curves, settings) to ``leaderboards/PAGE/``;
+``python -m leaderboards`` then renders them, with the card's name in each page's provenance.
+
+Needs neither Ray nor Optuna (a bare PyTorch image has neither).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import zoo
+from search.planned import PLAN_FILE, PlannedExperiment, bundle, collect, finished_summary, plan_experiment, run_planned
+from search.settings import SETTINGS_FILE
+
+DEFAULT_ROOT = "experiments/campaign"
+# Quick-budget CIFAR trials use a small part of an H100; until the GPU check's packing step has
+# measured the best count on a card, four at once.
+DEFAULT_GPU_JOBS = 4
+LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
+TABLES = ("results.csv", "curves.csv", SETTINGS_FILE)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of the campaign: a grid search's settings and the page it feeds."""
+
+    name: str  # the experiment folder under the root, and the leaderboard page it publishes
+    space: str
+    budget: str
+    seeds: int
+    why: str  # what it settles, for the status listing
+    recipe: dict[str, Any] = field(default_factory=dict)
+    trials: int | None = None  # a cap on the grid, in grid order
+    baselines: bool = True
+
+    def settings(self, data: str, out: Path, gpus_per_trial: float | None) -> dict[str, Any]:
+        return {"data": data, "budget": self.budget, "seeds": self.seeds, "recipe": dict(self.recipe), "trials": self.trials, "baselines": self.baselines, "out": str(out), "gpus_per_trial": gpus_per_trial}
+
+
+# In priority order (issue 12, section 4). Sizes come from the quick recipe's epochs on the full
+# 40k training split; a session advances the first unfinished item, then the next.
+CAMPAIGN = (
+    Item("shortcuts", "shortcuts", "quick", 3, "A/B/C/plain at 20 and 56 layers (He et al. Table 3 on CIFAR), with the VGG-16-BN baseline"),
+    Item("depth", "depth", "quick", 3, "plain vs residual at 20-110 layers: degradation (He et al. Fig. 6), with curves", baselines=False),
+    # Table 6 at the paper's schedule (182 epochs, lr 0.1 /10 at 50% and 75%, fp32 with TF32 off).
+    # Deviation, stated on its page: trained on 40k images with a 5k validation carve, not 45k.
+    Item("table6", "depth", "paper", 1, "ResNet-20/32/44/56/110 at the paper's budget against Table 6 and akamaster", baselines=False),
+    Item("preact", "preact", "quick", 3, "Identity Mappings' five orderings at ResNet-110 and -164 (its Table 2)", baselines=False),
+)
+DRY_RUN_ITEMS = tuple(
+    Item(item.name, item.space, "smoke", 1, item.why, {"epochs": 1, "train_subset": 64, "val_size": 32, "test_size": 32, "eval_batch_size": 32}, trials=2, baselines=False)
+    for item in CAMPAIGN
+)
+
+
+@dataclass(frozen=True)
+class ItemState:
+    item: Item
+    planned: int  # trials in its plan (0: not planned yet)
+    finished: int
+
+    @property
+    def done(self) -> bool:
+        return self.planned > 0 and self.finished == self.planned
+
+    def describe(self) -> str:
+        progress = "not planned" if not self.planned else f"{self.finished}/{self.planned} trials finished"
+        return f"{self.item.name}: {'done' if self.done else progress} ({self.item.space}, {self.item.budget}, {self.item.seeds} seed(s)): {self.item.why}"
+
+
+def item_state(root: Path, item: Item) -> ItemState:
+    experiment = root / item.name
+    if not (experiment / PLAN_FILE).exists():
+        return ItemState(item, 0, 0)
+    plan = PlannedExperiment.load(experiment)
+    finished = sum(finished_summary(command.out(plan.root)) is not None for command in plan.trials)
+    return ItemState(item, len(plan.trials), finished)
+
+
+def campaign_state(root: Path, items: tuple[Item, ...] = CAMPAIGN) -> list[ItemState]:
+    return [item_state(root, item) for item in items]
+
+
+def next_item(root: Path, items: tuple[Item, ...] = CAMPAIGN) -> Item | None:
+    """The first item that is not done (planned or not), or None when the campaign is complete."""
+    return next((state.item for state in campaign_state(root, items) if not state.done), None)
+
+
+def advance(root: Path, items: tuple[Item, ...], data: str, jobs: int, device: str, seconds: float, say: Any = print) -> list[str]:
+    """Work through unfinished items until ``seconds`` are nearly spent; returns the items touched.
+
+    The running trials are stopped with a checkpoint (SIGTERM, as ``--run-planned`` handles it)
+    shortly before the end, and every touched item is collected into results.csv and its page.
+    """
+    start = time.monotonic()
+    reserve = max(5.0, 0.1 * seconds)  # collecting and writing pages after the stop
+    touched: list[str] = []
+    gpus = ["0"] if device == "cuda" else None
+    for item in items:
+        left = seconds - (time.monotonic() - start) - reserve
+        if left <= reserve:
+            break
+        state = item_state(root, item)
+        if state.done:
+            continue
+        experiment = root / item.name
+        if not state.planned:
+            planned = plan_experiment(item.space, **item.settings(data, experiment, 1.0 if device == "cuda" else None))
+            say(f"{item.name}: planned {len(planned.trials)} trials into {experiment}")
+        touched.append(item.name)
+        stop = threading.Timer(left + 0.5 * reserve, os.kill, (os.getpid(), signal.SIGTERM))
+        stop.start()
+        try:
+            run_planned(experiment, jobs, gpus, time_budget=left, say=lambda line, name=item.name: say(f"{name}: {line}"))
+        finally:
+            stop.cancel()
+        collect(experiment)
+        say(item_state(root, item).describe())
+    return touched
+
+
+def publish(root: Path, items: tuple[Item, ...] = CAMPAIGN, into: Path = LEADERBOARDS) -> list[Path]:
+    """Copy each collected item's tables to ``into/ITEM/`` (what ``python -m leaderboards`` renders)."""
+    written = []
+    for item in items:
+        experiment = root / item.name
+        if not (experiment / "results.csv").exists():
+            continue
+        target = into / item.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in TABLES:
+            if (experiment / name).exists():
+                zoo.write_atomically(target / name, (experiment / name).read_text())
+                written.append(target / name)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.campaign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("status", "run", "publish"))
+    parser.add_argument("--root", default=DEFAULT_ROOT, help=f"the campaign's experiments (default {DEFAULT_ROOT})")
+    parser.add_argument("--data", default=".data/cifar10-jpeg", help="the CIFAR-10 folder (ImageFolder train/ or cifar-10-batches-py/)")
+    parser.add_argument("--minutes", type=float, default=8.5, help="run: the whole run ends by then")
+    parser.add_argument("--jobs", type=int, default=None, help=f"run: trials at once (default {DEFAULT_GPU_JOBS} on the GPU, 1 on the CPU; the GPU check's packing step measures the best)")
+    parser.add_argument("--bundle", metavar="DIR", help="run: pack the campaign's experiments into tar.gz parts of <= 15 MiB in DIR")
+    parser.add_argument("--dry-run", action="store_true", help="every item at a tiny size, on the CPU, synthetic data (CI)")
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    items = DRY_RUN_ITEMS if args.dry_run else CAMPAIGN
+    if args.action == "status":
+        for state in campaign_state(root, items):
+            print(state.describe())
+        upcoming = next_item(root, items)
+        print(f"next: {upcoming.name}" if upcoming else "the campaign is complete")
+        return 0
+    if args.action == "publish":
+        for path in publish(root, items):
+            print(path)
+        return 0
+    device = "cpu" if args.dry_run else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        print("error: no CUDA device here; the campaign runs on a GPU machine (--dry-run runs it on the CPU)", file=sys.stderr)
+        return 2
+    if args.minutes <= 0 or (args.jobs is not None and args.jobs < 1):
+        print(f"error: --minutes must be positive and --jobs at least 1, got {args.minutes} and {args.jobs}", file=sys.stderr)
+        return 2
+    data = "synthetic" if args.dry_run else args.data
+    jobs = args.jobs or (1 if args.dry_run else DEFAULT_GPU_JOBS)
+    touched = advance(root, items, data, jobs, device, args.minutes * 60)
+    if args.bundle:
+        parts = bundle({"campaign": root}, Path(args.bundle))
+        print(f"bundled {len(parts)} part(s) into {args.bundle}")
+    upcoming = next_item(root, items)
+    print(f"advanced: {', '.join(touched) or 'nothing'}; next: {upcoming.name if upcoming else 'none, the campaign is complete'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
