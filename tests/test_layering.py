@@ -32,6 +32,7 @@ LAYERS = {
     "leaderboards": ("search", "ray", "optuna"),
     "search.train": ("ray", "optuna", "leaderboards"),
     "search.run": ("ray", "optuna"),
+    "search.campaign": ("ray", "optuna"),
 }
 
 
