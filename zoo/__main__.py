@@ -1,4 +1,4 @@
-"""``python -m zoo list [PATTERN]`` and ``python -m zoo complexity NAME...``."""
+"""``python -m zoo list [PATTERN] [--complexity]`` and ``python -m zoo complexity NAME...``."""
 
 from __future__ import annotations
 
@@ -10,25 +10,22 @@ import pandas as pd
 import zoo
 
 
-def describe(names: list[str], input_size: int | None) -> pd.DataFrame:
+def describe(names: list[str], input_size: int | None, counted: bool = True) -> pd.DataFrame:
+    """Each model's card; with ``counted``, its params and MACs too (building every net on the
+    meta device: about 5 s for the whole zoo, so a plain listing leaves them out)."""
     rows = []
     for name in names:
         card = zoo.model_card(name)
-        measured = zoo.complexity(name, input_size)
-        rows.append(
-            {
-                "model": name,
-                "family": card.family,
-                "block": card.block or "-",
-                "shortcut": card.shortcut or "-",
-                "depth": card.depth,
-                "params": measured.params,
-                "GMACs": round(measured.gmacs, 4),
-                "paper Mparams": None if card.published.params is None else card.published.params / 1e6,
-                "paper GMACs": None if card.published.macs is None else card.published.macs / 1e9,
-                "paper error %": card.published.error,
-            }
-        )
+        row = {"model": name, "family": card.family, "block": card.block or "-", "shortcut": card.shortcut or "-", "depth": card.depth}
+        if counted:
+            measured = zoo.complexity(name, input_size)
+            row |= {"params": measured.params, "GMACs": round(measured.gmacs, 4)}
+        row |= {
+            "paper Mparams": None if card.published.params is None else card.published.params / 1e6,
+            "paper GMACs": None if card.published.macs is None else card.published.macs / 1e9,
+            "paper error %": card.published.error,
+        }
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -37,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="registered models (shell wildcard, natural order)")
     listing.add_argument("pattern", nargs="?", default="*")
+    listing.add_argument("--complexity", action="store_true", help="also count params and MACs (seconds for the whole zoo)")
     counting = commands.add_parser("complexity", help="params and MACs (conv+linear) beside the papers' figures")
     counting.add_argument("names", nargs="+")
     counting.add_argument("--input-size", type=int, default=None, help="default: 32 for CIFAR, 224 for ImageNet")
@@ -46,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             names = zoo.list_models(args.pattern)
             if not names:
                 raise ValueError(f"no model matches {args.pattern!r}; try 'python -m zoo list'")
-            table = describe(names, None)
+            table = describe(names, None, counted=args.complexity)
         else:
             if args.input_size is not None and args.input_size < 1:
                 raise ValueError(f"--input-size must be positive, got {args.input_size}")

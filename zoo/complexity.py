@@ -19,23 +19,37 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from zoo.models import create_model
 
+InputSize = int | tuple[int, int] | tuple[int, int, int]
+
 
 @dataclass(frozen=True)
 class Complexity:
     params: int  # trainable parameters
     macs: int  # conv + linear multiply-accumulates for one image
-    input_size: int
+    input_size: InputSize  # as given: a side, (H, W), or timm's (C, H, W)
 
     @property
     def gmacs(self) -> float:
         return self.macs / 1e9
 
 
-def count_macs(model: nn.Module, input_size: int) -> int:
+def input_shape(input_size: InputSize, channels: int) -> tuple[int, int, int]:
+    """(C, H, W) from a side, (H, W), or timm's (C, H, W) (whose C must be the model's)."""
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    if len(size) == 3:
+        if size[0] != channels:
+            raise ValueError(f"input_size {tuple(input_size)} has {size[0]} channels; the model takes {channels}")
+        size = size[1:]
+    if len(size) != 2 or not all(isinstance(side, int) and side > 0 for side in size):
+        raise ValueError(f"input_size must be a positive int, (H, W) or (C, H, W), got {input_size!r}")
+    return (channels, *size)
+
+
+def count_macs(model: nn.Module, input_size: InputSize) -> int:
     """Conv + linear MACs of one forward pass of one image, on the model's own device."""
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    x = torch.zeros(1, getattr(model, "in_chans", 3), input_size, input_size, device=device)
+    x = torch.zeros(1, *input_shape(input_size, getattr(model, "in_chans", 3)), device=device)
     was_training = model.training
     model.eval()  # batch statistics of one image are meaningless, and BN is not counted anyway
     try:
@@ -46,12 +60,15 @@ def count_macs(model: nn.Module, input_size: int) -> int:
     return counter.get_total_flops() // 2
 
 
-def complexity(name_or_model: str | nn.Module, input_size: int | None = None, **overrides: Any) -> Complexity:
+def complexity(name_or_model: str | nn.Module, input_size: InputSize | None = None, **overrides: Any) -> Complexity:
     """Parameters and MACs of a registered name (built on the meta device) or a built model.
 
+    ``input_size``: a side (224), (H, W), or timm's (C, H, W); default the model's own size.
     ``overrides`` are ``create_model`` overrides for a name (``complexity("resnet20", depth=56)``).
     Results by name are cached: the same architecture always costs the same.
     """
+    if isinstance(input_size, list):
+        input_size = tuple(input_size)  # a list from a config file; cached by value
     if isinstance(name_or_model, str):
         return _complexity_by_name(name_or_model, input_size, json.dumps(overrides, sort_keys=True))
     if overrides:
@@ -60,13 +77,13 @@ def complexity(name_or_model: str | nn.Module, input_size: int | None = None, **
 
 
 @functools.lru_cache(maxsize=4096)
-def _complexity_by_name(name: str, input_size: int | None, overrides_json: str) -> Complexity:
+def _complexity_by_name(name: str, input_size: InputSize | None, overrides_json: str) -> Complexity:
     with torch.device("meta"):
         model = create_model(name, **json.loads(overrides_json))
     return _measure(model, input_size)
 
 
-def _measure(model: nn.Module, input_size: int | None) -> Complexity:
+def _measure(model: nn.Module, input_size: InputSize | None) -> Complexity:
     size = input_size or getattr(model, "default_input_size", None)
     if size is None:
         raise ValueError("input_size is required for a model that does not define default_input_size")

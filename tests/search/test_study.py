@@ -10,7 +10,7 @@ import pytest
 
 from search.plan import make_plan
 from search.settings import SearchSettings
-from search.study import SpaceSampler, enqueue, open_study, settle_abandoned
+from search.study import SpaceSampler, enqueue, open_study, settle_abandoned, study_storage
 
 
 def test_enqueued_grid_trials_carry_the_seed_as_a_user_attribute(tmp_path: Path) -> None:
@@ -85,3 +85,11 @@ def test_optuna_search_has_the_private_attributes_the_searcher_reads(tmp_path: P
     assert searcher._ot_trials["trial0001"].user_attrs["ray_trial_id"] == "trial0001"
     searcher.on_trial_complete("trial0001", {"status": "pruned", "val_accuracy": 0.1})
     assert searcher._ot_study.trials[0].state == optuna.trial.TrialState.PRUNED
+
+
+@pytest.mark.parametrize(("objective", "names"), [("accuracy", ["val_accuracy"]), ("pareto", ["val_accuracy", "macs"])])
+def test_the_studys_objectives_are_named(tmp_path: Path, objective: str, names: list[str]) -> None:
+    study = open_study(tmp_path, "shortcuts", objective, "smoke")
+    assert study.metric_names == names
+    reopened = optuna.load_study(study_name="shortcuts", storage=study_storage(tmp_path))  # as optuna-dashboard reads it
+    assert reopened.metric_names == names

@@ -22,6 +22,15 @@ def test_list_with_pattern(capsys: pytest.CaptureFixture[str]) -> None:
     assert [line.split()[0] for line in lines[1:]] == ["plain20", "plain32", "plain44", "plain56", "plain110"]
 
 
+def test_list_prints_cards_and_counts_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "resnet5*"]) == 0
+    plain = capsys.readouterr().out
+    assert "params" not in plain.splitlines()[0].split() and "paper error %" in plain.splitlines()[0]
+    assert main(["list", "resnet5*", "--complexity"]) == 0
+    counted = capsys.readouterr().out
+    assert "params" in counted.splitlines()[0].split() and "853018" in counted  # resnet56's parameters
+
+
 def test_unknown_name_exits_2_with_one_line_and_no_traceback() -> None:
     result = subprocess.run([sys.executable, "-m", "zoo", "complexity", "resnt152"], capture_output=True, text=True)
     assert result.returncode == 2

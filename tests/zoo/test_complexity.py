@@ -123,3 +123,15 @@ def test_built_model_matches_count_by_name() -> None:
 def test_input_size_changes_macs_not_params() -> None:
     small, large = zoo.complexity("resnet18", input_size=112), zoo.complexity("resnet18")
     assert small.params == large.params and small.macs < large.macs
+
+
+def test_input_size_may_be_timms_channels_height_width_tuple() -> None:
+    square = zoo.complexity("resnet18", input_size=160)
+    assert zoo.complexity("resnet18", input_size=(3, 160, 160)).macs == square.macs
+    assert zoo.complexity("resnet18", input_size=(160, 160)).macs == square.macs
+    wide = zoo.complexity("resnet18", input_size=(3, 160, 320))
+    assert wide.macs > square.macs and wide.input_size == (3, 160, 320)
+    with pytest.raises(ValueError, match=r"has 1 channels; the model takes 3"):
+        zoo.complexity("resnet18", input_size=(1, 160, 160))
+    with pytest.raises(ValueError, match=r"positive int, \(H, W\) or \(C, H, W\)"):
+        zoo.complexity("resnet18", input_size=(0, 160))
