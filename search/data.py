@@ -54,6 +54,7 @@ class Dataset:
     std: tuple[float, float, float]
     val_source: str  # "folder" or "carved"
     test_source: str | None  # "folder", "carved" or None
+    classes: tuple[str, ...] = ()  # the class names, in label order
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test) if self.test else 0}
@@ -341,4 +342,4 @@ def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int,
         val, start = train.take(order[start : start + size]), start + size
     train = train.take(order[start:])
     mean, std = channel_stats(train.images)
-    return Dataset(name, train, val, test, len(classes), mean, std, val_source, test_source)
+    return Dataset(name, train, val, test, len(classes), mean, std, val_source, test_source, tuple(classes))

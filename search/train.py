@@ -89,6 +89,17 @@ def build_model(config: TrialConfig, num_classes: int, device: torch.device | st
     return model
 
 
+def data_config(dataset: Dataset) -> dict[str, object]:
+    """How an image becomes this run's input (timm's pretrained_cfg keys): squashed to the
+    training size with Pillow's bicubic, as the decoder did, then normalised by the training
+    split's statistics; and the class names in label order."""
+    height, width = dataset.train.images.shape[-2:]
+    return {
+        "input_size": [3, int(height), int(width)], "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "squash",
+        "mean": list(dataset.mean), "std": list(dataset.std), "class_names": list(dataset.classes),
+    }
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int, depth: int) -> LRScheduler:
     """Per-step schedules from torch.optim.lr_scheduler, composed with SequentialLR for warm-up."""
     if recipe.schedule == "onecycle":
@@ -263,6 +274,7 @@ class Run:
             raise ValueError(f"the training split holds {len(train_split)} images, fewer than one batch of {recipe.batch_size}; lower batch_size")
         torch.manual_seed(config.seed)
         model = build_model(config, dataset.num_classes, "cpu").to(device=device, memory_format=torch.channels_last)
+        model.zoo_data = data_config(dataset)  # saved with the weights: they classify an image file alone
         # One fused kernel per step on CUDA (dozens of small launches otherwise); foreach on the CPU.
         optimizer = torch.optim.SGD(
             model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0,

@@ -2,7 +2,7 @@
 
 Public API: ``register``, ``create_model``, ``list_models``, ``list_blocks``, ``model_card``,
 ``model_options``, ``ORDERING_BLOCKS``, ``complexity``, ``describe``, ``save``, ``load``, ``ShortcutKind``,
-``write_atomically``.
+``write_atomically``, ``transforms`` and ``predict`` (saved weights classify image files).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from zoo.complexity import Complexity, complexity
 from zoo.convert import convert_torchvision_state_dict
 from zoo.describe import Architecture, describe
 from zoo.files import write_atomically
+from zoo.inference import predict, transforms
 from zoo.models import create_model, model_card, model_options
 from zoo.resnet import ResidualUnit, ResNet
 from zoo.shortcuts import ShortcutKind
@@ -42,7 +43,9 @@ __all__ = [
     "load",
     "model_card",
     "model_options",
+    "predict",
     "register",
     "save",
+    "transforms",
     "write_atomically",
 ]

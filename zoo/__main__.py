@@ -1,4 +1,5 @@
-"""``python -m zoo list [PATTERN] [--complexity]`` and ``python -m zoo complexity NAME...``."""
+"""``python -m zoo list [PATTERN] [--complexity]``, ``python -m zoo complexity NAME...`` and
+``python -m zoo predict MODEL.safetensors IMAGE...``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import pandas as pd
 
 import zoo
+from zoo.inference import predict
 
 
 def describe(names: list[str], input_size: int | None, counted: bool = True) -> pd.DataFrame:
@@ -38,8 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     counting = commands.add_parser("complexity", help="params and MACs (conv+linear) beside the papers' figures")
     counting.add_argument("names", nargs="+")
     counting.add_argument("--input-size", type=int, default=None, help="default: 32 for CIFAR, 224 for ImageNet")
+    predicting = commands.add_parser("predict", help="the top-5 classes of image files, from saved weights alone")
+    predicting.add_argument("model", help="a .safetensors file written by zoo.save (a search.train run's model_final.safetensors)")
+    predicting.add_argument("images", nargs="+")
+    predicting.add_argument("--top", type=int, default=5)
     args = parser.parse_args(argv)
     try:
+        if args.command == "predict":
+            if args.top < 1:
+                raise ValueError(f"--top must be positive, got {args.top}")
+            for prediction in predict(zoo.load(args.model), args.images, args.top):
+                print(f"{prediction.path}: " + ", ".join(f"{name} {probability:.3f}" for name, probability in prediction.top))
+            return 0
         if args.command == "list":
             names = zoo.list_models(args.pattern)
             if not names:
@@ -51,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.names:
                 zoo.model_card(name)  # fail on a bad name before any counting
             table = describe(args.names, args.input_size)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # a bad name, value or file: one line
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     print(table.to_string(index=False, na_rep="-"))
     if args.command == "complexity":

@@ -1,4 +1,7 @@
-"""Trained weights that rebuild themselves: name, overrides and tensors in one safetensors file."""
+"""Trained weights that rebuild and describe themselves: name, overrides, tensors and, when the
+model carries it (``model.zoo_data``, set by ``search.train``), how an image becomes its input
+(size, interpolation, crop, mean and std: timm's pretrained_cfg keys) and its class names, in
+one safetensors file. ``zoo.transforms(model)`` turns that back into an evaluation transform."""
 
 from __future__ import annotations
 
@@ -14,6 +17,10 @@ from zoo.files import write_atomically
 from zoo.models import create_model
 from zoo.size import estimate
 
+# What ``model.zoo_data`` holds: timm's pretrained_cfg names for the input pipeline, plus the
+# class names in label order.
+DATA_KEYS = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std", "class_names")
+
 
 def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
     """Write ``model`` (built by ``zoo.create_model``) atomically: a crash leaves the old file."""
@@ -26,6 +33,12 @@ def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
         raise ValueError(f"overrides of {name!r} must be JSON values (use registered block names): {error}") from None
     state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
     metadata = {"zoo_name": name, "zoo_overrides": overrides}
+    data = getattr(model, "zoo_data", None)
+    if data is not None:
+        missing = [key for key in DATA_KEYS if key not in data]
+        if missing:
+            raise ValueError(f"model.zoo_data lacks {', '.join(missing)}; it needs {', '.join(DATA_KEYS)}")
+        metadata["zoo_data"] = json.dumps(data, sort_keys=True)
     write_atomically(path, lambda temporary: save_file(state, str(temporary), metadata=metadata))
 
 
@@ -45,4 +58,6 @@ def load(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:
         state = {key: handle.get_tensor(key) for key in handle.keys()}
     model = create_model(name, **overrides)
     model.load_state_dict(state)
+    if "zoo_data" in metadata:
+        model.zoo_data = json.loads(metadata["zoo_data"])
     return model.to(device)

@@ -291,3 +291,48 @@ def test_sigterm_checkpoints_at_a_step_and_the_resumed_run_is_bitwise_the_same(t
     expected = pd.read_csv(tmp_path / "whole" / "metrics.csv")[DETERMINISTIC_COLUMNS]
     got = pd.read_csv(tmp_path / "preempted" / "metrics.csv")[DETERMINISTIC_COLUMNS]
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_saved_weights_classify_an_image_file_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from search.data import _decode_folder
+    from zoo.__main__ import main as zoo_main
+
+    data = tmp_path / "data"
+    write_image_folder(data, "train", per_class=40)
+    for label, name in enumerate(("red", "green", "blue")):
+        (data / "train" / f"class{label}").rename(data / "train" / name)
+    summary = train(smoke(data=str(data), val_size=12), tmp_path / "run", log=None)
+    weights = tmp_path / "run" / "model_final.safetensors"
+    # A user's photo: another size and format than the training files.
+    pixels = torch.randint(0, 60, (48, 64, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    pixels[..., 0] += 180
+    photo = tmp_path / "photos" / "x" / "photo.jpg"
+    photo.parent.mkdir(parents=True)
+    Image.fromarray(pixels.numpy()).save(photo, quality=90)
+    assert zoo_main(["predict", str(weights), str(photo), "--top", "3"]) == 0
+    printed = capsys.readouterr().out.strip()
+    names_and_probabilities = [part.rsplit(" ", 1) for part in printed.split(": ", 1)[1].split(", ")]
+    # The same file through the training pipeline's decoder and normalisation gives the same answer.
+    model = zoo.load(weights)
+    recipe = summary["recipe"]
+    dataset = load_dataset(str(data), data_seed=0, val_size=recipe["val_size"], test_size=recipe["test_size"])
+    assert model.zoo_data["class_names"] == ["blue", "green", "red"] and model.zoo_data["mean"] == list(dataset.mean)
+    decoded, _ = _decode_folder(photo.parent.parent, 32)
+    with torch.no_grad():
+        reference = model.eval()(Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=False)(decoded.images)).softmax(1)[0]
+    expected = [(dataset.classes[int(i)], float(reference[i])) for i in reference.argsort(descending=True)]
+    assert [name for name, _ in names_and_probabilities] == [name for name, _ in expected]
+    assert [float(p) for _, p in names_and_probabilities] == pytest.approx([p for _, p in expected], abs=1.5e-3)  # printed to 3 places
+
+
+def test_predict_refuses_weights_without_a_data_description_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from zoo.__main__ import main as zoo_main
+
+    zoo.save(zoo.create_model("resnet20"), tmp_path / "bare.safetensors")  # built by hand, never trained on data
+    assert zoo_main(["predict", str(tmp_path / "bare.safetensors"), str(tmp_path / "missing.png")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "carries no data description" in error
+    assert zoo_main(["predict", str(tmp_path / "nothing.safetensors"), "x.png"]) == 2
+    assert "nothing.safetensors" in capsys.readouterr().err

@@ -30,3 +30,21 @@ def test_save_refuses_a_model_the_zoo_did_not_build(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="zoo.create_model"):
         zoo.save(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_data_description_travels_with_the_weights(tmp_path: Path) -> None:
+    model = zoo.create_model("resnet20", num_classes=3)
+    model.zoo_data = {"input_size": [3, 32, 32], "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "squash", "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.2, 0.2], "class_names": ["a", "b", "c"]}
+    zoo.save(model, tmp_path / "m.safetensors")
+    loaded = zoo.load(tmp_path / "m.safetensors")
+    assert loaded.zoo_data == model.zoo_data
+    transform = zoo.transforms(loaded)
+    from PIL import Image
+
+    tensor = transform(Image.new("RGB", (50, 40), (255, 0, 128)))
+    assert tensor.shape == (3, 32, 32)  # squashed to the input size
+    assert tensor[:, 0, 0].tolist() == pytest.approx([(1.0 - 0.5) / 0.2, (0.0 - 0.4) / 0.2, (128 / 255 - 0.3) / 0.2], abs=1e-5)
+    del model.zoo_data["std"]
+    with pytest.raises(ValueError, match="zoo_data lacks std"):
+        zoo.save(model, tmp_path / "other.safetensors")
+    assert not (tmp_path / "other.safetensors").exists()
