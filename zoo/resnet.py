@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from zoo._registry import block_name, get_block
+from zoo.interface import ClassifierInterface
 from zoo.ordering import unit_ordering
 from zoo.shortcuts import Projection, ShortcutKind, build_shortcut
 
@@ -107,7 +108,7 @@ def stage_depths(family: str, depth: int, layers_per_block: int, stages: int) ->
     return IMAGENET_STAGES[depth]
 
 
-class ResNet(nn.Module):
+class ResNet(ClassifierInterface, nn.Module):
     """ResNet of any registered block(s), shortcut option, depth and width.
 
     Args:
@@ -235,5 +236,10 @@ class ResNet(nn.Module):
             x = stage(x)
         return self.final_act(x)
 
+    classifier_name = "fc"
+
+    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.avgpool(features), 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
+        return self.fc(self.pre_logits(self.forward_features(x)))

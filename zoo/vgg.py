@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from zoo.interface import ClassifierInterface
 from zoo.resnet import FAMILIES, INPUT_SIZES
 
 # Conv widths per configuration, "M" = 2x2 max-pool (the paper's configurations A, B, D, E).
@@ -36,7 +37,7 @@ def make_layers(config: list[int | str], batch_norm: bool, in_chans: int = 3) ->
     return nn.Sequential(*layers)
 
 
-class VGG(nn.Module):
+class VGG(ClassifierInterface, nn.Module):
     """VGG-11/13/16/19, with or without BN.
 
     ImageNet head: torchvision's 7x7 adaptive pool + 4096-4096 FC with dropout. CIFAR head: the
@@ -81,6 +82,9 @@ class VGG(nn.Module):
         else:
             self.avgpool = nn.AdaptiveAvgPool2d(1)
             self.classifier = nn.Sequential(nn.Linear(512, num_classes))
+        self.num_features = self.classifier[-1].in_features
+        self.classifier_name = f"classifier.{len(self.classifier) - 1}"
+        self.first_conv_name = "features.0"
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -97,6 +101,12 @@ class VGG(nn.Module):
                 nn.init.normal_(module.weight, 0, 0.01)
                 nn.init.zeros_(module.bias)
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features through every classifier layer but the last Linear."""
+        return self.classifier[:-1](torch.flatten(self.avgpool(features), 1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
+        return self.forward_head(self.forward_features(x))
