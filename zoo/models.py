@@ -10,8 +10,10 @@ same convolutions with a 32x32 head; ``_bn`` adds batch norm.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from zoo._registry import ModelCard, Published, get_block, get_model_entry, register_model, unknown_name_error
@@ -105,12 +107,22 @@ def model_options(name: str, config: dict[str, Any] | None = None) -> list[str]:
     return sorted(options)
 
 
-def create_model(name: str, **overrides: Any) -> nn.Module:
+def create_model(name: str, weights: str | os.PathLike[str] | dict[str, torch.Tensor] | None = None, **overrides: Any) -> nn.Module:
     """Build a registered network; keyword overrides win over its defaults.
+
+    ``weights``: a state dict or a local checkpoint file (torchvision's or the zoo's keys) to load,
+    strictly. torchvision's bottleneck weights are v1.5: they set ``stride_on="3x3"`` (with a
+    note) and are refused with ``stride_on="1x1"``, never loaded into another network.
 
     >>> create_model("resnet56", shortcut="C", block="preact_basic", depth=110, num_classes=100)
     """
     entry = get_model_entry(name)
+    state_dict = None
+    if weights is not None:
+        from zoo.convert import read_weights, weights_overrides
+
+        state_dict = read_weights(weights)
+        overrides = weights_overrides(name, overrides, state_dict)
     config = {**entry.defaults, **overrides}
     if "block" in overrides:
         block = overrides["block"]
@@ -126,6 +138,10 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     model = entry.builder(**config)
     model.zoo_name = name
     model.zoo_overrides = dict(overrides)
+    if state_dict is not None:
+        from zoo.convert import load_into
+
+        load_into(model, state_dict)
     return model
 
 
