@@ -179,7 +179,8 @@ def render_lesion_page(table: pd.DataFrame, settings: dict[str, Any], out_dir: P
         "of a unit that changes shape, reported apart); for a plain net the unit becomes the identity where its shape "
         "allows and is refused elsewhere. Then k random units that keep their shape are deleted together.", "",
         "## Provenance", "", *_provenance(settings),
-        f"- trained with budget {settings.get('budget', '-')}: recipe `{json.dumps(recipe, sort_keys=True)}`", "",
+        f"- trained with budget {settings.get('budget', '-')}: recipe `{json.dumps(recipe, sort_keys=True)}`"
+        + (f"; each lesion evaluated on {settings['images']} validation images" if "images" in settings else ""), "",
         "These are short CPU budget runs, not the papers' schedules: a `--budget paper` run on a GPU would train the "
         "nets to convergence, where Veit et al. measured.", "",
         "## Accuracy against blocks removed", "",

@@ -116,8 +116,9 @@ def gradient_probe(model_names: list[str], dataset: Dataset, batches: int, batch
 # Lesions
 
 
-def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5) -> pd.DataFrame:
-    """Validation accuracy of a trained run with branches deleted: each one alone, then k at random."""
+def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5, images: int | None = None) -> pd.DataFrame:
+    """Validation accuracy of a trained run with branches deleted: each one alone, then k at
+    random; on the first ``images`` validation images (default all)."""
     summary = finished_run(run)
     model = zoo.load(run / "model_final.safetensors").eval()
     units = residual_units(model, str(run))
@@ -126,18 +127,19 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5) -> pd.DataFra
     normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=True)
     model = model.to(memory_format=torch.channels_last)
     precision = resolve_precision(summary.get("precision", "fp32"), torch.device("cpu"))
+    split = dataset.val if images is None else dataset.val.take(torch.arange(min(images, len(dataset.val))))
 
     def accuracy(lesioned: list[int]) -> float:
         for index, unit in enumerate(units):
             unit.lesion(index in lesioned)
         try:
-            return evaluate(model, dataset.val, normalize, 500, torch.device("cpu"), precision)
+            return evaluate(model, split, normalize, 500, torch.device("cpu"), precision)
         finally:
             for unit in units:
                 unit.lesion(False)
 
     described = zoo.describe(model)
-    base = {"run": run.name, "model": summary["model"], "label": described.label, "family": described.design, "depth": model.depth, "num_classes": dataset.num_classes}
+    base = {"run": run.name, "model": summary["model"], "label": described.label, "family": described.design, "depth": model.depth, "num_classes": dataset.num_classes, "images": len(split)}
     rows = [{**base, "kind": "none", "k": 0, "units": "", "draw": 0, "changes_shape": False, "status": "ok", "accuracy": accuracy([])}]
     for index, unit in enumerate(units):
         if unit.shortcut is None and unit.changes_shape:
@@ -257,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     lesion.add_argument("--checkpoint", action="append", required=True, help="a search.train output directory (repeatable)")
     lesion.add_argument("--draws", type=int, default=5)
     lesion.add_argument("--seed", type=int, default=0)
+    lesion.add_argument("--images", type=int, default=None, help="validation images each lesion is evaluated on (default: the whole split)")
     lesion.add_argument("--out", default="experiments/lesion")
     responses = commands.add_parser("responses", help="std of every 3x3 layer's response (He et al. Fig. 7)")
     responses.add_argument("--checkpoint", action="append", required=True, help="a search.train output directory (repeatable)")
@@ -286,11 +289,11 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"probe": "responses", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "images": int(table["images"].max())}
             name = "responses.csv"
         else:
-            if args.draws < 1:
-                raise ValueError(f"--draws must be positive, got {args.draws}")
-            table = pd.concat([lesion_probe(Path(run), args.draws, args.seed) for run in args.checkpoint], ignore_index=True)
+            if args.draws < 1 or (args.images is not None and args.images < 1):
+                raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
+            table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images) for run in args.checkpoint], ignore_index=True)
             runs = [json.loads((Path(run) / "summary.json").read_text()) for run in args.checkpoint]
-            extra = {"probe": "lesion", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "seed": args.seed}
+            extra = {"probe": "lesion", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "seed": args.seed, "images": int(table["images"].max())}
             name = "lesion.csv"
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -71,7 +71,8 @@ def trained_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_lesion_probe_on_a_trained_run_and_its_page(trained_pair: Path, tmp_path: Path) -> None:
-    table = pd.concat([lesion_probe(trained_pair / name, draws=2, seed=0) for name in ("resnet20", "plain20")], ignore_index=True)
+    table = pd.concat([lesion_probe(trained_pair / name, draws=2, seed=0, images=40) for name in ("resnet20", "plain20")], ignore_index=True)
+    assert set(table["images"]) == {40}
     plain = table[table["label"] == "plain-20"]
     refused = plain[plain["status"] != "ok"]
     assert len(refused) == 2 and refused["changes_shape"].all() and refused["accuracy"].isna().all()
@@ -91,6 +92,8 @@ def test_lesion_probe_on_a_trained_run_and_its_page(trained_pair: Path, tmp_path
 def test_bad_probe_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gradients", "--models", "resnet21", "--data", "synthetic", "--out", str(tmp_path / "g")]) == 2
     assert "unknown model 'resnet21'" in capsys.readouterr().err
+    assert main(["lesion", "--checkpoint", str(tmp_path), "--images", "0", "--out", str(tmp_path / "l")]) == 2
+    assert "--draws and --images must be positive" in capsys.readouterr().err
     assert main(["lesion", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "l")]) == 2
     assert "not a finished search.train run" in capsys.readouterr().err
     assert not (tmp_path / "g").exists() and not (tmp_path / "l").exists()
