@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import pandas as pd
@@ -23,9 +24,9 @@ def describe(names: list[str], input_size: int | None, counted: bool = True) -> 
             measured = zoo.complexity(name, input_size)
             row |= {"params": measured.params, "GMACs": round(measured.gmacs, 4)}
         row |= {
-            "paper Mparams": None if card.published.params is None else card.published.params / 1e6,
-            "paper GMACs": None if card.published.macs is None else card.published.macs / 1e9,
-            "paper error %": card.published.error,
+            "paper Mparams": math.nan if card.published.params is None else card.published.params / 1e6,
+            "paper GMACs": math.nan if card.published.macs is None else card.published.macs / 1e9,
+            "paper error %": math.nan if card.published.error is None else card.published.error,
         }
         rows.append(row)
     return pd.DataFrame(rows)

@@ -1,0 +1,42 @@
+"""``resbench``: every subcommand reaches its module, --version, and bad input in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from search.cli import SUBCOMMANDS, main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_version_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("resbench 0.")
+    assert main([]) == 2  # no subcommand: the usage, as an error
+    listing = capsys.readouterr().err
+    assert all(f"  {name} " in listing for name in SUBCOMMANDS), listing
+
+
+@pytest.mark.parametrize("name", list(SUBCOMMANDS))
+def test_every_subcommand_reaches_its_modules_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([name, "--help"])
+    assert exited.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_subcommands_run_with_their_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zoo", "list", "plain2*"]) == 0
+    assert "plain20" in capsys.readouterr().out
+    assert main(["collect", str(tmp_path / "none")]) == 2  # the --collect form, with its one-line error
+    assert "holds no planned experiment" in capsys.readouterr().err
+
+
+def test_a_misspelt_subcommand_is_one_line_with_a_suggestion_and_exit_2() -> None:
+    result = subprocess.run([sys.executable, "-m", "search.cli", "serach"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "did you mean search?" in result.stderr and "Traceback" not in result.stderr
