@@ -149,3 +149,39 @@ def typed_overrides(model: str | None, pairs: dict[str, str]) -> tuple[dict[str,
                 f"recipe fields: {', '.join(fields)}"
             )
     return model_overrides, recipe_overrides
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A ``--config`` file: a mapping in YAML (``.yaml`` / ``.yml``) or JSON (anything else, such
+    as a finished search's ``search.json``). Bad files are one line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ValueError(f"--config {path}: {error.strerror or error}") from None
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"--config {path}: reading YAML needs PyYAML (pip install pyyaml), or write the file as JSON") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--config {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--config {path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path} must hold a mapping of settings, got {type(data).__name__}")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def config_words(values: dict[str, Any]) -> list[str]:
+    """{key: value} from a file -> ``--key value`` words, lists comma-joined (as typed)."""
+    words = []
+    for key, value in values.items():
+        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).lower() if isinstance(value, bool) else str(value)
+        words += [f"--{key}", text]
+    return words

@@ -13,6 +13,7 @@ A search, in order: settings are checked (``search.settings``), the trials are p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -26,7 +27,7 @@ import torch
 import zoo
 from search import cluster, spaces, stopping
 from search.compilation import COMPILE_MODES
-from search.config import parse_assignments, typed_overrides
+from search.config import parse_assignments, read_config_file, typed_overrides
 from search.data import DataError, Dataset, load_dataset
 from search.lease import Lease
 from search.plan import Plan, estimate_minutes, make_plan
@@ -37,6 +38,7 @@ from search.recipes import resolve_recipe
 from search.results import SearchInterrupted
 from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, validate
 from search.train import EXIT_INTERRUPTED
+from zoo._registry import unknown_name_error
 
 
 def run_search(space: str, **options: Any) -> pd.DataFrame:
@@ -111,6 +113,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m search.run", description="Search ResNet variants: Optuna samples, Ray Tune runs.")
+    parser.add_argument("--config", metavar="FILE", help="settings from a YAML or JSON file, e.g. a finished search's search.json (its provenance is ignored); flags given here win")
     parser.add_argument("--space", help="a registered space (see --list-spaces)")
     parser.add_argument("--list-spaces", action="store_true", help="list the spaces and exit")
     parser.add_argument("--data", default="cifar10", help="cifar10 (downloaded on first use), cifar100, synthetic, or a folder")
@@ -119,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sampler", choices=spaces.SAMPLERS, default=None, help="default: what the space declares (grid for the paper's comparisons, tpe for bottleneck); else grid up to 64 configurations, tpe beyond")
     parser.add_argument("--trials", type=int, default=None, help="tpe/random: configurations to sample; grid: caps the grid (first trials in grid order)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per grid configuration (3 or more for claims)")
+    parser.add_argument("--data-seed", type=int, default=0, help="the seed of the validation and test carve")
     parser.add_argument("--objective", choices=("accuracy", "pareto"), default="accuracy")
     parser.add_argument("--max-gmacs", type=float, default=None, help="skip configurations above this many GMACs")
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="stop launching trials after this long")
@@ -166,8 +170,41 @@ def run_or_collect_planned(args: argparse.Namespace) -> int:
     return 1 if (results["status"] == "failed").any() else 0
 
 
+# search.json keys that record where and when a search ran, not what it is: a --config file
+# made from a finished search ignores them.
+PROVENANCE_KEYS = ("device", "hardware", "precision", "threads", "torch_version", "versions", "git_commit", "recorded_at", "started_at", "command", "launcher")
+
+
+def defaults_from_file(path: str) -> dict[str, Any]:
+    """A --config file's settings as this parser's defaults (so flags given still win)."""
+    from_file = read_config_file(path)
+    fields = [f.name for f in dataclasses.fields(SearchSettings)]
+    unknown = [key for key in from_file if key not in fields and key not in PROVENANCE_KEYS]
+    if unknown:
+        raise unknown_name_error(f"setting in --config {path}:", unknown[0], fields)
+    defaults = {key: value for key, value in from_file.items() if key in fields}
+    if "recipe" in defaults:
+        defaults["recipe"] = [f"{key}={','.join(map(str, value)) if isinstance(value, (list, tuple)) else value}" for key, value in defaults["recipe"].items()]
+    if "plugins" in defaults:
+        defaults["plugins"] = ",".join(defaults["plugins"])
+    if "baselines" in defaults:
+        defaults["no_baselines"] = not defaults.pop("baselines")
+    return defaults
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    preparse = argparse.ArgumentParser(add_help=False)
+    preparse.add_argument("--config", default=None)
+    try:
+        config_file = preparse.parse_known_args(argv)[0].config
+        if config_file:
+            parser.set_defaults(**defaults_from_file(config_file))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         if args.collect or args.run_planned:
             return run_or_collect_planned(args)
@@ -203,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             compile=args.compile,
             out=str(out),
             resume=args.resume,
+            data_seed=args.data_seed,
         )
         if args.plan:
             for trial in plan_experiment(args.space, **options).trials:

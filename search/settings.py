@@ -64,6 +64,8 @@ class SearchSettings:
             words += ["--compile", self.compile]
         if self.retries != SearchSettings.retries:
             words += ["--retries", str(self.retries)]
+        if self.data_seed != SearchSettings.data_seed:
+            words += ["--data-seed", str(self.data_seed)]
         words += ["--out", self.out]
         return shlex.join(words)
 

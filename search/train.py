@@ -52,7 +52,7 @@ from search.checkpoint import (
     drop_resumable_state,
 )
 from search.compilation import COMPILE_MODES, check_mode, compiled, seconds_compiling
-from search.config import TrialConfig, parse_words, typed_overrides
+from search.config import TrialConfig, config_words, parse_words, read_config_file, typed_overrides
 from search.data import DataError, Dataset, Split, data_fingerprint, describe_source, load_dataset
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
@@ -544,21 +544,38 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+TRAIN_FLAGS = ("model", "data", "budget", "seed", "data_seed", "threads", "device", "compile", "out")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # --config FILE: its keys are these flags and any override; flags on the command line win.
+    preparse = argparse.ArgumentParser(add_help=False)
+    preparse.add_argument("--config", default=None)
+    known, argv = preparse.parse_known_args(argv)
+    try:
+        from_file = read_config_file(known.config) if known.config else {}
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="python -m search.train",
         description="Train one zoo variant. Any other --name value is a zoo override (e.g. --shortcut B) or a recipe field (e.g. --epochs 5).",
     )
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True, help="cifar10, cifar100, synthetic, or a folder (CIFAR layout or ImageFolder)")
+    parser.add_argument("--config", metavar="FILE", help="settings from a YAML or JSON file (these flags and any override); flags given here win")
+    parser.add_argument("--model", required="model" not in from_file)
+    parser.add_argument("--data", required="data" not in from_file, help="cifar10, cifar100, synthetic, or a folder (CIFAR layout or ImageFolder)")
     parser.add_argument("--budget", default="quick", help="smoke, quick or paper")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all this process may use)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode: {', '.join(COMPILE_MODES)} (how it runs, not what it computes: a run resumes under another mode)")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required="out" not in from_file)
+    parser.set_defaults(**{key: value for key, value in from_file.items() if key in TRAIN_FLAGS})
     args, extra = parser.parse_known_args(argv)
+    # The file's overrides first, then the command line's: a later --key wins in parse_words.
+    extra = config_words({key: value for key, value in from_file.items() if key not in TRAIN_FLAGS}) + extra
     try:
         zoo.model_card(args.model)
         model_overrides, recipe_overrides = typed_overrides(args.model, parse_words(extra))
