@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
+from tqdm import tqdm
 
 from search import stopping
 from search.data import describe_source
@@ -119,27 +121,71 @@ def error_message(error_file: str | None) -> str:
 
 
 class Progress(tune.Callback):
-    """One short line per trial event, and results.csv rewritten as each trial ends.
+    """One short line per trial event, per-epoch progress with an ETA for the whole search, and
+    results.csv rewritten as each trial ends.
 
-    ``Tuner.restore`` brings back the callbacks pickled with the first run, so all state is
-    (re)loaded in ``setup``, which Ray calls at the start of every ``fit``.
+    Epoch lines are rate-limited to one every ``EPOCH_LINE_SECONDS`` (a log stays readable with
+    dozens of trials); on a terminal they update a live tqdm bar instead. ``Tuner.restore`` brings
+    back the callbacks pickled with the first run, so all state is (re)loaded in ``setup``, which
+    Ray calls at the start of every ``fit``.
     """
 
-    def __init__(self, out: Path, space: str, total: int) -> None:
-        self.out, self.space, self.total = out, space, total
+    EPOCH_LINE_SECONDS = 30.0
+
+    def __init__(self, out: Path, space: str, total: int, at_once: int = 1) -> None:
+        self.out, self.space, self.total, self.at_once = out, space, total, max(1, at_once)
 
     def setup(self, **info: Any) -> None:
         self.started = time.time()
         self.finished: dict[str, dict[str, Any]] = {row["trial_id"]: row for row in read_results(self.out)}
         self.resumed = bool(self.finished)  # rows from an earlier driver of this experiment
         self.running: set[str] = set()
+        self.epochs: dict[str, tuple[int, int, float]] = {}  # running trial -> (done, planned, seconds per epoch)
+        self.last_epoch_line = 0.0
+        self._bar: tqdm | None = None
+
+    @property
+    def bar(self) -> tqdm:
+        """The live bar on a terminal (disabled elsewhere), made on first use: Ray copies and
+        pickles its callbacks, which a bar holding the terminal does not survive."""
+        if getattr(self, "_bar", None) is None:
+            self._bar = tqdm(total=self.total, initial=len(self.finished), unit="trial", dynamic_ncols=True, disable=not sys.stdout.isatty())
+        return self._bar
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_bar"}
 
     def _line(self, text: str) -> None:
         counts = pd.Series([row["status"] for row in self.finished.values()]).value_counts().to_dict()
         done = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
         best = max((r for r in self.finished.values() if r["status"] == "completed"), key=lambda r: r["val_accuracy"] or 0, default=None)
         best_text = f"best val {best['val_accuracy']:.4f} ({best['trial_id']})" if best else "best -"
-        print(f"[{time.time() - self.started:7.0f}s] {len(self.finished)}/{self.total} done ({done}), {len(self.running)} running, {best_text} | {text}", flush=True)
+        tqdm.write(f"[{time.time() - self.started:7.0f}s] {len(self.finished)}/{self.total} done ({done}), {len(self.running)} running, {best_text} | {text}")
+
+    def eta_seconds(self) -> float | None:
+        """Seconds left for the whole search, from the epoch times measured so far: the running
+        trials' remaining epochs, and the unstarted trials at the running ones' mean length,
+        spread over the trials that run at once."""
+        if not self.epochs:
+            return None
+        per_epoch = sum(seconds for _, _, seconds in self.epochs.values()) / len(self.epochs)
+        running = sum((planned - done) * seconds for done, planned, seconds in self.epochs.values())
+        unstarted = max(0, self.total - len(self.finished) - len(self.running))
+        mean_planned = sum(planned for _, planned, _ in self.epochs.values()) / len(self.epochs)
+        return (running + unstarted * mean_planned * per_epoch) / self.at_once
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+        if result.get("status") != "running" or not result.get("epoch"):
+            return
+        epoch, planned, seconds = int(result["epoch"]), int(result.get("epochs_planned") or result["epoch"]), float(result.get("seconds") or 0.0)
+        self.epochs[trial.trial_id] = (epoch, planned, seconds)
+        eta = self.eta_seconds()
+        text = f"{trial.trial_id} epoch {epoch}/{planned} val {result.get('val_accuracy', float('nan')):.4f} ({seconds:.0f} s/epoch); search ETA ~{eta / 60:.0f} min" if eta is not None else ""
+        if not self.bar.disable:
+            self.bar.set_postfix_str(text, refresh=True)
+        elif time.time() - self.last_epoch_line >= self.EPOCH_LINE_SECONDS:
+            self.last_epoch_line = time.time()
+            self._line(text)
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         stopping.current.check(trials)
@@ -149,6 +195,7 @@ class Progress(tune.Callback):
 
     def _finish(self, trial: Any, error: str | None) -> None:
         self.running.discard(trial.trial_id)
+        self.epochs.pop(trial.trial_id, None)
         if (trial.last_result or {}).get("replayed") and trial.trial_id in self.finished:
             return  # a pruning an earlier driver recorded (see run_trial): its row stands
         row = result_row(self.space, trial.trial_id, trial.config, trial.last_result or {}, error)
@@ -157,6 +204,7 @@ class Progress(tune.Callback):
         label = " ".join(f"{k}={v}" for k, v in trial.config.items() if k != "seed")
         accuracy = f" val {row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else ""
         self._line(f"{trial.trial_id} {row['status']}{accuracy}: {label} seed={trial.config.get('seed')}")
+        self.bar.update(1)
         injected_faults().after_trials(len(self.finished), self.resumed)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -164,6 +212,9 @@ class Progress(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._finish(trial, error_message(getattr(trial, "error_file", None)))
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self.bar.close()
 
 
 def remove_abandoned_directory(directory: Path) -> None:
@@ -189,7 +240,7 @@ class Resources:
         return max(1, int(self.cpus_per_trial))
 
 
-def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, resources: Resources, resuming: bool, precision: str) -> pd.DataFrame:
+def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, resources: Resources, resuming: bool, precision: str, callbacks: list[Any] = ()) -> pd.DataFrame:
     """Run (or continue) the trials in Ray Tune, every one in ``precision``; return every trial's row."""
     recorded = {row["trial_id"]: row for row in read_results(out)}  # every earlier driver's finished trials
     context = TrialContext(
@@ -205,7 +256,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
         name="ray",
         storage_path=str(out),
         verbose=0,
-        callbacks=[Progress(out, settings.space, plan.total)],
+        callbacks=[Progress(out, settings.space, plan.total, resources.at_once), *callbacks],
         failure_config=tune.FailureConfig(max_failures=settings.retries),
     )
     ray_dir = out / "ray"

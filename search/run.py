@@ -41,8 +41,12 @@ from search.train import EXIT_INTERRUPTED
 from zoo._registry import unknown_name_error
 
 
-def run_search(space: str, **options: Any) -> pd.DataFrame:
-    """Run (or resume) a search and return its results table, one row per trial."""
+def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -> pd.DataFrame:
+    """Run (or resume) a search and return its results table, one row per trial.
+
+    ``callbacks``: Ray Tune callbacks (``ray.tune.Callback``, logger callbacks such as
+    ``ray.tune.logger.CSVLoggerCallback``) added beside the search's own.
+    """
     settings = SearchSettings(space=space, **options)
     plugins = validate(settings)
     out = Path(settings.out).resolve()
@@ -55,10 +59,10 @@ def run_search(space: str, **options: Any) -> pd.DataFrame:
     # starts; the lease itself is taken once Ray is up.
     Lease(out, "search driver").refuse_if_held()
     with stopping.handled(out):
-        return _run(settings, plugins, out, resuming, plan, dataset)
+        return _run(settings, plugins, out, resuming, plan, dataset, list(callbacks or []))
 
 
-def _run(settings: SearchSettings, plugins: list[Plugin], out: Path, resuming: bool, plan: Plan, dataset: Dataset) -> pd.DataFrame:
+def _run(settings: SearchSettings, plugins: list[Plugin], out: Path, resuming: bool, plan: Plan, dataset: Dataset, callbacks: list[Any]) -> pd.DataFrame:
     started_ray = cluster.connect(settings.address, plugins)
     stopping.reclaim()
     try:
@@ -79,7 +83,7 @@ def _run(settings: SearchSettings, plugins: list[Plugin], out: Path, resuming: b
                 provenance = record(torch.device("cpu"), precision)  # the trials' precision, kept by every resume
                 settings_record = {**asdict(settings), **provenance, "started_at": provenance["recorded_at"], "command": settings.command()}
                 zoo.write_atomically(out / SETTINGS_FILE, json.dumps(settings_record, indent=2, sort_keys=True) + "\n")
-            return launch.fit(settings, plan, plugins, out, resources, resuming, precision)
+            return launch.fit(settings, plan, plugins, out, resources, resuming, precision, callbacks)
     finally:
         if started_ray:
             cluster.disconnect()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -21,6 +22,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from ray import tune
 
 import search
 from leaderboards.schema import read_table
@@ -142,7 +144,18 @@ def test_collecting_a_plan_gives_the_rows_and_study_of_the_ray_search_of_the_sam
     assert len(said) == 1 and said[0].startswith("planned: 10 of 10 planned trials finished; running 0,")
 
 
-def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_path: Path) -> None:
+class EpochRecorder(tune.Callback):
+    """A user's Ray Tune callback, passed through run_search(callbacks=...)."""
+
+    def __init__(self) -> None:
+        self.epochs: dict[str, list[int]] = {}
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+        if result.get("status") == "running":
+            self.epochs.setdefault(trial.trial_id, []).append(int(result["epoch"]))
+
+
+def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A tuning space of depth-8 ResNets (the bottleneck space's widest nets train at a few
     # images/s on one thread); what is tested is the sampled design: ASHA stops, PRUNED states, seeding.
     @search.register_space("test_tpe_small", sampler="tpe")
@@ -153,7 +166,11 @@ def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_p
         return {"model": "resnet20", "depth": 8}
 
     common = dict(data="synthetic", budget="smoke", baselines=False, recipe=recipe("epochs=4"))
-    results = run_search("test_tpe_small", trials=9, out=str(tmp_path / "a"), **common)
+    recorder = EpochRecorder()
+    results = run_search("test_tpe_small", trials=9, out=str(tmp_path / "a"), callbacks=[recorder], **common)
+    # The user's callback saw every epoch of every trial; the driver printed progress with an ETA.
+    assert {trial_id: epochs[-1] for trial_id, epochs in recorder.epochs.items()} == dict(zip(results["trial_id"], results["epochs"]))
+    assert re.search(r"\w+ epoch [1-4]/4 val [0-9.]+ \(\d+ s/epoch\); search ETA ~\d+ min", capsys.readouterr().out)
     study = load_study(tmp_path / "a", "test_tpe_small")
     states = {t.user_attrs["ray_trial_id"]: t.state for t in study.trials}
     assert len(states) == len(results) == 9
