@@ -87,11 +87,35 @@ def summary_report(summary: dict[str, Any], where: dict[str, Any], epochs_planne
     return report
 
 
+NESTED_COLUMNS = ("recipe", "splits")  # JSON text in the CSV, nested in Parquet
+
+
 def write_results(out: Path, rows: list[dict[str, Any]]) -> Path:
     """Write ``out/results.csv`` atomically (a kill never leaves half a table), and beside it
-    ``curves.csv``: every trial's per-epoch metrics in one table."""
+    ``curves.csv``: every trial's per-epoch metrics in one table; and ``results.parquet`` where
+    pyarrow is installed (the ``parquet`` extra). The CSV is the contract."""
     write_curves(out, [str(row["trial_id"]) for row in rows])
-    return zoo.write_atomically(out / "results.csv", results_frame(rows).to_csv(index=False))
+    frame = results_frame(rows)
+    written = zoo.write_atomically(out / "results.csv", frame.to_csv(index=False))
+    write_parquet(out / "results.parquet", frame)
+    return written
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> Path | None:
+    """The results table as Parquet, the JSON columns as nested columns (a recipe is a struct, a
+    list a list); None where pyarrow is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    for record in records:
+        for column in NESTED_COLUMNS:
+            if isinstance(record.get(column), str):
+                record[column] = json.loads(record[column])
+    table = pa.Table.from_pylist(records)
+    return zoo.write_atomically(path, lambda temporary: pq.write_table(table, str(temporary)))
 
 
 def write_curves(out: Path, trial_ids: list[str]) -> Path:

@@ -35,3 +35,17 @@ def test_a_trial_that_never_reported_is_described_from_its_configuration() -> No
     failed = result_row("shortcuts", "t1", {"model": "resnet20", "shortcut": "none", "depth": 56, "seed": 2}, {}, "Traceback...\nRuntimeError: boom")
     assert (failed["status"], failed["error"], failed["depth"], failed["shortcut"]) == ("failed", "RuntimeError: boom", 56, "none")
     assert failed["params"] > 0 and failed["config_shortcut"] == "none" and failed["seed"] == 2
+
+
+def test_parquet_beside_the_csv_has_the_json_columns_nested(tmp_path: Path) -> None:
+    import pandas as pd
+
+    rows = [row("a1", "A", 0), row("b2", "B", 1)]
+    rows[0]["recipe"] = '{"epochs": 2, "lr": 0.1, "milestones": [0.5, 0.75]}'
+    rows[1]["recipe"] = '{"epochs": 2, "lr": 0.2, "milestones": [0.5, 0.75]}'
+    write_results(tmp_path, rows)
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    csv = load_results(tmp_path)
+    assert list(table["trial_id"]) == list(csv["trial_id"]) and list(table.columns) == list(csv.columns)
+    assert table["recipe"].iloc[1]["lr"] == 0.2 and list(table["recipe"].iloc[0]["milestones"]) == [0.5, 0.75]
+    assert list(table["val_accuracy"]) == list(csv["val_accuracy"])
