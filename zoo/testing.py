@@ -30,7 +30,9 @@ def check_block_contract(block: str, shortcut: str, *, seed: int = 0) -> None:
     # The branch alone: channels * expansion out, spatial size divided by the stride.
     branch = cls(8, 4, 2)
     preact = getattr(branch, "preact", None)
-    assert (preact is not None) == (pre_activation != "none"), f"{block}: pre_activation {pre_activation!r} but preact is {preact!r}"
+    # A preact module is what the unit applies first, so the block must say it pre-activates (a
+    # block may also pre-activate inside its own forward, without one).
+    assert preact is None or pre_activation != "none", f"{block}: has a preact module but pre_activation is 'none'"
     x = torch.randn(2, 8, 8, 8)
     y = branch(preact(x) if preact is not None else x)
     assert y.shape == (2, 4 * branch.expansion, 4, 4), f"{block}: branch output {tuple(y.shape)}"
