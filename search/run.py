@@ -34,7 +34,7 @@ from search.plan import Plan, estimate_minutes, make_plan
 from search.planned import PlannedExperiment, collect, plan_experiment, run_planned
 from search.plugins import Plugin, import_plugins
 from search.provenance import hardware_name, record, resolve_search_precision
-from search.recipes import resolve_recipe
+from search.recipes import recipe_fields, resolve_recipe
 from search.results import SearchInterrupted
 from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, validate
 from search.train import EXIT_INTERRUPTED
@@ -116,7 +116,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m search.run", description="Search ResNet variants: Optuna samples, Ray Tune runs.")
+    parser = OneLineParser(
+        prog="python -m search.run", description="Search ResNet variants: Optuna samples, Ray Tune runs.",
+        epilog=f"--recipe fields: {', '.join(recipe_fields())}. Spaces: --list-spaces.",
+    )
     parser.add_argument("--config", metavar="FILE", help="settings from a YAML or JSON file, e.g. a finished search's search.json (its provenance is ignored); flags given here win")
     parser.add_argument("--space", help="a registered space (see --list-spaces)")
     parser.add_argument("--list-spaces", action="store_true", help="list the spaces and exit")

@@ -57,7 +57,7 @@ from search.data import DataError, Dataset, Split, data_fingerprint, describe_so
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import autocast, record, resolve_device, resolve_precision
-from search.recipes import Recipe
+from search.recipes import Recipe, recipe_fields
 from search.testing import Faults, injected_faults
 from zoo.size import available_memory_bytes
 
@@ -561,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m search.train",
         description="Train one zoo variant. Any other --name value is a zoo override (e.g. --shortcut B) or a recipe field (e.g. --epochs 5).",
+        epilog=f"recipe fields: {', '.join('--' + f.replace('_', '-') for f in recipe_fields())}. "
+        f"Model options (ResNets; python -m zoo list for the models): {', '.join('--' + o.replace('_', '-') for o in zoo.model_options('resnet20'))}; a bottleneck block adds {', '.join('--' + o.replace('_', '-') for o in sorted(set(zoo.model_options('resnet50')) - set(zoo.model_options('resnet20'))))}.",
     )
     parser.add_argument("--config", metavar="FILE", help="settings from a YAML or JSON file (these flags and any override); flags given here win")
     parser.add_argument("--model", required="model" not in from_file)
