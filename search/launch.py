@@ -217,6 +217,27 @@ class Progress(tune.Callback):
         self.bar.close()
 
 
+def logger_callbacks(settings: SearchSettings, out: Path) -> list[Any]:
+    """Ray's logger callbacks for ``--log``: TensorBoard event files and CSV progress tables in
+    each trial's folder under ``OUT/ray/``, and an MLflow file store in ``OUT/mlruns`` (no server:
+    ``mlflow ui --backend-store-uri OUT/mlruns``), one MLflow run per trial."""
+    from ray.tune.logger import CSVLoggerCallback, TBXLoggerCallback
+
+    made: list[Any] = []
+    if "tensorboard" in settings.log:
+        made.append(TBXLoggerCallback())
+    if "csv" in settings.log:
+        made.append(CSVLoggerCallback())
+    if "mlflow" in settings.log:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        # MLflow 3 asks file stores to opt in (it steers users to a database); a file store is
+        # what needs no server and travels with the experiment.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        made.append(MLflowLoggerCallback(tracking_uri=(out / "mlruns").as_uri(), experiment_name=settings.space, save_artifact=False))
+    return made
+
+
 def remove_abandoned_directory(directory: Path) -> None:
     """An abandoned trial's directory: its parameters run again as a new trial, so what it holds
     (a partial checkpoint) would only be an orphan. Kept while a live process still owns it."""
@@ -256,7 +277,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
         name="ray",
         storage_path=str(out),
         verbose=0,
-        callbacks=[Progress(out, settings.space, plan.total, resources.at_once), *callbacks],
+        callbacks=[Progress(out, settings.space, plan.total, resources.at_once), *logger_callbacks(settings, out), *callbacks],
         failure_config=tune.FailureConfig(max_failures=settings.retries),
     )
     ray_dir = out / "ray"

@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plugins", default="", metavar="MODULE[,MODULE]", help="modules that register blocks or spaces")
     parser.add_argument("--no-baselines", action="store_true", help="do not train the VGG baseline beside the space")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode for every trial: {', '.join(COMPILE_MODES)} (not part of a trial's identity: a resume may change it)")
+    parser.add_argument("--log", default="", metavar="LOGGER[,LOGGER]", help="experiment loggers: tensorboard, csv (files per trial under OUT/ray/), mlflow (a file store in OUT/mlruns; the mlflow extra)")
     parser.add_argument("--retries", type=int, default=2, help="restarts of a trial that crashed (a lost node, a full disk; bad input is never retried)")
     parser.add_argument("--out", default=None, help="experiment directory (default: experiments/SPACE)")
     parser.add_argument("--resume", action="store_true", help="continue the experiment in --out (re-running with the same --out does too)")
@@ -192,8 +193,9 @@ def defaults_from_file(path: str) -> dict[str, Any]:
     defaults = {key: value for key, value in from_file.items() if key in fields}
     if "recipe" in defaults:
         defaults["recipe"] = [f"{key}={','.join(map(str, value)) if isinstance(value, (list, tuple)) else value}" for key, value in defaults["recipe"].items()]
-    if "plugins" in defaults:
-        defaults["plugins"] = ",".join(defaults["plugins"])
+    for joined in ("plugins", "log"):
+        if joined in defaults:
+            defaults[joined] = ",".join(defaults[joined])
     if "baselines" in defaults:
         defaults["no_baselines"] = not defaults.pop("baselines")
     return defaults
@@ -245,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             baselines=not args.no_baselines,
             retries=args.retries,
             compile=args.compile,
+            log=[name for name in args.log.split(",") if name],
             out=str(out),
             resume=args.resume,
             data_seed=args.data_seed,

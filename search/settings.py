@@ -15,6 +15,7 @@ from search.plugins import Plugin, import_plugins
 from search.recipes import resolve_recipe
 
 OBJECTIVES = ("accuracy", "pareto")
+LOGGERS = ("tensorboard", "csv", "mlflow")
 SETTINGS_FILE = "search.json"
 # What must match for a later command to continue an experiment rather than start another.
 EXPERIMENT_KEYS = ("space", "data", "budget", "recipe", "sampler", "seeds", "objective", "baselines")
@@ -44,6 +45,7 @@ class SearchSettings:
     data_seed: int = 0
     retries: int = 2  # Ray restarts a trial that crashed (not one refused for bad input) this many times
     compile: str = "off"  # how trials run (search.compilation), not what they compute: a resume may change it
+    log: list[str] = field(default_factory=list)  # experiment loggers (LOGGERS), how a search is watched, not what it is
 
     def command(self) -> str:
         """The ``search.run`` command line that reproduces the search."""
@@ -66,6 +68,8 @@ class SearchSettings:
             words += ["--retries", str(self.retries)]
         if self.data_seed != SearchSettings.data_seed:
             words += ["--data-seed", str(self.data_seed)]
+        if self.log:
+            words += ["--log", ",".join(self.log)]
         words += ["--out", self.out]
         return shlex.join(words)
 
@@ -80,6 +84,14 @@ def validate(settings: SearchSettings) -> list[Plugin]:
         raise ValueError(f"unknown objective {settings.objective!r}; valid: {', '.join(OBJECTIVES)}")
     resolve_recipe(settings.budget, settings.recipe)
     check_mode(settings.compile)
+    for logger in settings.log:
+        if logger not in LOGGERS:
+            raise ValueError(f"unknown --log {logger!r}; valid: {', '.join(LOGGERS)}")
+    if "mlflow" in settings.log:
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            raise ValueError("--log mlflow needs MLflow: pip install -e \".[mlflow]\" (mlflow-skinny; no server needed)") from None
     for name in ("trials", "seeds", "max_gmacs", "time_budget", "cpus_per_trial"):
         value = getattr(settings, name)
         if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import optuna
 import pandas as pd
 import pytest
@@ -167,7 +168,14 @@ def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_p
 
     common = dict(data="synthetic", budget="smoke", baselines=False, recipe=recipe("epochs=4"))
     recorder = EpochRecorder()
-    results = run_search("test_tpe_small", trials=9, out=str(tmp_path / "a"), callbacks=[recorder], **common)
+    results = run_search("test_tpe_small", trials=9, out=str(tmp_path / "a"), callbacks=[recorder], log=["tensorboard", "csv", "mlflow"], **common)
+    # --log: Ray's TensorBoard and CSV files per trial, and an MLflow file store read back with MLflow's own API.
+    for trial_id in results["trial_id"]:
+        assert list((tmp_path / "a" / "ray" / trial_id).glob("events.out.tfevents.*")) and (tmp_path / "a" / "ray" / trial_id / "progress.csv").exists()
+    mlflow.set_tracking_uri((tmp_path / "a" / "mlruns").as_uri())
+    runs = mlflow.search_runs(experiment_names=["test_tpe_small"])
+    assert len(runs) == 9 and runs["metrics.val_accuracy"].notna().all()
+    assert sorted(runs["params.shortcut"].tolist()) == sorted(results["config_shortcut"].tolist())
     # The user's callback saw every epoch of every trial; the driver printed progress with an ETA.
     assert {trial_id: epochs[-1] for trial_id, epochs in recorder.epochs.items()} == dict(zip(results["trial_id"], results["epochs"]))
     assert re.search(r"\w+ epoch [1-4]/4 val [0-9.]+ \(\d+ s/epoch\); search ETA ~\d+ min", capsys.readouterr().out)
@@ -332,6 +340,7 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
         (["--space", "shortcuts", "--resume"], "--resume: no experiment"),
         (["--space", "shortcuts", "--data", "/no/such/dir"], "neither a data set name"),
         (["--space", "shortcuts", "--compile", "fast"], "unknown compile mode 'fast'; valid: off, default,"),
+        (["--space", "shortcuts", "--log", "csv,wandb"], "unknown --log 'wandb'; valid: tensorboard, csv, mlflow"),
         (["--space", "bottleneck", "--plan"], "--plan needs a grid design; bottleneck is sampled"),
         (["--collect", "/no/such/experiment"], "holds no planned experiment (no plan.json)"),
     ],
