@@ -45,6 +45,16 @@ def _provenance(settings: dict[str, Any]) -> list[str]:
     ]
 
 
+# One line style per design on every probe plot: plain dashed, residual solid, pre-activation dotted.
+LINE_STYLES = {"plain": "--", "residual": "-", "pre-activation": ":"}
+
+
+def _finish_axes(*axes_list: Any) -> None:
+    for axes in axes_list:
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=7)
+
+
 def _save(figure: Any, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, metadata={"Software": None})
@@ -99,9 +109,8 @@ def gradient_claims(table: pd.DataFrame) -> list[Claim]:
 
 def render_gradients_page(table: pd.DataFrame, settings: dict[str, Any], out_dir: Path) -> str:
     figure, (norms, correlations) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
-    styles = {"plain": "--", "residual": "-", "pre-activation": ":"}
     for model, rows in table.groupby("model", sort=False):
-        style = styles.get(rows["family"].iloc[0], "-")
+        style = LINE_STYLES.get(rows["family"].iloc[0], "-")
         norms.plot(rows["position"], rows["grad_norm"], style, label=model)
         correlations.plot(rows["position"], rows["correlation"], style, label=model)
     norms.set_yscale("log")
@@ -109,8 +118,7 @@ def render_gradients_page(table: pd.DataFrame, settings: dict[str, Any], out_dir
     correlations.set_ylabel("gradient correlation, nearby inputs")
     for axes in (norms, correlations):
         axes.set_xlabel("unit position (0 = first unit after the stem, 1 = last)")
-        axes.grid(True, alpha=0.3)
-        axes.legend(fontsize=7)
+    _finish_axes(norms, correlations)
     _save(figure, out_dir / "gradients-by-depth.png")
     summary = []
     for model, rows in table.groupby("model", sort=False):
@@ -242,7 +250,7 @@ def response_claims(table: pd.DataFrame) -> list[Claim]:
 def render_responses_page(table: pd.DataFrame, settings: dict[str, Any], out_dir: Path) -> str:
     figure, (by_layer, by_rank) = plt.subplots(2, 1, figsize=(8, 7), dpi=100)
     for label, rows in table.groupby("label", sort=False):
-        style = "--" if rows["family"].iloc[0] == "plain" else "-"
+        style = LINE_STYLES.get(rows["family"].iloc[0], "-")
         over_seeds = rows.groupby("layer")["std"].mean()  # the seeds' mean, per layer
         by_layer.plot(over_seeds.index, over_seeds.values, style, label=label)
         ranked = rows.groupby("rank")["std"].mean()
@@ -251,8 +259,7 @@ def render_responses_page(table: pd.DataFrame, settings: dict[str, Any], out_dir
     by_rank.set_xlabel("layer index (sorted by magnitude)")
     for axes in (by_layer, by_rank):
         axes.set_ylabel("std of the layer's response")
-        axes.grid(True, alpha=0.3)
-        axes.legend(fontsize=7)
+    _finish_axes(by_layer, by_rank)
     _save(figure, out_dir / "responses-by-layer.png")
     per_run = mean_responses(table)
     rows = [[r["label"], int(r["seed"]), r["val_accuracy"], int(r["layers"]), r["mean_std"], r["min_std"], r["max_std"]] for _, r in per_run.iterrows()]

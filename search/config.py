@@ -178,6 +178,17 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
+def config_option(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """(path, settings) of the ``--config FILE`` among ``argv`` ((None, {}) without one), read
+    before the command's own parser so the file can supply its defaults and required values."""
+    import argparse
+
+    preparse = argparse.ArgumentParser(add_help=False)
+    preparse.add_argument("--config", default=None)
+    path = preparse.parse_known_args(argv)[0].config
+    return path, read_config_file(path) if path else {}
+
+
 def config_words(values: dict[str, Any]) -> list[str]:
     """{key: value} from a file -> ``--key value`` words, lists comma-joined (as typed)."""
     words = []

@@ -27,7 +27,7 @@ import torch
 import zoo
 from search import cluster, spaces, stopping
 from search.compilation import COMPILE_MODES
-from search.config import parse_assignments, read_config_file, typed_overrides
+from search.config import config_option, parse_assignments, typed_overrides
 from search.data import DataError, Dataset, load_dataset
 from search.lease import Lease
 from search.plan import Plan, estimate_minutes, make_plan
@@ -183,9 +183,8 @@ def run_or_collect_planned(args: argparse.Namespace) -> int:
 PROVENANCE_KEYS = ("device", "hardware", "precision", "threads", "torch_version", "versions", "git_commit", "recorded_at", "started_at", "command", "launcher")
 
 
-def defaults_from_file(path: str) -> dict[str, Any]:
+def defaults_from_file(path: str | None, from_file: dict[str, Any]) -> dict[str, Any]:
     """A --config file's settings as this parser's defaults (so flags given still win)."""
-    from_file = read_config_file(path)
     fields = [f.name for f in dataclasses.fields(SearchSettings)]
     unknown = [key for key in from_file if key not in fields and key not in PROVENANCE_KEYS]
     if unknown:
@@ -204,12 +203,8 @@ def defaults_from_file(path: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    preparse = argparse.ArgumentParser(add_help=False)
-    preparse.add_argument("--config", default=None)
     try:
-        config_file = preparse.parse_known_args(argv)[0].config
-        if config_file:
-            parser.set_defaults(**defaults_from_file(config_file))
+        parser.set_defaults(**defaults_from_file(*config_option(argv)))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -52,7 +52,7 @@ from search.checkpoint import (
     drop_resumable_state,
 )
 from search.compilation import COMPILE_MODES, check_mode, compiled, seconds_compiling
-from search.config import TrialConfig, config_words, parse_words, read_config_file, typed_overrides
+from search.config import TrialConfig, config_option, config_words, parse_words, typed_overrides
 from search.data import DataError, Dataset, Split, data_fingerprint, describe_source, load_dataset
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
@@ -550,11 +550,8 @@ TRAIN_FLAGS = ("model", "data", "budget", "seed", "data_seed", "threads", "devic
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # --config FILE: its keys are these flags and any override; flags on the command line win.
-    preparse = argparse.ArgumentParser(add_help=False)
-    preparse.add_argument("--config", default=None)
-    known, argv = preparse.parse_known_args(argv)
     try:
-        from_file = read_config_file(known.config) if known.config else {}
+        _, from_file = config_option(argv)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -219,7 +219,7 @@ class PreActBottleneck(BottleneckBranch):
 
 
 @register("basic_bn_after_add")
-class BNAfterAdditionBasic(BasicBranch):
+class BNAfterAdditionBasic(BasicBlock):
     """Fig. 4b: conv-BN-ReLU-conv, then BN and ReLU on the sum (the unit applies them)."""
 
     after_addition = "bn_relu"
@@ -227,13 +227,8 @@ class BNAfterAdditionBasic(BasicBranch):
     last_layer = "conv2"
 
     def build(self, in_channels: int, channels: int, out_channels: int, stride: int) -> None:
-        self.conv1 = conv3x3(in_channels, channels, stride)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(channels, out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.relu(self.bn1(self.conv1(x))))
+        super().build(in_channels, channels, out_channels, stride)
+        self.bn2 = nn.Identity()  # the original's last BN, moved after the addition
 
 
 @register("basic_relu_before_add")
@@ -249,28 +244,20 @@ class ReLUBeforeAdditionBasic(BasicBlock):
 
 
 @register("relu_preact_basic")
-class ReLUPreActBasicBlock(BasicBranch):
-    """Fig. 4d: ReLU-conv-BN-ReLU-conv-BN, nothing after the addition."""
+class ReLUPreActBasicBlock(BasicBlock):
+    """Fig. 4d: ReLU-conv-BN-ReLU-conv-BN, nothing after the addition: the original's layers with
+    its ReLU moved from after the addition to before the branch (the unit applies ``preact``)."""
 
     pre_activation, after_addition = "relu", "none"
     block_name = "relu_preact_basic"
-    last_layer = "bn2"
 
     def build(self, in_channels: int, channels: int, out_channels: int, stride: int) -> None:
         self.preact = relu_only_preactivation()
-        self.conv1 = conv3x3(in_channels, channels, stride)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(channels, out_channels)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x is already ReLU'd by the unit (self.preact).
-        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        super().build(in_channels, channels, out_channels, stride)
 
 
 @register("bottleneck_bn_after_add")
-class BNAfterAdditionBottleneck(BottleneckBranch):
+class BNAfterAdditionBottleneck(Bottleneck):
     """Fig. 4b, bottleneck: 1x1-BN-ReLU-3x3-BN-ReLU-1x1, then BN and ReLU on the sum."""
 
     after_addition = "bn_relu"
@@ -278,17 +265,8 @@ class BNAfterAdditionBottleneck(BottleneckBranch):
     last_layer = "conv3"
 
     def build(self, in_channels: int, width: int, out_channels: int, stride_1x1: int, stride_3x3: int, groups: int) -> None:
-        self.conv1 = conv1x1(in_channels, width, stride_1x1)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride_3x3, groups)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = conv1x1(width, out_channels)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.relu(self.bn2(self.conv2(x)))
-        return self.conv3(x)
+        super().build(in_channels, width, out_channels, stride_1x1, stride_3x3, groups)
+        self.bn3 = nn.Identity()  # the original's last BN, moved after the addition
 
 
 @register("bottleneck_relu_before_add")
@@ -304,27 +282,15 @@ class ReLUBeforeAdditionBottleneck(Bottleneck):
 
 
 @register("relu_preact_bottleneck")
-class ReLUPreActBottleneck(BottleneckBranch):
+class ReLUPreActBottleneck(Bottleneck):
     """Fig. 4d, bottleneck: ReLU-1x1-BN-ReLU-3x3-BN-ReLU-1x1-BN, nothing after the addition."""
 
     pre_activation, after_addition = "relu", "none"
     block_name = "relu_preact_bottleneck"
-    last_layer = "bn3"
 
     def build(self, in_channels: int, width: int, out_channels: int, stride_1x1: int, stride_3x3: int, groups: int) -> None:
         self.preact = relu_only_preactivation()
-        self.conv1 = conv1x1(in_channels, width, stride_1x1)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride_3x3, groups)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = conv1x1(width, out_channels)
-        self.bn3 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.relu(self.bn2(self.conv2(x)))
-        return self.bn3(self.conv3(x))
+        super().build(in_channels, width, out_channels, stride_1x1, stride_3x3, groups)
 
 
 # The built-in blocks by design and ordering: what the ``preact`` space and its claims compare.

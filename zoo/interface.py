@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import torch
@@ -21,18 +22,19 @@ FAMILY_DATA = {
 }
 
 
-class ClassifierInterface:
+class ClassifierInterface(abc.ABC):
     """Mixin for nn.Module networks with ``family``, ``in_chans``, ``default_input_size``,
     ``num_classes``, ``num_features`` and a last Linear at ``classifier_name`` (a dotted path)."""
 
     classifier_name: str
 
+    @abc.abstractmethod
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The last feature map, before pooling."""
 
+    @abc.abstractmethod
     def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled and flattened features, what the last Linear reads."""
-        raise NotImplementedError
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.pre_logits(x)
