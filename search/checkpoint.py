@@ -55,11 +55,13 @@ def latest_state(path: Path, device: torch.device | str = "cpu") -> tuple[dict[s
     return load_state(previous, device), f"{problem}; resuming from the previous epoch's checkpoint {previous}"
 
 
-def check_resumable(path: Path, identity: dict[str, Any]) -> None:
-    """Refuse to resume a checkpoint of a different run (other model, data, recipe or seed)."""
+def check_resumable(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """Refuse to resume a checkpoint of a different run (other model, data, recipe or seed);
+    return the checkpoint's choices made at the start (``precision``, ``data_path``), if any."""
     state, _ = latest_state(path)
     if state is not None and state.get("config") != identity:
         raise ValueError(f"{path.parent.parent} holds a different run (checkpoint config differs); choose another --out")
+    return None if state is None else {"precision": state.get("precision"), "data_path": state.get("data_path")}
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Progress:
     best_epoch: int = 0
     in_epoch: EpochPosition | None = None  # where an interrupted epoch stopped
     precision: str | None = None  # as resolved when the run started ("auto" decided once)
+    data_path: str | None = None  # "memory" or "stream", as resolved when the run started
     compile_seconds: float = 0.0
 
 
@@ -125,6 +128,7 @@ class TrainingState:
             "best_epoch": progress.best_epoch,
             "in_epoch": progress.in_epoch.to_state() if progress.in_epoch else None,
             "precision": progress.precision,
+            "data_path": progress.data_path,
             "compile_seconds": progress.compile_seconds,
         }
         previous = previous_path(path)
@@ -147,7 +151,7 @@ class TrainingState:
             rows=list(state["metrics"]), epoch=state["epoch"], best_val_accuracy=state["best_val_accuracy"],
             wall_seconds=state["wall_seconds"], train_seconds=state["train_seconds"], images_seen=state["images_seen"],
             best_epoch=state.get("best_epoch", 0), in_epoch=EpochPosition.from_state(state.get("in_epoch")),
-            precision=state.get("precision"), compile_seconds=state.get("compile_seconds", 0.0),
+            precision=state.get("precision"), data_path=state.get("data_path"), compile_seconds=state.get("compile_seconds", 0.0),
         ), note
 
 

@@ -27,8 +27,9 @@ RESERVED_KEYS = ("model", "seed")
 class TrialConfig:
     """Everything that defines a run; two runs with equal identities compute the same thing.
 
-    ``threads``, ``device`` and ``compile`` are how it runs, not what it computes: they stay out
-    of the identity, so a run planned or started on one machine resumes on another, compiled or not.
+    ``threads``, ``device``, ``compile`` and ``checkpoint_minutes`` are how it runs, not what it
+    computes: they stay out of the identity, so a run planned or started on one machine resumes on
+    another, compiled or not.
     """
 
     model: str
@@ -41,9 +42,12 @@ class TrialConfig:
     threads: int | None = None  # None: leave torch's setting alone
     device: str = "auto"
     compile: str = "off"  # a torch.compile mode (search.compilation)
+    checkpoint_minutes: float = 10.0  # within a long epoch, a checkpoint at least this often
 
     def recipe(self) -> Recipe:
-        return resolve_recipe(self.budget, self.recipe_overrides)
+        """The budget's recipe for this model's family (CIFAR nets at 32 px, ImageNet nets at
+        224), with the overrides applied."""
+        return resolve_recipe(self.budget, self.recipe_overrides, zoo.model_card(self.model).family)
 
     def identity(self) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed by this config (and what pairs seeds)."""
@@ -68,6 +72,8 @@ class TrialConfig:
         words += ["--device", self.device]
         if self.compile != "off":
             words += ["--compile", self.compile]
+        if self.checkpoint_minutes != TrialConfig.checkpoint_minutes:
+            words += ["--checkpoint-minutes", str(self.checkpoint_minutes)]
         words += ["--out", str(out)]
         return shlex.join(words)
 

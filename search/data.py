@@ -1,4 +1,10 @@
-"""Data for trials: decoded once into uint8 tensors, cached on disk, split by a seeded carve.
+"""Data for trials: split by a seeded carve, then held in memory or streamed from the files.
+
+Two paths (``Recipe.data_path``): **memory** decodes every image once into uint8 tensors at its
+rest size (``search.views.at_rest``: the shorter side resized to ``eval_resize``, the central
+square), cached on disk, and augments whole batches on the device; **stream** keeps the file
+names and decodes each batch in loader workers (``search.stream``), for folders whose decoded size
+would not fit comfortably in memory (``choose_data_path``). CIFAR sources are always in memory.
 
 Sources (``--data``): ``cifar10`` / ``cifar100`` (torchvision, downloaded on first use into the
 cache directory), ``synthetic`` (generated, deterministic per seed), or a folder holding
@@ -15,6 +21,7 @@ import functools
 import hashlib
 import os
 import pickle
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,8 @@ from typing import Any
 import torch
 
 import zoo
+from search.views import ImageError, at_rest
+from zoo.size import available_memory_bytes
 
 CIFAR_SOURCES = {"cifar10": ("CIFAR10", "cifar-10-batches-py"), "cifar100": ("CIFAR100", "cifar-100-python")}
 SOURCES = ("cifar10", "cifar100", "synthetic", "a folder path")
@@ -44,17 +53,34 @@ class Split:
 
 
 @dataclass(frozen=True)
+class FileSplit:
+    """A split read from its files while it trains (the streaming path)."""
+
+    files: tuple[str, ...]
+    labels: torch.Tensor  # int64, (N,)
+    rest_size: int  # the side its images are put at rest at (search.views.at_rest)
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+    def take(self, index: torch.Tensor) -> FileSplit:
+        return FileSplit(tuple(self.files[i] for i in index.tolist()), self.labels[index], self.rest_size)
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
-    train: Split
-    val: Split
-    test: Split | None
+    train: Split | FileSplit
+    val: Split | FileSplit
+    test: Split | FileSplit | None
     num_classes: int
     mean: tuple[float, float, float]  # per channel, of the training split, in [0, 1]
     std: tuple[float, float, float]
     val_source: str  # "folder" or "carved"
     test_source: str | None  # "folder", "carved" or None
     classes: tuple[str, ...] = ()  # the class names, in label order
+    path: str = "memory"  # "memory" (Split) or "stream" (FileSplit)
+    rest_size: int = 32  # every image's side at rest: what evaluation crops from
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test) if self.test else 0}
@@ -186,27 +212,23 @@ def _image_files(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     return classes, files
 
 
-def _decode_folder(root: Path, image_size: int) -> tuple[Split, list[str]]:
-    """Decode every image once with Pillow (this runs only when the cache misses)."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
+def _decode_folder(root: Path, rest_size: int) -> tuple[Split, list[str]]:
+    """Decode every image once, at rest (this runs only when the cache misses)."""
     classes, files = _image_files(root)
-    images = torch.empty(len(files), 3, image_size, image_size, dtype=torch.uint8)
+    images = torch.empty(len(files), 3, rest_size, rest_size, dtype=torch.uint8)
     labels = torch.empty(len(files), dtype=torch.int64)
     for i, (file, label) in enumerate(files):
-        path = Path(file)
         try:
-            with Image.open(path) as handle:
-                image = handle.convert("RGB")
-                if image.size != (image_size, image_size):
-                    image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
-                pixels = np.array(image)  # a writable copy for torch.from_numpy
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise DataError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
-        images[i] = torch.from_numpy(pixels).permute(2, 0, 1)
+            images[i] = at_rest(file, rest_size)
+        except ImageError as error:
+            raise DataError(str(error)) from None
         labels[i] = label
     return Split(images, labels), classes
+
+
+def _list_folder(root: Path, rest_size: int) -> tuple[FileSplit, list[str]]:
+    classes, files = _image_files(root)
+    return FileSplit(tuple(file for file, _ in files), torch.tensor([label for _, label in files], dtype=torch.int64), rest_size), classes
 
 
 def _listing(root: Path) -> list[tuple[str, os.stat_result]]:
@@ -229,10 +251,10 @@ def _listing(root: Path) -> list[tuple[str, os.stat_result]]:
     return files
 
 
-def _folder_fingerprint(root: Path, image_size: int) -> str:
+def _folder_fingerprint(root: Path, rest_size: int) -> str:
     """The decoded cache's key: changes when any file under ``root`` is added, removed, resized
-    or touched."""
-    digest = hashlib.sha256(f"{root.resolve()}|{image_size}".encode())
+    or touched (and with the way images are put at rest: ``at-rest`` is its version)."""
+    digest = hashlib.sha256(f"{root.resolve()}|at-rest|{rest_size}".encode())
     for relative, stat in _listing(root):
         digest.update(f"{relative}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
@@ -251,13 +273,13 @@ def data_fingerprint(spec: str) -> str:
     return f"folder:{digest.hexdigest()[:16]}"
 
 
-def load_folder_cached(root: Path, image_size: int) -> tuple[Split, list[str]]:
+def load_folder_cached(root: Path, rest_size: int) -> tuple[Split, list[str]]:
     """Decode an ImageFolder split once; later starts read the uint8 tensor back in about a second."""
-    cache = cache_root() / "decoded" / f"{root.parent.name}-{root.name}-{_folder_fingerprint(root, image_size)}.pt"
+    cache = cache_root() / "decoded" / f"{root.parent.name}-{root.name}-{_folder_fingerprint(root, rest_size)}.pt"
     if cache.exists():
         stored = torch.load(cache, weights_only=True)
         return Split(stored["images"], stored["labels"]), list(stored["classes"])
-    split, classes = _decode_folder(root, image_size)
+    split, classes = _decode_folder(root, rest_size)
     cache.parent.mkdir(parents=True, exist_ok=True)
     stored = {"images": split.images, "labels": split.labels, "classes": classes}
     zoo.write_atomically(cache, lambda temporary: torch.save(stored, temporary))  # concurrent trials never read half a cache
@@ -273,17 +295,51 @@ def carve_size(requested: int, available: int) -> int:
     return max(1, min(requested, available // 10))
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    total = torch.zeros(3, dtype=torch.float64)
-    squares = torch.zeros(3, dtype=torch.float64)
-    for chunk in images.split(4096):
-        values = chunk.to(torch.float64) / 255
-        total += values.sum(dim=(0, 2, 3))
-        squares += (values * values).sum(dim=(0, 2, 3))
-    count = images.shape[0] * images.shape[2] * images.shape[3]
-    mean = total / count
-    std = (squares / count - mean * mean).clamp_min(1e-12).sqrt()
+def channel_stats(chunks: Iterable[torch.Tensor]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per-channel mean and std in [0, 1] of uint8 (N, 3, H, W) chunks. The sums are integers, so
+    the result is exact and the same however the images are chunked (both data paths agree)."""
+    total = torch.zeros(3, dtype=torch.int64)
+    squares = torch.zeros(3, dtype=torch.int64)
+    count = 0
+    for chunk in chunks:
+        for part in chunk.split(1024):
+            total += part.sum(dim=(0, 2, 3), dtype=torch.int64)
+            squares += (part.to(torch.int32) ** 2).sum(dim=(0, 2, 3), dtype=torch.int64)
+            count += part.shape[0] * part.shape[2] * part.shape[3]
+    mean = total.to(torch.float64) / (255 * count)
+    std = (squares.to(torch.float64) / (255 * 255 * count) - mean * mean).clamp_min(1e-12).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist())  # type: ignore[return-value]
+
+
+# A folder's channel statistics come from at most this many training images (at rest): enough for
+# three numbers, and an ImageNet-sized folder is not decoded whole to normalise it.
+STATS_IMAGES = 10_000
+# The streaming path is taken when the decoded splits would need more than this share of the
+# memory available to a trial (RESBENCH_IN_MEMORY_BYTES sets the bound in bytes instead).
+IN_MEMORY_SHARE = 0.25
+IN_MEMORY_VARIABLE = "RESBENCH_IN_MEMORY_BYTES"
+
+
+def in_memory_limit_bytes(memory_share: float = 1.0) -> int:
+    if os.environ.get(IN_MEMORY_VARIABLE):
+        return int(os.environ[IN_MEMORY_VARIABLE])
+    return int(available_memory_bytes() * IN_MEMORY_SHARE * memory_share)
+
+
+def choose_data_path(requested: str, spec: str, rest_size: int, memory_share: float = 1.0) -> str:
+    """``memory`` or ``stream`` for ``requested`` (auto, memory or stream): auto streams a folder
+    whose decoded images (3 x rest_size^2 bytes each) would pass ``in_memory_limit_bytes``."""
+    source = describe_source(spec)
+    path = Path(source)
+    is_image_folder = path.is_dir() and not any((path / folder).is_dir() for _, folder in CIFAR_SOURCES.values())
+    if not is_image_folder:
+        if requested == "stream":
+            raise DataError(f"data_path stream reads image files, and --data {spec} is not an ImageFolder (train/CLASS/IMAGE); valid for it: auto, memory")
+        return "memory"
+    if requested != "auto":
+        return requested
+    files = sum(1 for split in ("train", "val", "test") if (path / split).is_dir() for _ in _image_files(path / split)[1])
+    return "memory" if files * 3 * rest_size * rest_size <= in_memory_limit_bytes(memory_share) else "stream"
 
 
 # The last data set loaded in this process. A Ray worker runs trial after trial on the same data
@@ -292,24 +348,28 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tup
 _LAST_LOADED: dict[tuple[object, ...], Dataset] = {}
 
 
-def load_dataset(spec: str, *, data_seed: int, val_size: int = 5000, test_size: int = 5000, image_size: int = 32) -> Dataset:
-    """Load ``spec`` and split it; the same ``data_seed`` always gives the same splits."""
+def load_dataset(spec: str, *, data_seed: int, val_size: int = 5000, test_size: int = 5000, rest_size: int = 32, path: str = "memory", workers: int = 1) -> Dataset:
+    """Load ``spec`` and split it; the same ``data_seed`` always gives the same splits, on either
+    ``path`` (``memory`` or ``stream``, see ``choose_data_path``). ``rest_size`` is the side every
+    image is held at (``eval_resize``); ``workers`` decode a streamed folder's statistics sample."""
     source = describe_source(spec)
     # A folder's files (names, sizes, times) are in the key: a folder that changed is read again.
-    files = None if source in CIFAR_SOURCES or source == "synthetic" else _folder_fingerprint(Path(source), image_size)
-    key = (source, files, data_seed, val_size, test_size, image_size)
+    files = None if source in CIFAR_SOURCES or source == "synthetic" else _folder_fingerprint(Path(source), rest_size)
+    key = (source, files, data_seed, val_size, test_size, rest_size, path)
     if key not in _LAST_LOADED:
-        dataset = _load_dataset(source, data_seed=data_seed, val_size=val_size, test_size=test_size, image_size=image_size)
+        dataset = _load_dataset(source, data_seed=data_seed, val_size=val_size, test_size=test_size, rest_size=rest_size, path=path, workers=workers)
         _LAST_LOADED.clear()  # one at a time: a CIFAR training split is 150 MB
         _LAST_LOADED[key] = dataset
     return _LAST_LOADED[key]
 
 
-def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int, image_size: int) -> Dataset:
-    val: Split | None = None
-    test: Split | None = None
+def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int, rest_size: int, path: str, workers: int) -> Dataset:
+    val: Split | FileSplit | None = None
+    test: Split | FileSplit | None = None
+    train: Split | FileSplit
+    is_folder = False
     if source == "synthetic":
-        train, classes = synthetic(seed=data_seed)
+        train, classes = synthetic(seed=data_seed, image_size=rest_size)
         name = "synthetic"
     elif source in CIFAR_SOURCES:
         folder = cache_root() / CIFAR_SOURCES[source][1]
@@ -318,18 +378,24 @@ def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int,
         train, test, classes = _read_cifar_folder(source, folder)
         name = source
     else:
-        path = Path(source)
-        cifar = [n for n, (_, folder) in CIFAR_SOURCES.items() if (path / folder).is_dir()]
+        root = Path(source)
+        cifar = [n for n, (_, folder) in CIFAR_SOURCES.items() if (root / folder).is_dir()]
         if cifar:
-            train, test, classes = _read_cifar_folder(cifar[0], path / CIFAR_SOURCES[cifar[0]][1])
-            name = f"{cifar[0]} ({path})"
+            train, test, classes = _read_cifar_folder(cifar[0], root / CIFAR_SOURCES[cifar[0]][1])
+            name = f"{cifar[0]} ({root})"
         else:
-            train, classes = load_folder_cached(path / "train", image_size)
-            if (path / "val").is_dir():
-                val, _ = load_folder_cached(path / "val", image_size)
-            if (path / "test").is_dir():
-                test, _ = load_folder_cached(path / "test", image_size)
-            name = path.name
+            is_folder = True
+            read = functools.partial(_list_folder if path == "stream" else load_folder_cached, rest_size=rest_size)
+            train, classes = read(root / "train")
+            if (root / "val").is_dir():
+                val, _ = read(root / "val")
+            if (root / "test").is_dir():
+                test, _ = read(root / "test")
+            name = root.name
+    if not is_folder and path == "stream":
+        raise DataError(f"data_path stream reads image files, and --data {source} is not an ImageFolder; valid for it: auto, memory")
+    if isinstance(train, Split) and train.images.shape[-1] != rest_size:
+        raise DataError(f"--data {source} holds {train.images.shape[-1]}-pixel images, and this recipe puts images at rest at {rest_size} (eval_resize); valid: eval_resize {train.images.shape[-1]}, or an ImageFolder, which is resized")
     test_source = "folder" if test is not None else "carved"
     val_source = "folder" if val is not None else "carved"
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(data_seed))
@@ -341,5 +407,10 @@ def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int,
         size = carve_size(val_size, len(train))
         val, start = train.take(order[start : start + size]), start + size
     train = train.take(order[start:])
-    mean, std = channel_stats(train.images)
-    return Dataset(name, train, val, test, len(classes), mean, std, val_source, test_source, tuple(classes))
+    if isinstance(train, FileSplit):
+        from search.stream import file_channel_stats  # the loader: only the streaming path needs it
+
+        mean, std = file_channel_stats(train.files[:STATS_IMAGES], rest_size, workers)
+    else:
+        mean, std = channel_stats([train.images[:STATS_IMAGES] if is_folder else train.images])
+    return Dataset(name, train, val, test, len(classes), mean, std, val_source, test_source, tuple(classes), path, rest_size)

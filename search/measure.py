@@ -5,22 +5,38 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 import zoo
-from search.augment import Normalize
-from search.data import Split
+from search.augment import Normalize, evaluation_crops
+from search.data import FileSplit, Split
 from search.provenance import autocast
 
 INFERENCE_BATCH = 256
 
 
+def split_batches(split: Split | FileSplit, batch_size: int, device: torch.device, workers: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images at rest, labels) batches of a split, in order, on ``device``: sliced from memory,
+    or decoded from the files by loader workers."""
+    if isinstance(split, Split):
+        for start in range(0, len(split), batch_size):
+            yield split.images[start : start + batch_size].to(device, non_blocking=True), split.labels[start : start + batch_size].to(device)
+        return
+    from search.stream import RestingFiles, loader, on_device
+
+    batches = [list(range(start, min(start + batch_size, len(split)))) for start in range(0, len(split), batch_size)]
+    for batch in on_device(iter(loader(RestingFiles(split.files, split.labels, split.rest_size), batches, workers, device)), device):
+        yield batch.images, batch.labels
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, normalize: Normalize, batch_size: int, device: torch.device, precision: str) -> float:
-    """Top-1 accuracy as a fraction, in eval mode, without augmentation.
+def evaluate(model: nn.Module, split: Split | FileSplit, normalize: Normalize, batch_size: int, device: torch.device, precision: str, crop: int | None = None, crops: int = 1, workers: int = 1) -> float:
+    """Top-1 accuracy as a fraction, in eval mode, without augmentation: the ``crop`` center crop
+    of each image at rest (default: all of it), or the mean probabilities of its ten crops.
 
     Every batch has the same shape: the ragged last one is padded with blank images whose
     predictions are dropped (in eval mode each image's output depends on that image alone), so a
@@ -29,14 +45,16 @@ def evaluate(model: nn.Module, split: Split, normalize: Normalize, batch_size: i
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     batch_size = max(1, min(batch_size, len(split)))  # a split smaller than a batch is one batch
-    for start in range(0, len(split), batch_size):
-        images = split.images[start : start + batch_size].to(device, non_blocking=True)
+    for images, labels in split_batches(split, batch_size, device, workers):
         count = len(images)
         if count < batch_size:
             images = torch.cat([images, images.new_zeros((batch_size - count, *images.shape[1:]))])
+        views = evaluation_crops(images, crop or images.shape[-1], crops)
         with autocast(device, precision):
-            logits = model(normalize(images))[:count]
-        correct += (logits.argmax(1) == split.labels[start : start + batch_size].to(device)).sum()
+            logits = model(normalize(views)).float()
+        if crops > 1:
+            logits = logits.view(crops, batch_size, -1).softmax(-1).mean(0)  # averaged probabilities
+        correct += (logits[:count].argmax(1) == labels).sum()
     model.train(was_training)
     return int(correct) / max(1, len(split))  # one wait for the device, at the end
 

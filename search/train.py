@@ -2,7 +2,8 @@
 
     python -m search.train --model resnet20 [--shortcut A] [--block basic] [zoo overrides ...]
         --data DATA --budget smoke|quick|paper [--epochs N] [recipe fields ...]
-        [--seed S] [--data-seed S] [--threads T] [--device auto|cpu|cuda] [--compile MODE] --out DIR
+        [--seed S] [--data-seed S] [--threads T] [--device auto|cpu|cuda] [--compile MODE]
+        [--checkpoint-minutes M] --out DIR
 
 Writes ``DIR/metrics.csv`` (a row per epoch), ``DIR/summary.json``, the final and best-validation
 weights (``zoo.save``) and ``DIR/checkpoint/checkpoint.pt`` after every epoch. Running the same
@@ -22,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,10 @@ from torch.optim.lr_scheduler import (
     OneCycleLR,
     SequentialLR,
 )
+from torch.utils.data import DataLoader
 
 import zoo
-from search.augment import Normalize, random_crop_flip
+from search.augment import Normalize, augment_at_rest, flip_where
 from search.checkpoint import (
     EpochPosition,
     Progress,
@@ -53,11 +55,22 @@ from search.checkpoint import (
 )
 from search.compilation import COMPILE_MODES, check_mode, compiled, seconds_compiling
 from search.config import TrialConfig, config_option, config_words, parse_words, typed_overrides
-from search.data import DataError, Dataset, Split, data_fingerprint, describe_source, load_dataset
+from search.data import (
+    DataError,
+    Dataset,
+    FileSplit,
+    Split,
+    choose_data_path,
+    data_fingerprint,
+    describe_source,
+    load_dataset,
+)
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import autocast, record, resolve_device, resolve_precision
 from search.recipes import Recipe, recipe_fields
+from search.stream import BOX_AUGMENTATIONS, EpochBatches, TrainingFiles, loader_workers, on_device
+from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
 from zoo.size import available_memory_bytes
 
@@ -89,14 +102,14 @@ def build_model(config: TrialConfig, num_classes: int, device: torch.device | st
     return model
 
 
-def data_config(dataset: Dataset) -> dict[str, object]:
-    """How an image becomes this run's input (timm's pretrained_cfg keys): squashed to the
-    training size with Pillow's bicubic, as the decoder did, then normalised by the training
-    split's statistics; and the class names in label order."""
-    height, width = dataset.train.images.shape[-2:]
+def data_config(dataset: Dataset, recipe: Recipe) -> dict[str, object]:
+    """How an image becomes this run's evaluation input (timm's pretrained_cfg keys): the shorter
+    side resized with Pillow's bicubic to ``eval_resize``, the ``eval_crop`` center crop
+    (``search.views.at_rest``), normalised by the training split's statistics; and the class names
+    in label order."""
     return {
-        "input_size": [3, int(height), int(width)], "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "squash",
-        "mean": list(dataset.mean), "std": list(dataset.std), "class_names": list(dataset.classes),
+        "input_size": [3, recipe.eval_crop, recipe.eval_crop], "interpolation": "bicubic", "crop_pct": recipe.eval_crop / recipe.eval_resize,
+        "crop_mode": "center", "mean": list(dataset.mean), "std": list(dataset.std), "class_names": list(dataset.classes),
     }
 
 
@@ -160,8 +173,23 @@ def validate(config: TrialConfig, memory_share: float = 1.0) -> Recipe:
         raise ValueError(f"seeds must not be negative, got seed={config.seed}, data_seed={config.data_seed}")
     if config.threads is not None and config.threads < 1:
         raise ValueError(f"--threads must be positive, got {config.threads}")
-    build_model(config, config.model_overrides.get("num_classes", 10), "meta")  # names, options, depth
+    if not config.checkpoint_minutes > 0:
+        raise ValueError(f"--checkpoint-minutes must be positive, got {config.checkpoint_minutes}")
+    model = build_model(config, config.model_overrides.get("num_classes", 10), "meta")  # names, options, depth
+    check_input_size(model, config.model, recipe)
     return recipe
+
+
+def check_input_size(model: nn.Module, name: str, recipe: Recipe) -> None:
+    """Refuse a training or evaluation size the network cannot take (too small for its strides,
+    or a head made for one size), found by a forward pass on the meta device: no memory, no time."""
+    for field, size in (("image_size", recipe.image_size), ("eval_crop", recipe.eval_crop)):
+        try:
+            with torch.no_grad():
+                model(torch.empty(2, 3, size, size, device="meta"))
+        except RuntimeError as error:
+            reason = str(error).strip().splitlines()[0][:120]
+            raise ValueError(f"recipe field {field} {size}: {name} cannot take {size}x{size} images ({reason}); valid: the model's input size ({zoo.model_card(name).input_size}) or another it can take") from None
 
 
 def check_fits(config: TrialConfig, recipe: Recipe, device: torch.device, memory_share: float) -> None:
@@ -256,17 +284,20 @@ class Run:
     config: TrialConfig
     recipe: Recipe
     dataset: Dataset
-    train_split: Split  # on the device, as is val_split: no copy from the host per epoch
-    val_split: Split
+    train_split: Split | FileSplit  # in memory: on the device, as is val_split (no copy per epoch)
+    val_split: Split | FileSplit
     device: torch.device
     precision: str
     state: TrainingState
     forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its compiled wrapper
     normalize: Normalize
     steps_per_epoch: int
+    workers: int = 0  # loader workers of the streaming path
+    train_order: EpochBatches | None = None  # the streaming loader's batches, set each epoch
+    train_loader: DataLoader | None = None
 
     @classmethod
-    def build(cls, config: TrialConfig, recipe: Recipe, dataset: Dataset, device: torch.device, precision: str) -> Run:
+    def build(cls, config: TrialConfig, recipe: Recipe, dataset: Dataset, device: torch.device, precision: str, workers: int = 0) -> Run:
         train_split = dataset.train
         if recipe.train_subset and recipe.train_subset < len(train_split):
             train_split = train_split.take(torch.arange(recipe.train_subset))
@@ -274,7 +305,7 @@ class Run:
             raise ValueError(f"the training split holds {len(train_split)} images, fewer than one batch of {recipe.batch_size}; lower batch_size")
         torch.manual_seed(config.seed)
         model = build_model(config, dataset.num_classes, "cpu").to(device=device, memory_format=torch.channels_last)
-        model.zoo_data = data_config(dataset)  # saved with the weights: they classify an image file alone
+        model.zoo_data = data_config(dataset, recipe)  # saved with the weights: they classify an image file alone
         # One fused kernel per step on CUDA (dozens of small launches otherwise); foreach on the CPU.
         optimizer = torch.optim.SGD(
             model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0,
@@ -284,14 +315,40 @@ class Run:
         scheduler = build_scheduler(optimizer, recipe, recipe.epochs * steps_per_epoch, getattr(model, "depth", 0))
         generator = torch.Generator(device=device).manual_seed(config.seed)
         normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
-        on_device = Split(train_split.images.to(device), train_split.labels.to(device))
-        val_on_device = Split(dataset.val.images.to(device), dataset.val.labels.to(device))
         state = TrainingState(model, optimizer, scheduler, generator)
         configure_kernels(device, precision)
-        return cls(config, recipe, dataset, on_device, val_on_device, device, precision, state, compiled(model, config.compile), normalize, steps_per_epoch)
+        run = cls(config, recipe, dataset, train_split, dataset.val, device, precision, state, compiled(model, config.compile), normalize, steps_per_epoch, workers)
+        if isinstance(train_split, FileSplit):
+            run.train_order = EpochBatches()
+            files = TrainingFiles(train_split, recipe.augment, recipe.image_size, dataset.rest_size, recipe.flip, recipe.lighting, config.seed)
+            run.train_loader = stream_loader(files, run.train_order, max(1, workers), device, persistent=True)
+        else:
+            run.train_split = Split(train_split.images.to(device), train_split.labels.to(device))
+            run.val_split = Split(dataset.val.images.to(device), dataset.val.labels.to(device))
+        return run
 
-    def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar, resume_at: EpochPosition | None, stop: Preemption) -> EpochResult:
-        """One pass over the training split (or the rest of an interrupted one)."""
+    def batches(self, epoch: int, order: torch.Tensor, first_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """(views, labels, colour shifts) of each step from ``first_step``, on the device. Lazy:
+        a step's random draws happen when it is asked for, after the loop's stop check."""
+        recipe, generator = self.recipe, self.state.generator
+        if self.train_loader is None:
+            for step in range(first_step, self.steps_per_epoch):
+                index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
+                views, shifts = augment_at_rest(self.train_split.images[index], recipe, generator)
+                yield views, self.train_split.labels[index], shifts
+            return
+        assert self.train_order is not None
+        self.train_order.set(epoch, order, recipe.batch_size, first_step, self.steps_per_epoch)
+        for batch in on_device(iter(self.train_loader), self.device):
+            if recipe.augment in BOX_AUGMENTATIONS:  # cropped by the workers: their flips and colours
+                yield flip_where(batch.images, batch.flips), batch.labels, batch.shifts if recipe.lighting else None
+            else:
+                views, shifts = augment_at_rest(batch.images, recipe, generator)
+                yield views, batch.labels, shifts
+
+    def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar, resume_at: EpochPosition | None, stop: Preemption, save_position: Callable[[EpochPosition], None], checkpoint_seconds: float) -> EpochResult:
+        """One pass over the training split (or the rest of an interrupted one); within it,
+        ``save_position`` checkpoints where it is every ``checkpoint_seconds`` (a long epoch)."""
         recipe, state = self.recipe, self.state
         started, compiling_before = time.perf_counter(), seconds_compiling()
         if resume_at is not None:
@@ -303,17 +360,19 @@ class Run:
             first = 0
         before = resume_at.seconds if resume_at is not None else 0.0
         first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)  # first step with a non-finite loss
+        batches, saved_at = self.batches(epoch, order, first), time.monotonic()
         for step in range(first, self.steps_per_epoch):
             faults.stall((epoch - 1) * self.steps_per_epoch + step + 1, resume_at is not None or epoch > 1, stop)
             if stop.requested:  # at a step boundary: nothing of this step is lost
                 return EpochResult(interrupted=EpochPosition(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
-            index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-            images = random_crop_flip(self.train_split.images[index], recipe.crop_padding, recipe.flip, state.generator)
-            labels = self.train_split.labels[index]
+            if step > first and time.monotonic() - saved_at >= checkpoint_seconds:
+                save_position(EpochPosition(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
+                saved_at = time.monotonic()
+            images, labels, shifts = next(batches)
             if self.config.compile == "reduce-overhead":
                 torch.compiler.cudagraph_mark_step_begin()  # a new step: CUDA graphs may reuse the last one's buffers
             with autocast(self.device, self.precision):
-                logits = self.forward(self.normalize(images))
+                logits = self.forward(self.normalize(images, shifts))
                 loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
             global_step = (epoch - 1) * self.steps_per_epoch + step + 1
             loss = faults.corrupt_loss(loss, global_step)
@@ -328,7 +387,7 @@ class Run:
             loss.backward()
             state.optimizer.step()
             state.scheduler.step()
-            loss_sum += loss.detach() * len(index)
+            loss_sum += loss.detach() * len(labels)
             wrong += (logits.detach().argmax(1) != labels).sum()
             bar.update(epoch, step + 1, self.steps_per_epoch, loss.detach())
         seen = self.steps_per_epoch * recipe.batch_size
@@ -339,8 +398,9 @@ class Run:
     def _seconds_since(started: float, compiling_before: float) -> float:
         return time.perf_counter() - started - (seconds_compiling() - compiling_before)
 
-    def evaluate(self, split: Split) -> float:
-        return evaluate(self.forward, split, self.normalize, self.recipe.eval_batch_size, self.device, self.precision)
+    def evaluate(self, split: Split | FileSplit) -> float:
+        recipe = self.recipe
+        return evaluate(self.forward, split, self.normalize, recipe.eval_batch_size, self.device, self.precision, recipe.eval_crop, recipe.eval_crops, max(1, self.workers))
 
 
 def configure_kernels(device: torch.device, precision: str) -> None:
@@ -388,23 +448,27 @@ def train(
     threads = torch.get_num_threads()
     try:
         with Lease(out, "search.train run", wait=lease_wait, say=say):
-            return _train(config, recipe, out, report, say, progress, dataset, Preemption(stop_file))
+            return _train(config, recipe, out, report, say, progress, dataset, Preemption(stop_file), memory_share)
     finally:
         torch.set_num_threads(threads)  # a caller's process (a Ray worker, a notebook) keeps its setting
 
 
-def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption) -> dict[str, Any]:
+def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption, memory_share: float) -> dict[str, Any]:
     state_path = checkpoint_path(out)
     identity = config.identity()
-    check_resumable(state_path, identity)
+    started_with = check_resumable(state_path, identity) or {}
     device = resolve_device(config.device)
+    # "auto" was decided when the run started: a resume on another machine keeps the data path.
+    data_path = dataset.path if dataset is not None else started_with.get("data_path") or choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)
+    threads = config.threads or torch.get_num_threads()
+    workers, training_threads = loader_workers(threads, device) if data_path == "stream" else (0, threads)
     if config.threads is not None:
-        torch.set_num_threads(config.threads)
+        torch.set_num_threads(training_threads)
     if dataset is None:
-        dataset = load_dataset(config.data, data_seed=config.data_seed, val_size=recipe.val_size, test_size=recipe.test_size)
-    run = Run.build(config, recipe, dataset, device, resolve_precision(recipe.precision, device))
+        dataset = load_dataset(config.data, data_seed=config.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, rest_size=recipe.eval_resize, path=data_path, workers=workers)
+    run = Run.build(config, recipe, dataset, device, resolve_precision(recipe.precision, device), workers)
     out.mkdir(parents=True, exist_ok=True)
-    done = Progress(precision=run.precision)
+    done = Progress(precision=run.precision, data_path=dataset.path)
     if state_path.parent.exists():
         done, note = run.state.restore(state_path, device)
         if note:
@@ -425,9 +489,16 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     faults = injected_faults()
     run.state.model.train()
     resume_at, done.in_epoch = done.in_epoch, None
+    def save_position(position: EpochPosition) -> None:  # a checkpoint within a long epoch
+        done.in_epoch, done.wall_seconds = position, wall_before + time.perf_counter() - started
+        account_compiling()
+        run.state.save(state_path, identity, done)
+        done.in_epoch = None
+
     with preemption:
         for epoch in range(done.epoch + 1, recipe.epochs + 1):
-            result = run.train_epoch(epoch, faults, bar, resume_at if resume_at and resume_at.epoch == epoch else None, preemption)
+            resume_here = resume_at if resume_at and resume_at.epoch == epoch else None
+            result = run.train_epoch(epoch, faults, bar, resume_here, preemption, save_position, 60 * config.checkpoint_minutes)
             bar.clear()
             if result.interrupted is not None:
                 done.in_epoch, done.wall_seconds = result.interrupted, wall_before + time.perf_counter() - started
@@ -488,13 +559,13 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
     zoo.save(run.state.model, out / "model_final.safetensors")
     if rows and done.best_epoch == len(rows):  # the last epoch is the best: one file on disk, two names
         link_best_to_final(out)
-    image_size = run.train_split.images.shape[-1]
-    measured = zoo.complexity(run.state.model, input_size=image_size)
+    recipe = run.recipe
+    measured = zoo.complexity(run.state.model, input_size=recipe.image_size)  # the MACs it trained at
     test_accuracy = run.evaluate(dataset.test) if status == "completed" and dataset.test is not None else None
     # Batch 256 (the figure the leaderboards plot), or the recipe's smaller evaluation batch: a
     # recipe that evaluates 64 at a time asks for a cheap measurement, as tests and tiny runs do.
     inference_batch = min(INFERENCE_BATCH, run.recipe.eval_batch_size)
-    inference_rate = inference_throughput(run.forward, run.normalize, image_size, run.device, run.precision, inference_batch)
+    inference_rate = inference_throughput(run.forward, run.normalize, recipe.eval_crop, run.device, run.precision, inference_batch)
     account_compiling()
     summary = {
         "status": status,
@@ -520,6 +591,10 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "data_name": dataset.name,
         "data_fingerprint": data_fingerprint(config.data),
         "splits": {**dataset.sizes(), "train_used": len(run.train_split)},
+        "image_size": recipe.image_size,  # the training crop's side
+        "eval_size": {"resize": recipe.eval_resize, "crop": recipe.eval_crop, "crops": recipe.eval_crops},
+        "data_path": dataset.path,
+        "loader_workers": run.workers,
         "val_source": dataset.val_source,
         "test_source": dataset.test_source,
         "data_seed": config.data_seed,
@@ -544,7 +619,7 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-TRAIN_FLAGS = ("model", "data", "budget", "seed", "data_seed", "threads", "device", "compile", "out")
+TRAIN_FLAGS = ("model", "data", "budget", "seed", "data_seed", "threads", "device", "compile", "checkpoint_minutes", "out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -570,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all this process may use)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode: {', '.join(COMPILE_MODES)} (how it runs, not what it computes: a run resumes under another mode)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=TrialConfig.checkpoint_minutes, help="within an epoch, checkpoint at least this often (a long ImageNet epoch; a killed run resumes from there)")
     parser.add_argument("--out", required="out" not in from_file)
     parser.set_defaults(**{key: value for key, value in from_file.items() if key in TRAIN_FLAGS})
     args, extra = parser.parse_known_args(argv)
@@ -589,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads or available_cpus(),
             device=args.device,
             compile=args.compile,
+            checkpoint_minutes=args.checkpoint_minutes,
         )
         summary = train(config, Path(args.out), progress=True)
     except (ValueError, DataError) as error:

@@ -23,6 +23,25 @@ def write_image_folder(root: Path, split: str, per_class: int, classes: int = 3,
             Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{index:04d}.png")
 
 
+def write_photo_folder(root: Path, split: str, per_class: int, classes: int = 3, seed: int = 0, suffix: str = ".jpg", sizes: tuple[int, int] = (64, 160)) -> None:
+    """Photo-like files of many sizes and shapes (each side in ``sizes``): class k is a disc of
+    colour k at a random place and size on a noisy background, so the labels survive any crop."""
+    generator = torch.Generator().manual_seed(seed)
+    palette = torch.tensor([[230, 40, 40], [40, 220, 40], [40, 60, 230], [220, 220, 40], [200, 40, 220]], dtype=torch.float32)
+    for label in range(classes):
+        folder = root / split / f"class{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            width, height = (int(v) for v in torch.randint(sizes[0], sizes[1] + 1, (2,), generator=generator))
+            image = torch.rand(3, height, width, generator=generator) * 90 + 60
+            rows, cols = torch.arange(height)[:, None], torch.arange(width)[None, :]
+            radius = min(width, height) * (0.3 + 0.2 * float(torch.rand((), generator=generator)))
+            centre = (height / 2 + (float(torch.rand((), generator=generator)) - 0.5) * (height - 2 * radius), width / 2 + (float(torch.rand((), generator=generator)) - 0.5) * (width - 2 * radius))
+            disc = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) <= radius**2
+            image = torch.where(disc, palette[label % len(palette)][:, None, None], image)
+            Image.fromarray(image.round().to(torch.uint8).permute(1, 2, 0).numpy()).save(folder / f"{index:04d}{suffix}", quality=90)
+
+
 def write_cifar10_copy(root: Path, per_batch: int = 40) -> Path:
     """A tiny copy in torchvision's cifar-10-batches-py pickle format."""
     folder = root / "cifar-10-batches-py"

@@ -1,0 +1,133 @@
+"""What a network sees of an image file: the one place that opens, decodes, crops and resizes one.
+
+Both data paths call these functions, so they agree pixel for pixel where they can:
+
+- the **image at rest** (``at_rest``): the shorter side resized to ``size``, then the central
+  square, as AlexNet prepared its images. The in-memory path stores it; evaluation crops from it
+  (one center crop, or the paper's 10 crops: corners, center and their flips).
+- a **training crop** (``training_crop``): a box of the *original* image (random-resized-crop or
+  the paper's scale augmentation, ``crop_box``) resized to the training size. The streaming path
+  takes it from the file; JPEGs are decoded at a reduced size when the box allows (Pillow's
+  ``draft``: the DCT scaled by 1/2, 1/4 or 1/8, several times faster than a full decode).
+
+A sample's random choices (box, flip, colour) come from ``sample_rng(seed, epoch, index)``: the
+same image in the same epoch of the same run gets the same crop in any worker, on any machine, and
+after any resume.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+AUGMENTATIONS = ("pad_crop", "random_resized_crop", "scale", "none")
+
+# random-resized-crop as torchvision samples it (Szegedy et al. 2015): area 8-100%, aspect 3/4-4/3.
+RRC_SCALE = (0.08, 1.0)
+RRC_RATIO = (3 / 4, 4 / 3)
+# He et al. 2016, section 3.4: the shorter side resized at random in [256, 480], a random 224
+# crop; at another training size the range scales with it (64 px: [73, 137]).
+SCALE_RANGE_AT_224 = (256, 480)
+# "Standard colour augmentation" (Krizhevsky et al. 2012): RGB shifted along the principal
+# components of ImageNet's pixels, alpha ~ N(0, 0.1); the eigen-decomposition fb.resnet.torch uses.
+LIGHTING_STD = 0.1
+LIGHTING_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+LIGHTING_EIGENVECTORS = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
+
+
+class ImageError(ValueError):
+    """An image file that cannot be decoded; the message names it."""
+
+
+def _open(path: str | Path, want: tuple[int, int] | None = None):  # -> PIL.Image.Image
+    """The file as RGB; a JPEG decoded at the smallest DCT scale that still covers ``want``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as handle:
+            if want is not None and handle.format == "JPEG":
+                handle.draft("RGB", want)
+            image = handle.convert("RGB")
+            image.load()
+            return image
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
+
+
+def image_size_of(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the header alone."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as handle:
+            return handle.size
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
+
+
+def _to_tensor(image) -> torch.Tensor:  # PIL RGB -> uint8 (3, H, W)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+
+
+def at_rest(path: str | Path, size: int) -> torch.Tensor:
+    """The shorter side resized to ``size`` (bicubic), then the central ``size`` x ``size`` square."""
+    from PIL import Image
+
+    image = _open(path)
+    width, height = image.size
+    if (width, height) != (size, size):
+        scale = size / min(width, height)
+        resized = (max(size, round(width * scale)), max(size, round(height * scale)))
+        image = image.resize(resized, Image.Resampling.BICUBIC)
+        left, top = (resized[0] - size) // 2, (resized[1] - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    return _to_tensor(image)
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream of one sample in one epoch of one run."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+def crop_box(kind: str, width: int, height: int, image_size: int, rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """(left, top, box width, box height) in the original image's pixels."""
+    if kind == "random_resized_crop":
+        area = width * height
+        for _ in range(10):  # torchvision's rejection sampling, then its fallback
+            target = area * rng.uniform(*RRC_SCALE)
+            ratio = math.exp(rng.uniform(math.log(RRC_RATIO[0]), math.log(RRC_RATIO[1])))
+            box_w, box_h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+            if 0 < box_w <= width and 0 < box_h <= height:
+                return float(rng.integers(0, width - box_w + 1)), float(rng.integers(0, height - box_h + 1)), float(box_w), float(box_h)
+        ratio = width / height
+        box_w, box_h = (width, round(width / RRC_RATIO[1])) if ratio > RRC_RATIO[1] else (round(height * RRC_RATIO[0]), height) if ratio < RRC_RATIO[0] else (width, height)
+        return (width - box_w) / 2, (height - box_h) / 2, float(box_w), float(box_h)
+    if kind == "scale":
+        low, high = (round(image_size * bound / 224) for bound in SCALE_RANGE_AT_224)
+        shorter = rng.integers(low, high + 1)  # the shorter side after the random resize
+        side = image_size * min(width, height) / shorter  # the crop, back in original pixels
+        return float(rng.uniform(0, width - side)), float(rng.uniform(0, height - side)), side, side
+    raise ValueError(f"augmentation {kind!r} takes no crop box; valid: random_resized_crop, scale")
+
+
+def training_crop(path: str | Path, box: tuple[float, float, float, float], image_size: int) -> torch.Tensor:
+    """The box of the original image, resized to ``image_size`` square (bilinear), as uint8."""
+    from PIL import Image
+
+    width, height = image_size_of(path)
+    left, top, box_w, box_h = box
+    # Decode at the smallest scale where the box still spans image_size pixels.
+    want = (math.ceil(width * image_size / box_w), math.ceil(height * image_size / box_h))
+    image = _open(path, want)
+    factor = image.size[0] / width
+    scaled = (left * factor, top * factor, (left + box_w) * factor, (top + box_h) * factor)
+    return _to_tensor(image.resize((image_size, image_size), Image.Resampling.BILINEAR, box=scaled, reducing_gap=3.0))
+
+
+def lighting_shift(rng: np.random.Generator) -> tuple[float, float, float]:
+    """The RGB shift (in [0, 1] pixel units) of one image's colour augmentation."""
+    alpha = rng.normal(0.0, LIGHTING_STD, 3) * np.array(LIGHTING_EIGENVALUES)
+    return tuple(float(v) for v in np.array(LIGHTING_EIGENVECTORS) @ alpha)  # type: ignore[return-value]
