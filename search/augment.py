@@ -50,7 +50,8 @@ def flip_where(images: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    top, left = (images.shape[-2] - size) // 2, (images.shape[-1] - size) // 2
+    """The central square, its offsets rounded as torchvision's CenterCrop rounds them."""
+    top, left = int(round((images.shape[-2] - size) / 2)), int(round((images.shape[-1] - size) / 2))
     return images[..., top : top + size, left : left + size]
 
 

@@ -169,6 +169,8 @@ def validate(config: TrialConfig, memory_share: float = 1.0) -> Recipe:
     check_fits(config, recipe, device, memory_share)
     check_mode(config.compile)
     describe_source(config.data)
+    if recipe.data_path == "stream":
+        choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)  # a source that has no files is refused
     if config.seed < 0 or config.data_seed < 0:
         raise ValueError(f"seeds must not be negative, got seed={config.seed}, data_seed={config.data_seed}")
     if config.threads is not None and config.threads < 1:

@@ -79,10 +79,12 @@ def at_rest(path: str | Path, size: int) -> torch.Tensor:
     image = _open(path)
     width, height = image.size
     if (width, height) != (size, size):
-        scale = size / min(width, height)
-        resized = (max(size, round(width * scale)), max(size, round(height * scale)))
+        # Sizes and offsets rounded as torchvision's Resize(size) and CenterCrop round them, so
+        # the transform a saved model carries (zoo.inference) sees what evaluation saw.
+        short, long = min(width, height), max(width, height)
+        resized = (size, int(size * long / short)) if width == short else (int(size * long / short), size)
         image = image.resize(resized, Image.Resampling.BICUBIC)
-        left, top = (resized[0] - size) // 2, (resized[1] - size) // 2
+        left, top = int(round((resized[0] - size) / 2)), int(round((resized[1] - size) / 2))
         image = image.crop((left, top, left + size, top + size))
     return _to_tensor(image)
 

@@ -32,7 +32,7 @@ def transforms(model: nn.Module) -> Any:
     if data["crop_mode"] == "squash":
         resize = [v2.Resize((height, width), interpolation=interpolation)]
     else:  # "center", as timm: the shorter side to size / crop_pct, then the center crop
-        resize = [v2.Resize(int(height / data["crop_pct"]), interpolation=interpolation), v2.CenterCrop((height, width))]
+        resize = [v2.Resize(round(height / data["crop_pct"]), interpolation=interpolation), v2.CenterCrop((height, width))]
     return v2.Compose([*resize, v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(data["mean"], data["std"])])
 
 

@@ -1,0 +1,175 @@
+"""Training at a folder's own resolution on both data paths: the same pixels where the paths can
+agree, bounded memory when the folder is streamed, resumes from within an epoch, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import zoo
+from search.config import TrialConfig
+from search.data import FileSplit, choose_data_path, load_dataset
+from search.stream import loader_workers
+from search.train import main, train
+from tests.search.helpers import descendants, write_photo_folder
+
+DETERMINISTIC_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same photo-like images, 64-160 px, as PNG and as JPEG files (written once)."""
+    root = tmp_path_factory.mktemp("photos")
+    for suffix in (".png", ".jpg"):
+        write_photo_folder(root / suffix[1:], "train", per_class=60, classes=3, suffix=suffix)
+    return {"png": root / "png", "jpg": root / "jpg"}
+
+
+def config(data: Path, model: str = "resnet20", threads: int = 1, **recipe: object) -> TrialConfig:
+    """A small net at 64 px. One training thread on both paths: a float sum's order depends on
+    how many threads split it, so only equal thread counts can give equal bits."""
+    fields = {"epochs": 2, "batch_size": 32, "train_subset": 0, "val_size": 24, "test_size": 24, "image_size": 64, "eval_resize": 72, "eval_crop": 64, **recipe}
+    overrides = {"depth": 8} if model == "resnet20" else {}
+    return TrialConfig(model=model, data=str(data), budget="smoke", model_overrides=overrides, recipe_overrides=fields, threads=threads)
+
+
+def test_both_paths_train_on_the_same_pixels_where_the_device_augments(folders: dict[str, Path], tmp_path: Path) -> None:
+    # "none" and "pad_crop" crop images at rest on the device, from the run's generator, on either
+    # path: the metrics are bitwise the same (PNG: lossless files; no colour jitter).
+    for augment in ("none", "pad_crop"):
+        runs = {}
+        for path in ("memory", "stream"):
+            runs[path] = train(config(folders["png"], epochs=1, augment=augment, data_path=path), tmp_path / f"{augment}-{path}", log=None)
+            assert runs[path]["data_path"] == path and runs[path]["image_size"] == 64
+        assert runs["stream"]["loader_workers"] == 1 and runs["memory"]["loader_workers"] == 0
+        metrics = [pd.read_csv(tmp_path / f"{augment}-{path}" / "metrics.csv")[DETERMINISTIC_COLUMNS] for path in ("memory", "stream")]
+        pd.testing.assert_frame_equal(metrics[0], metrics[1], check_exact=True)
+        assert runs["memory"]["test_accuracy"] == runs["stream"]["test_accuracy"]
+
+
+def test_jpeg_folders_train_alike_on_both_paths_and_random_resized_crops_learn(folders: dict[str, Path], tmp_path: Path) -> None:
+    runs = [train(config(folders["jpg"], augment="none", data_path=path), tmp_path / path, log=None) for path in ("memory", "stream")]
+    losses = [pd.read_csv(tmp_path / path / "metrics.csv")["train_loss"] for path in ("memory", "stream")]
+    assert (losses[0] - losses[1]).abs().max() < 1e-3, "the same decoder on both paths: a tolerance for another's rounding"
+    assert abs(runs[0]["val_accuracy"] - runs[1]["val_accuracy"]) <= 1 / 24
+    # The ImageNet family's own augmentation, from the files.
+    rrc = train(config(folders["jpg"], threads=2, epochs=3, data_path="stream", augment="random_resized_crop"), tmp_path / "rrc", log=None)
+    assert rrc["status"] == "completed" and rrc["recipe"]["augment"] == "random_resized_crop"
+    rows = pd.read_csv(tmp_path / "rrc" / "metrics.csv")
+    assert rows["train_loss"].iloc[-1] < rows["train_loss"].iloc[0] * 0.8, "random-resized crops of the files are learnable"
+    assert rrc["macs"] == zoo.complexity("resnet20", depth=8, num_classes=3, input_size=64).macs, "MACs are counted at the size it trained at"
+
+
+def test_ten_crop_evaluation_and_the_papers_scale_augmentation_run_on_a_streamed_folder(folders: dict[str, Path], tmp_path: Path) -> None:
+    summary = train(config(folders["jpg"], epochs=1, data_path="stream", augment="scale", lighting=True, eval_crops=10), tmp_path, log=None)
+    assert summary["status"] == "completed" and summary["eval_size"] == {"resize": 72, "crop": 64, "crops": 10}
+    assert 0 <= summary["test_accuracy"] <= 1
+
+
+def test_auto_streams_a_folder_whose_decoded_size_passes_the_bound(folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded = 180 * 3 * 72 * 72
+    monkeypatch.setenv("RESBENCH_IN_MEMORY_BYTES", str(decoded // 4))
+    assert choose_data_path("auto", str(folders["png"]), 72) == "stream"
+    monkeypatch.setenv("RESBENCH_IN_MEMORY_BYTES", str(decoded * 2))
+    assert choose_data_path("auto", str(folders["png"]), 72) == "memory"
+    assert choose_data_path("auto", "synthetic", 72) == "memory" and choose_data_path("stream", str(folders["png"]), 72) == "stream"
+    streamed, held = (load_dataset(str(folders["png"]), data_seed=0, val_size=24, test_size=24, rest_size=72, path=path) for path in ("stream", "memory"))
+    assert isinstance(streamed.train, FileSplit) and len(streamed.train) == len(held.train) == 180 - 2 * 18  # a tenth each for val and test
+    assert streamed.mean == held.mean and streamed.std == held.std, "the same statistics, to the last bit, from files or tensors"
+    assert loader_workers(16, torch.device("cuda")) == (15, 1) and loader_workers(2, torch.device("cpu")) == (1, 1)
+
+
+def tree_memory_bytes(pid: int) -> int:
+    """Proportional set size of a process and its descendants (shared pages counted once)."""
+    total = 0
+    for member in {pid} | descendants(pid):
+        try:
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def peak_tree_memory(args: list[str], env: dict[str, str]) -> tuple[int, subprocess.CompletedProcess[str]]:
+    process = subprocess.Popen([sys.executable, "-m", "search.train", *args], env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, tree_memory_bytes(process.pid))
+        time.sleep(0.05)
+    stdout, stderr = process.communicate()
+    return peak, subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_a_streamed_folder_trains_in_memory_that_does_not_grow_with_it(tmp_path: Path) -> None:
+    # Two folders, one four times the other; at rest (256 px) the big one decodes to ~94 MB,
+    # over the 20 MB this test allows in memory. Streamed, the whole process tree (the trainer
+    # and its loader workers) peaks at what the small folder needs, within 40 MB.
+    write_photo_folder(tmp_path / "small", "train", per_class=40, classes=3, seed=1)
+    write_photo_folder(tmp_path / "big", "train", per_class=160, classes=3, seed=1)
+    peaks = {}
+    for name in ("small", "big"):
+        args = ["--model", "resnet20", "--depth", "8", "--data", str(tmp_path / name), "--budget", "smoke", "--epochs", "1", "--train-subset", "64", "--batch-size", "32",
+                "--val-size", "16", "--test-size", "16", "--image-size", "64", "--eval-resize", "256", "--eval-crop", "64", "--eval-batch-size", "16",
+                "--augment", "random_resized_crop", "--threads", "2", "--out", str(tmp_path / f"run-{name}")]
+        peaks[name], finished = peak_tree_memory(args, {"RESBENCH_IN_MEMORY_BYTES": str(20 * 2**20)})
+        assert finished.returncode == 0, finished.stderr
+        assert json.loads((tmp_path / f"run-{name}" / "summary.json").read_text())["data_path"] == "stream"
+    assert peaks["big"] - peaks["small"] < 40 * 2**20, f"{peaks} (decoded, the big folder is {480 * 3 * 256 * 256 / 2**20:.0f} MB)"
+
+
+def test_a_run_killed_within_an_epoch_resumes_from_its_last_checkpoint_there(folders: dict[str, Path], tmp_path: Path) -> None:
+    whole = train(config(folders["jpg"], epochs=1, data_path="stream", augment="random_resized_crop"), tmp_path / "whole", log=None)
+    args = ["--model", "resnet20", "--depth", "8", "--data", str(folders["jpg"]), "--budget", "smoke", "--epochs", "1", "--batch-size", "32", "--train-subset", "0",
+            "--val-size", "24", "--test-size", "24", "--image-size", "64", "--eval-resize", "72", "--eval-crop", "64", "--data-path", "stream",
+            "--augment", "random_resized_crop", "--threads", "1", "--checkpoint-minutes", "0.00001", "--out", str(tmp_path / "killed")]
+    # Held before its fourth step after checkpoints within the epoch (before steps 2 and 3),
+    # then killed outright (no SIGTERM checkpoint): the resume starts from the last, at step 2.
+    process = subprocess.Popen([sys.executable, "-m", "search.train", *args], env={**os.environ, "RESBENCH_FAULT": "stall_at_step:4"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "killed" / "checkpoint" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if checkpoint.exists():
+            try:
+                state = torch.load(checkpoint, weights_only=True)
+            except Exception:  # being replaced at this moment
+                continue
+            if state["in_epoch"] and state["in_epoch"]["step"] == 2:
+                break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed = subprocess.run([sys.executable, "-m", "search.train", *args], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "step 2 of epoch 1" in resumed.stdout
+    expected = pd.read_csv(tmp_path / "whole" / "metrics.csv")[DETERMINISTIC_COLUMNS]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "metrics.csv")[DETERMINISTIC_COLUMNS], expected, check_exact=True)
+    assert json.loads((tmp_path / "killed" / "summary.json").read_text())["test_accuracy"] == whole["test_accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["--model", "vgg16", "--data", "synthetic", "--image-size", "16", "--eval-resize", "16", "--eval-crop", "16"], "recipe field image_size 16: vgg16 cannot take 16x16 images"),
+        (["--model", "resnet20", "--data", "synthetic", "--data-path", "stream"], "data_path stream reads image files"),
+        (["--model", "resnet20", "--data", "synthetic", "--eval-crop", "40"], "eval_crop 40 is larger than eval_resize 32"),
+        (["--model", "resnet20", "--data", "synthetic", "--eval-crops", "5"], "eval_crops must be 1 or 10"),
+        (["--model", "resnet20", "--data", "synthetic", "--augment", "mixup"], "unknown augment 'mixup'; valid: pad_crop, random_resized_crop, scale, none"),
+        (["--model", "resnet20", "--data", "synthetic", "--checkpoint-minutes", "0"], "--checkpoint-minutes must be positive"),
+    ],
+)
+def test_bad_sizes_and_paths_are_one_line_and_write_nothing(words: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*words, "--budget", "smoke", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1, error
+    assert not (tmp_path / "run").exists()
