@@ -135,6 +135,12 @@ def trained_claims(frame: pd.DataFrame) -> list[Claim]:
     for shallow, deep in zip(depths, depths[1:]):
         claims.append(compare(frame, {**basic, "depth": shallow, "shortcut": "none"}, {**basic, "depth": deep, "shortcut": "none"}, "train_error", f"degradation: plain-{deep} has higher training error than plain-{shallow}", lower_is_better=True))
         claims.append(compare(frame, {**basic, "depth": deep, "shortcut": "A"}, {**basic, "depth": shallow, "shortcut": "A"}, "train_error", f"ResNet-{deep} has lower training error than ResNet-{shallow} (no degradation with shortcuts)", lower_is_better=True))
+    # ImageNet (He et al. Table 3): deeper bottleneck nets are better; ResNet-152 beats VGG-16 at lower MACs.
+    bottleneck = {"block": "bottleneck", "shortcut": "B"}
+    deep_depths = sorted(int(d) for d in frame.loc[rankable(frame) & (frame["block"] == "bottleneck"), "depth"].dropna().unique())
+    for shallow, deep in zip(deep_depths, deep_depths[1:]):
+        claims.append(compare(frame, {**bottleneck, "depth": deep}, {**bottleneck, "depth": shallow}, "val_accuracy", f"the deeper bottleneck net is better: ResNet-{deep} beats ResNet-{shallow} (Table 3: 22.85 / 21.75 / 21.43 top-1 error at 50 / 101 / 152)"))
+    claims.append(compare(frame, {"model": "resnet152"}, {"model": "vgg16"}, "val_accuracy", "ResNet-152 beats VGG-16 (Table 3: 21.43 vs 28.07 top-1 error) at lower cost (11.3 vs 15.3 GMACs)"))
     for design, blocks in zoo.ORDERING_BLOCKS.items():
         paper_depth = 110 if design == "basic" else 164
         for depth in depths:

@@ -28,9 +28,8 @@ from search.data import describe_source
 from search.lease import LEASE_FILE, read_holder
 from search.plan import Plan
 from search.plugins import Plugin
-from search.recipes import resolve_recipe
 from search.results import SearchInterrupted, read_results, result_row, results_frame, write_results
-from search.settings import SearchSettings
+from search.settings import SearchSettings, search_recipe
 from search.study import STATE_OF_STATUS, SpaceSampler, make_sampler, open_study, settle_abandoned, study_storage
 from search.testing import injected_faults
 from search.trial import TrialContext, forwarded_environment, run_trial
@@ -303,7 +302,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
             study_name=study.study_name,
             storage=study_storage(out),
         )
-        epochs = resolve_recipe(settings.budget, settings.recipe).epochs
+        epochs = search_recipe(settings).epochs
         early_stopping = plan.sampler != "grid" and not pareto
         # max_t one past the last epoch: ASHA stops any trial that reaches max_t, which would cut
         # a finished trial off before its final report (test accuracy, summary) arrives.

@@ -14,13 +14,13 @@ from search import spaces
 from search.config import split_config
 from search.measure import calibrate_macs_per_second
 from search.provenance import resolve_precision
-from search.recipes import resolve_recipe
-from search.settings import SearchSettings
+from search.settings import SearchSettings, search_recipe
 
 GRID_LIMIT = 64  # an undeclared space with more configurations than this is sampled, not gridded
 DEFAULT_SAMPLED_TRIALS = 10
-# The VGG trained beside every space on the same data and recipe (unless --no-baselines).
-BASELINE = "cifar_vgg16_bn"
+# The VGG trained beside every space of its family on the same data and recipe (unless
+# --no-baselines, or the space trains it already).
+BASELINES = {"cifar": "cifar_vgg16_bn", "imagenet": "vgg16"}
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,11 @@ def make_plan(settings: SearchSettings) -> Plan:
     sampler, why = choose_sampler(settings)
     plan = Plan(sampler, why)
     function = spaces.get_space(settings.space)
+    size = search_recipe(settings).image_size  # MACs at the size the trials train at
     if sampler == "grid":
         configs = spaces.enumerate_space(function)  # GridError (a ValueError) for continuous spaces
         if settings.max_gmacs is not None:
-            costs = [gmacs_of(spaces.strip_internal(c)) for c in configs]
+            costs = [gmacs_of(spaces.strip_internal(c), size) for c in configs]
             kept = [c for c, cost in zip(configs, costs) if cost <= settings.max_gmacs]
             if not kept:
                 raise ValueError(f"--max-gmacs {settings.max_gmacs} excludes every configuration of {settings.space} (the cheapest costs {min(costs):.4f} GMACs)")
@@ -82,29 +83,33 @@ def make_plan(settings: SearchSettings) -> Plan:
             plan.trials = plan.trials[: settings.trials]
     elif settings.seeds != 1:
         raise ValueError(f"--seeds {settings.seeds} applies to grid designs; --sampler {sampler} trains each sampled configuration once")
-    if settings.baselines and settings.space != "vgg":
-        baseline_gmacs = zoo.complexity(BASELINE).gmacs
+    baseline = BASELINES[spaces.space_family(settings.space)]
+    in_space = sampler == "grid" and any(config["model"] == baseline for config in spaces.all_configs(function))
+    if settings.baselines and not in_space:
+        baseline_gmacs = zoo.complexity(baseline, input_size=size).gmacs
         if settings.max_gmacs is not None and baseline_gmacs > settings.max_gmacs:  # the ceiling holds for every trial
-            plan.notes.append(f"baseline: {BASELINE} ({baseline_gmacs:.3f} GMACs) is over --max-gmacs {settings.max_gmacs}, not trained")
+            plan.notes.append(f"baseline: {baseline} ({baseline_gmacs:.3f} GMACs) is over --max-gmacs {settings.max_gmacs}, not trained")
         else:
-            plan.trials += [PlannedTrial({}, seed, BASELINE) for seed in range(settings.seeds)]
-            plan.notes.append(f"baseline: {BASELINE} x {settings.seeds} seed(s), same data and recipe (--no-baselines to skip)")
+            plan.trials += [PlannedTrial({}, seed, baseline) for seed in range(settings.seeds)]
+            plan.notes.append(f"baseline: {baseline} x {settings.seeds} seed(s), same data and recipe (--no-baselines to skip)")
     sampled = 0 if sampler == "grid" else settings.trials or DEFAULT_SAMPLED_TRIALS
     plan.total = len(plan.trials) + sampled
     return plan
 
 
-def gmacs_of(config: dict[str, Any]) -> float:
+def gmacs_of(config: dict[str, Any], input_size: int | None = None) -> float:
+    """GMACs of a configuration at ``input_size`` (default: its model's own size)."""
     model, overrides, _ = split_config(config)
-    return zoo.complexity(model, **overrides).gmacs
+    return zoo.complexity(model, input_size=input_size, **overrides).gmacs
 
 
 def planned_macs(settings: SearchSettings, trial: PlannedTrial) -> float:
+    size = search_recipe(settings).image_size
     if trial.baseline:
-        return float(zoo.complexity(trial.baseline).macs)
+        return float(zoo.complexity(trial.baseline, input_size=size).macs)
     for config in spaces.enumerate_space(spaces.get_space(settings.space)):
         if config["__params__"] == trial.params:
-            return gmacs_of(spaces.strip_internal(config)) * 1e9
+            return gmacs_of(spaces.strip_internal(config), size) * 1e9
     return float(zoo.complexity("resnet20").macs)
 
 
@@ -112,14 +117,14 @@ def estimate_minutes(settings: SearchSettings, plan: Plan, at_once: int, threads
     """Wall-time estimate from each planned trial's MACs, the epochs and a throughput measured here, now."""
     if gpus_per_trial > 0 and not torch.cuda.is_available():
         return "unknown (trials run on GPUs this driver cannot measure)"
-    recipe = resolve_recipe(settings.budget, settings.recipe)
+    recipe = search_recipe(settings)
     device = torch.device("cuda" if gpus_per_trial > 0 else "cpu")
     rate = calibrate_macs_per_second(device, resolve_precision(recipe.precision, device), threads)
     macs = [planned_macs(settings, trial) for trial in plan.trials]
     sampled = plan.total - len(plan.trials)  # tpe/random trials are not known yet: priced as the space's first configuration
     if sampled:
         try:
-            first = gmacs_of(spaces.all_configs(spaces.get_space(settings.space))[0]) * 1e9
+            first = gmacs_of(spaces.all_configs(spaces.get_space(settings.space))[0], recipe.image_size) * 1e9
         except spaces.GridError:  # continuous choices: priced as a ResNet-20
             first = float(zoo.complexity("resnet20").macs)
         macs += [first] * sampled

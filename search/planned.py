@@ -34,12 +34,12 @@ import zoo
 from search import spaces
 from search.config import TrialConfig, split_config
 from search.lease import Lease
-from search.plan import BASELINE, make_plan
+from search.plan import make_plan
 from search.plugins import import_plugins
 from search.provenance import record, resolve_search_precision
 from search.recipes import resolve_recipe
 from search.results import result_row, results_frame, summary_report, write_results
-from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, validate
+from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, search_recipe, validate
 from search.train import EXIT_INTERRUPTED, FINISHED, available_cpus, read_summary
 
 PLAN_FILE = "plan.json"
@@ -102,7 +102,7 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
     if plan.sampler != "grid":
         raise ValueError(f"--plan needs a grid design; {space} is sampled here ({plan.sampler}: {plan.why}), which only a Ray search can do")
     settings.sampler = plan.sampler
-    recipe = resolve_recipe(settings.budget, settings.recipe)
+    recipe = search_recipe(settings)
     on_gpu = bool(settings.gpus_per_trial)
     precision = resolve_search_precision(recipe.precision, on_gpu)
     root = Path.cwd()
@@ -145,8 +145,8 @@ def finished_summary(directory: Path) -> dict[str, Any] | None:
 
 def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_budget: float | None = None, say: Any = print) -> int:
     """Run the unfinished planned trials, ``jobs`` at a time, each with its share of this
-    machine's cores (and a GPU from ``gpus``, round robin); then collect. Returns how many
-    trials ended unfinished or failed.
+    machine's cores (and a GPU from ``gpus``, round robin). Returns how many trials ended
+    unfinished or failed; ``collect`` makes their results table.
 
     A trial starts only while its estimated time (the slowest finished run of the same model so
     far) fits what is left of ``time_budget``. SIGTERM or Ctrl-C stops launching and asks the
@@ -224,7 +224,7 @@ def collect(out: str | Path) -> pd.DataFrame:
     experiment = PlannedExperiment.load(out)
     settings = json.loads((experiment.out / SETTINGS_FILE).read_text())
     import_plugins(settings.get("plugins") or [])
-    epochs = resolve_recipe(settings["budget"], settings["recipe"]).epochs
+    epochs = resolve_recipe(settings["budget"], settings["recipe"], spaces.space_family(settings["space"])).epochs
     rows = []
     for trial in experiment.trials:
         directory = trial.out(experiment.root)
@@ -274,16 +274,19 @@ def update_study(out: Path, space: str, objective: str, budget: str, rows: list[
     study = open_study(out, space, objective, budget)
     recorded = {t.user_attrs.get("planned_trial_id") for t in study.get_trials(deepcopy=False)}
     function = spaces.get_space(space)
-    suggested = set().union(*(c["__params__"] for c in spaces.enumerate_space(function)))  # the space's parameter names
+    configs = spaces.enumerate_space(function)
+    suggested = set().union(*(c["__params__"] for c in configs))  # the space's parameter names
+    space_models = {c["model"] for c in configs}
     for row in rows:
         if row["status"] not in STATE_OF_STATUS or row["trial_id"] in recorded:
             continue
         attrs = {"seed": row["seed"], "planned_trial_id": row["trial_id"]}
-        params = {name: row[f"config_{name}"] for name in suggested if row.get(f"config_{name}") is not None}  # a baseline has none
-        fixed = optuna.trial.FixedTrial(params)
-        if row["model"] == BASELINE and not params:
-            attrs["baseline"] = BASELINE
-        else:
+        fixed = optuna.trial.FixedTrial({})
+        if row["model"] not in space_models:  # the baseline trained beside the space: no parameters
+            attrs["baseline"] = row["model"]
+        else:  # a suggested model is the row's model column (model is no config_ column)
+            params = {name: row["model"] if name == "model" else row[f"config_{name}"] for name in suggested if name == "model" or row.get(f"config_{name}") is not None}
+            fixed = optuna.trial.FixedTrial(params)
             function(fixed)  # records each parameter's distribution, as a Ray trial's would be
         state, values = row_outcome(row, objective)
         study.add_trial(optuna.trial.create_trial(state=state, params=fixed.params, distributions=fixed.distributions, values=values, user_attrs=attrs))

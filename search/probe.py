@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import zoo
-from search.augment import Normalize
+from search.augment import Normalize, center_crop
 from search.data import DataError, Dataset, load_dataset
 from search.measure import evaluate
 from search.provenance import record, resolve_precision
@@ -123,7 +123,7 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5, images: int |
     model = zoo.load(run / "model_final.safetensors").eval()
     units = residual_units(model, str(run))
     recipe = summary["recipe"]
-    dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"])
+    dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"], rest_size=recipe.get("eval_resize", 32))
     normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=True)
     model = model.to(memory_format=torch.channels_last)
     precision = resolve_precision(summary.get("precision", "fp32"), torch.device("cpu"))
@@ -133,7 +133,7 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5, images: int |
         for index, unit in enumerate(units):
             unit.lesion(index in lesioned)
         try:
-            return evaluate(model, split, normalize, 500, torch.device("cpu"), precision)
+            return evaluate(model, split, normalize, 500, torch.device("cpu"), precision, recipe.get("eval_crop"), recipe.get("eval_crops", 1))
         finally:
             for unit in units:
                 unit.lesion(False)
@@ -219,10 +219,11 @@ def response_probe(run: Path, images: int) -> pd.DataFrame:
     model = zoo.load(run / "model_final.safetensors").eval()
     residual_units(model, str(run))
     recipe = summary["recipe"]
-    dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"])
+    dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"], rest_size=recipe.get("eval_resize", 32))
     count = min(images, len(dataset.val))
     normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=False)
-    responses = layer_responses(model, normalize(dataset.val.images[:count]), batch_size=250)
+    views = center_crop(dataset.val.images[:count], recipe.get("eval_crop", dataset.rest_size))  # what evaluation sees
+    responses = layer_responses(model, normalize(views), batch_size=250)
     described = zoo.describe(model)
     base = {
         "run": run.name, "model": summary["model"], "label": described.label, "family": described.design,

@@ -28,16 +28,16 @@ import zoo
 from search import cluster, spaces, stopping
 from search.compilation import COMPILE_MODES
 from search.config import config_option, parse_assignments, typed_overrides
-from search.data import DataError, Dataset, load_dataset
+from search.data import DataError, Dataset, choose_data_path, load_dataset
 from search.lease import Lease
 from search.plan import Plan, estimate_minutes, make_plan
 from search.planned import PlannedExperiment, collect, plan_experiment, run_planned
 from search.plugins import Plugin, import_plugins
 from search.provenance import hardware_name, record, resolve_search_precision
-from search.recipes import recipe_fields, resolve_recipe
+from search.recipes import recipe_fields
 from search.results import SearchInterrupted
-from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, validate
-from search.train import EXIT_INTERRUPTED
+from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, search_recipe, validate
+from search.train import EXIT_INTERRUPTED, available_cpus
 from zoo._registry import unknown_name_error
 
 
@@ -53,7 +53,10 @@ def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -
     resuming = continue_experiment(settings, out)
     plan = make_plan(settings)
     settings.sampler = plan.sampler
-    dataset = load_dataset(settings.data, data_seed=settings.data_seed)  # fail fast; warms caches for trials
+    recipe = search_recipe(settings)
+    # Fail fast, and warm the caches the trials read (decoded images, or a streamed folder's statistics).
+    path = choose_data_path(recipe.data_path, settings.data, recipe.eval_resize)
+    dataset = load_dataset(settings.data, data_seed=settings.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, rest_size=recipe.eval_resize, path=path, workers=available_cpus() if path == "stream" else 1)
     check_writable(out)
     # Another driver on the same experiment would re-queue its running trials: refused before Ray
     # starts; the lease itself is taken once Ray is up.
@@ -71,7 +74,7 @@ def _run(settings: SearchSettings, plugins: list[Plugin], out: Path, resuming: b
         resources = launch.Resources(*cluster.trial_resources(settings))
         with Lease(out, "search driver"):
             cluster.check_shared_storage(out)
-            recipe = resolve_recipe(settings.budget, settings.recipe)
+            recipe = search_recipe(settings)
             precision = trial_precision(out, resuming, recipe.precision, resources.gpus_per_trial > 0)
             print(f"search {settings.space}: {plan.total} trials ({plan.sampler}: {plan.why}; {settings.seeds} seed(s)), budget {settings.budget} ({recipe.epochs} epochs), data {dataset.name} {dataset.sizes()}", flush=True)
             print(f"  resources: {resources.cpus_per_trial:g} CPU + {resources.gpus_per_trial:g} GPU per trial, {resources.at_once} at once on {hardware_name(torch.device('cpu'))}; precision {precision}, compile {settings.compile}", flush=True)

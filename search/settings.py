@@ -12,7 +12,7 @@ from typing import Any
 from search import spaces
 from search.compilation import check_mode
 from search.plugins import Plugin, import_plugins
-from search.recipes import resolve_recipe
+from search.recipes import Recipe, resolve_recipe
 
 OBJECTIVES = ("accuracy", "pareto")
 LOGGERS = ("tensorboard", "csv", "mlflow")
@@ -74,6 +74,11 @@ class SearchSettings:
         return shlex.join(words)
 
 
+def search_recipe(settings: SearchSettings) -> Recipe:
+    """The recipe of a search's trials: its budget for its space's model family, with --recipe."""
+    return resolve_recipe(settings.budget, settings.recipe, spaces.space_family(settings.space))
+
+
 def validate(settings: SearchSettings) -> list[Plugin]:
     """Bad input raises ValueError with one line, before Ray starts or any file is written."""
     plugins = import_plugins(settings.plugins)
@@ -82,7 +87,7 @@ def validate(settings: SearchSettings) -> list[Plugin]:
         raise ValueError(f"unknown sampler {settings.sampler!r}; valid: {', '.join(spaces.SAMPLERS)}")
     if settings.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {settings.objective!r}; valid: {', '.join(OBJECTIVES)}")
-    resolve_recipe(settings.budget, settings.recipe)
+    search_recipe(settings)
     check_mode(settings.compile)
     for logger in settings.log:
         if logger not in LOGGERS:

@@ -21,17 +21,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import zoo
-from search.recipes import recipe_fields
+from search.recipes import FAMILIES, recipe_fields
 from zoo import ORDERING_BLOCKS
 
 SpaceFunction = Callable[[Any], "dict[str, Any] | None"]
 SAMPLERS = ("grid", "tpe", "random")
 _SPACES: dict[str, SpaceFunction] = {}
 _DECLARED_SAMPLERS: dict[str, str | None] = {}
+_FAMILIES: dict[str, str] = {}
 
 
-def register_space(name: str, sampler: str | None = None) -> Callable[[SpaceFunction], SpaceFunction]:
+def register_space(name: str, sampler: str | None = None, family: str = "cifar") -> Callable[[SpaceFunction], SpaceFunction]:
     """Decorator: make ``def name(trial) -> dict | None`` searchable as ``--space name``.
+
+    ``family``: the zoo family (``cifar`` or ``imagenet``) of every model it names, whose budgets
+    (resolution, augmentation, epochs) its trials train with.
 
     ``sampler`` declares the space's design: ``"grid"`` for comparisons (every configuration x the
     same seeds), ``"tpe"`` or ``"random"`` for tuning; undeclared, a space gets a grid when it has
@@ -42,6 +46,8 @@ def register_space(name: str, sampler: str | None = None) -> Callable[[SpaceFunc
     """
     if sampler is not None and sampler not in SAMPLERS:
         raise ValueError(f"space {name!r}: unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    if family not in FAMILIES:
+        raise ValueError(f"space {name!r}: unknown family {family!r}; valid: {', '.join(FAMILIES)}")
 
     def decorator(function: SpaceFunction) -> SpaceFunction:
         if name in _SPACES:
@@ -54,8 +60,11 @@ def register_space(name: str, sampler: str | None = None) -> Callable[[SpaceFunc
                 raise
         for config in configs:
             check_config(name, config)
+            if zoo.model_card(config["model"]).family != family:
+                raise ValueError(f"space {name!r} is declared family {family!r} but names {config['model']} (family {zoo.model_card(config['model']).family!r}); one family per space: its budgets set the resolution")
         _SPACES[name] = function
         _DECLARED_SAMPLERS[name] = sampler
+        _FAMILIES[name] = family
         return function
 
     return decorator
@@ -70,6 +79,11 @@ def get_space(name: str) -> SpaceFunction:
 def declared_sampler(name: str) -> str | None:
     get_space(name)
     return _DECLARED_SAMPLERS.get(name)
+
+
+def space_family(name: str) -> str:
+    get_space(name)
+    return _FAMILIES[name]
 
 
 def list_spaces() -> list[str]:
@@ -228,3 +242,17 @@ def vgg(trial: Any) -> dict[str, Any]:
     trial.suggest_categorical("model", [f"cifar_vgg{d}_bn" for d in (11, 13, 16, 19)] + ["resnet56", "resnet110", "resnet164"])
     return {}
 
+
+
+# He et al. 2016, Tables 2-3 (ImageNet top-1 10-crop error, REFERENCE.md): plain vs residual (A)
+# at 18 and 34 layers, shortcuts A/B/C at 34, the bottleneck nets (B) and VGG-16.
+IMAGENET_SHORTCUTS = {"resnet18": ["none", "A"], "resnet34": ["none", "A", "B", "C"]}
+
+
+@register_space("imagenet", sampler="grid", family="imagenet")
+def imagenet(trial: Any) -> dict[str, Any]:
+    """The paper's ImageNet design (Tables 2-3): plain vs residual at 18/34, shortcuts A/B/C at 34, ResNet-50/101/152 and VGG-16, at the data's resolution (--data FOLDER)."""
+    model = trial.suggest_categorical("model", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg16"])
+    if model in IMAGENET_SHORTCUTS:
+        trial.suggest_categorical("shortcut", IMAGENET_SHORTCUTS[model])
+    return {}

@@ -348,7 +348,7 @@ class Run:
                 views, shifts = augment_at_rest(batch.images, recipe, generator)
                 yield views, batch.labels, shifts
 
-    def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar, resume_at: EpochPosition | None, stop: Preemption, save_position: Callable[[EpochPosition], None], checkpoint_seconds: float) -> EpochResult:
+    def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar, resume_at: EpochPosition | None, stop: Preemption, save_position: Callable[[EpochPosition], None] | None = None, checkpoint_seconds: float = math.inf) -> EpochResult:
         """One pass over the training split (or the rest of an interrupted one); within it,
         ``save_position`` checkpoints where it is every ``checkpoint_seconds`` (a long epoch)."""
         recipe, state = self.recipe, self.state
@@ -367,7 +367,7 @@ class Run:
             faults.stall((epoch - 1) * self.steps_per_epoch + step + 1, resume_at is not None or epoch > 1, stop)
             if stop.requested:  # at a step boundary: nothing of this step is lost
                 return EpochResult(interrupted=EpochPosition(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
-            if step > first and time.monotonic() - saved_at >= checkpoint_seconds:
+            if save_position is not None and step > first and time.monotonic() - saved_at >= checkpoint_seconds:
                 save_position(EpochPosition(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
                 saved_at = time.monotonic()
             images, labels, shifts = next(batches)

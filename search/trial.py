@@ -87,7 +87,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     epochs = trial.recipe().epochs
     where["command"] = trial.command(out)
     if context.max_gmacs is not None:
-        gmacs = gmacs_of(config)
+        gmacs = gmacs_of(config, trial.recipe().image_size)
         if gmacs > context.max_gmacs:
             # Every result must carry the metric Ray and ASHA watch: NaN, which no one ranks.
             tune.report({**where, "status": "pruned", "epoch": 0, "epochs_planned": epochs, "val_accuracy": float("nan"), "macs": gmacs * 1e9, "reason": f"{gmacs:.3f} GMACs over --max-gmacs {context.max_gmacs}"})

@@ -202,3 +202,29 @@ def test_a_completed_row_missing_a_number_is_listed_not_ranked(tmp_path: Path, c
     text = write_page(write_table(tmp_path / "exp", frame)).path.read_text()
     apart = text.split("## Not ranked")[1].split("##")[0]
     assert "t77" in apart and f"incomplete row: no {column}" in apart
+
+
+def test_the_imagenet_claims_are_wired_to_the_spaces_configurations() -> None:
+    # Three seeds of each of the imagenet space's nets, ordered as the paper found them.
+    nets = {("resnet18", "none"): (0.60, 0.30), ("resnet18", "A"): (0.62, 0.28), ("resnet34", "none"): (0.59, 0.33), ("resnet34", "A"): (0.66, 0.24),
+            ("resnet34", "B"): (0.67, 0.23), ("resnet34", "C"): (0.68, 0.22), ("resnet50", "B"): (0.70, 0.20), ("resnet101", "B"): (0.72, 0.18),
+            ("resnet152", "B"): (0.73, 0.17), ("vgg16", None): (0.61, 0.29)}
+    rows = []
+    for (model, shortcut), (accuracy, train_error) in nets.items():
+        overrides = {"shortcut": shortcut} if shortcut else {}
+        architecture = zoo.describe(model, **overrides)
+        for seed in range(3):  # (params and MACs only make a row rankable here: no claim reads them)
+            rows.append({"model": model, "block": architecture.block, "shortcut": architecture.shortcut, "depth": architecture.depth, "status": "completed", "seed": seed,
+                         "val_accuracy": accuracy + 0.002 * seed, "train_error": train_error - 0.001 * seed, "params": 1, "macs": 1})
+    claims = {c.statement: c.verdict for c in trained_claims(pd.DataFrame(rows))}
+    expected = [
+        "degradation: plain-34 has higher training error than plain-18",
+        "ResNet-34 has lower training error than ResNet-18 (no degradation with shortcuts)",
+        "depth 34: the residual net (A) beats its plain twin",
+        "depth 34: projection shortcuts on shape changes (B) beat zero-padding (A)",
+        "depth 34: projections everywhere (C) beat B",
+        "ResNet-101 beats ResNet-50", "ResNet-152 beats ResNet-101",
+        "ResNet-152 beats VGG-16",
+    ]
+    for phrase in expected:
+        assert [verdict for statement, verdict in claims.items() if phrase in statement] == [HOLDS], phrase

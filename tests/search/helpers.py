@@ -65,25 +65,6 @@ def write_cifar10_copy(root: Path, per_batch: int = 40) -> Path:
 # Listening sockets of a process tree, from /proc (Ray's processes are the driver's descendants)
 
 
-def descendants(root: int) -> set[int]:
-    """``root`` and every process below it, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    family, grown = {root}, True
-    while grown:
-        grown = False
-        for pid, parent in parents.items():
-            if parent in family and pid not in family:
-                family.add(pid)
-                grown = True
-    return family
-
-
 def listening_addresses(pids: set[int]) -> set[str]:
     """The local addresses of the TCP sockets these processes listen on (from /proc/net)."""
     inodes: set[str] = set()

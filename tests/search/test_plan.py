@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 import search
-from search.plan import BASELINE, GRID_LIMIT, choose_sampler, make_plan
-from search.settings import SearchSettings
+import zoo
+from search.plan import BASELINES, GRID_LIMIT, choose_sampler, make_plan
+from search.settings import SearchSettings, search_recipe
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,7 @@ def test_grid_is_every_configuration_times_the_same_seeds_plus_the_baseline() ->
     assert len(grid) == 8 * 3 and plan.total == 8 * 3 + 3
     assert all("seed" not in trial.params for trial in plan.trials)  # the seed is a user attribute
     assert sorted({trial.seed for trial in grid}) == [0, 1, 2]
-    assert [t.user_attrs() for t in plan.trials if t.baseline] == [{"seed": s, "baseline": BASELINE} for s in range(3)]
+    assert [t.user_attrs() for t in plan.trials if t.baseline] == [{"seed": s, "baseline": BASELINES["cifar"]} for s in range(3)]
 
 
 def test_macs_ceiling_and_trial_cap_are_noted() -> None:
@@ -67,7 +68,7 @@ def test_macs_ceiling_and_trial_cap_are_noted() -> None:
 def test_a_baseline_over_the_macs_ceiling_is_left_out_and_noted() -> None:
     plan = make_plan(SearchSettings(space="shortcuts", max_gmacs=0.05))
     assert all(trial.baseline is None for trial in plan.trials) and len(plan.trials) == 4
-    assert f"baseline: {BASELINE} (0.313 GMACs) is over --max-gmacs 0.05, not trained" in plan.notes
+    assert f"baseline: {BASELINES['cifar']} (0.313 GMACs) is over --max-gmacs 0.05, not trained" in plan.notes
     assert any(trial.baseline for trial in make_plan(SearchSettings(space="shortcuts", max_gmacs=0.5)).trials)
 
 
@@ -79,3 +80,14 @@ def test_seeds_with_a_sampled_design_is_refused() -> None:
 def test_a_macs_ceiling_that_excludes_everything_is_refused() -> None:
     with pytest.raises(ValueError, match=r"--max-gmacs 0.001 excludes every configuration of shortcuts \(the cheapest costs 0.0406 GMACs\)"):
         make_plan(SearchSettings(space="shortcuts", max_gmacs=0.001))
+
+
+def test_the_imagenet_grid_trains_its_own_vgg_and_prices_macs_at_the_trained_size() -> None:
+    plan = make_plan(SearchSettings(space="imagenet", seeds=2))
+    assert len(plan.trials) == 10 * 2 and not any(trial.baseline for trial in plan.trials), "VGG-16 is in the grid: no baseline beside it"
+    assert search_recipe(SearchSettings(space="imagenet")).image_size == 176  # the quick budget's training crop
+    at_176 = zoo.complexity("resnet152", input_size=176).gmacs
+    capped = make_plan(SearchSettings(space="imagenet", max_gmacs=at_176 * 1.01))
+    assert not any(t.params.get("model") == "vgg16" for t in capped.trials), "VGG-16 costs more than ResNet-152 at any size"
+    assert any(t.params.get("model") == "resnet152" for t in capped.trials), "ResNet-152 is priced at 176 px, under the ceiling (it is not at 224)"
+    assert zoo.complexity("resnet152").gmacs > at_176 * 1.01

@@ -8,6 +8,7 @@ commands through ``--run-planned``.)
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,13 @@ from pathlib import Path
 import optuna
 import pytest
 
+import zoo
 from leaderboards.schema import read_table
-from search.planned import LOG_FILE, PlannedExperiment, collect
+from search.planned import LOG_FILE, PlannedExperiment, collect, run_planned
 from search.run import main
 from search.study import STUDY_FILE
 from tests.search.conftest import FAST
+from tests.search.helpers import write_photo_folder
 from tests.test_layering import WITHOUT_RAY_AND_OPTUNA
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,3 +61,19 @@ def test_collect_needs_neither_ray_nor_optuna_and_lists_what_has_not_finished(tm
     collect(experiment.out)
     study = load_study(experiment.out)  # ...and brought up to date by a later collect that has it
     assert [(t.state, t.user_attrs["planned_trial_id"]) for t in study.trials] == [(optuna.trial.TrialState.COMPLETE, "trial_0000")]
+
+
+def test_the_imagenet_space_plans_at_the_datas_size_and_trains_its_two_cheapest_nets(tmp_path: Path) -> None:
+    write_photo_folder(tmp_path / "photos", "train", per_class=30, classes=3, suffix=".jpg")
+    out = tmp_path / "imagenet"
+    assert main(["--space", "imagenet", "--budget", "smoke", "--data", str(tmp_path / "photos"), "--trials", "2", "--out", str(out), "--plan",
+                 "--recipe", "val_size=16", "test_size=16", "eval_batch_size=16", "batch_size=32", "epochs=1"]) == 0
+    experiment = PlannedExperiment.load(out)
+    assert [t.config for t in experiment.trials] == [{"model": "resnet18", "shortcut": "none", "seed": 0}, {"model": "resnet18", "shortcut": "A", "seed": 0}]
+    assert "--image-size" not in experiment.trials[0].command, "the ImageNet family's smoke budget sets 64 px itself"
+    assert run_planned(out, jobs=1, say=lambda line: None) == 0
+    rows = collect(out)
+    assert list(rows["status"]) == ["completed", "completed"] and list(rows["shortcut"]) == ["none", "A"]
+    summary = json.loads((out / "trials" / "trial_0000" / "summary.json").read_text())
+    assert summary["image_size"] == 64 and summary["eval_size"] == {"resize": 73, "crop": 64, "crops": 1}
+    assert summary["macs"] == zoo.complexity("resnet18", shortcut="none", num_classes=3, input_size=64).macs

@@ -28,6 +28,7 @@ from ray import tune
 import search
 from leaderboards.schema import read_table
 from search.lease import LEASE_FILE, read_holder
+from search.measure import process_tree
 from search.planned import PlannedExperiment, collect, run_planned
 from search.provenance import resolve_search_precision
 from search.run import main, run_search
@@ -35,7 +36,7 @@ from search.stopping import CHECKPOINTED_FILE
 from search.study import STUDY_FILE
 from search.train import main as train_main
 from tests.search.conftest import FAST, ray_environment, short_temp_dir
-from tests.search.helpers import descendants, listening_addresses
+from tests.search.helpers import listening_addresses
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # real Ray instances
@@ -294,7 +295,7 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
             assert resumed.poll() is None, resumed.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "no trial started training"
             time.sleep(0.2)
-        addresses = listening_addresses(descendants(resumed.pid))
+        addresses = listening_addresses(process_tree(resumed.pid))
         resumed.send_signal(signal.SIGTERM)
         stdout, stderr = resumed.communicate(timeout=180)
     finally:

@@ -96,3 +96,18 @@ def test_a_key_both_model_option_and_recipe_field_is_refused() -> None:
         def clash(trial: Any) -> dict[str, Any]:
             trial.suggest_categorical("lr", [0.1])
             return {"model": "resnet20", "block": "test_block_with_lr_option"}
+
+
+def test_imagenet_space_is_the_papers_tables_2_and_3() -> None:
+    configs = spaces.all_configs(spaces.get_space("imagenet"))
+    built = sorted((c["model"], zoo.describe(c["model"], **{k: v for k, v in c.items() if k != "model"}).shortcut) for c in configs)
+    assert built == sorted([("resnet18", "none"), ("resnet18", "A"), ("resnet34", "none"), ("resnet34", "A"), ("resnet34", "B"), ("resnet34", "C"),
+                            ("resnet50", "B"), ("resnet101", "B"), ("resnet152", "B"), ("vgg16", "-")])
+    assert spaces.space_family("imagenet") == "imagenet" and spaces.space_family("shortcuts") == "cifar"
+
+
+def test_a_space_naming_another_familys_model_is_refused() -> None:
+    with pytest.raises(ValueError, match="declared family 'cifar' but names resnet50 \\(family 'imagenet'\\)"):
+        @search.register_space("test_mixed")
+        def mixed(trial: Any) -> dict[str, Any]:
+            return {"model": trial.suggest_categorical("model", ["resnet20", "resnet50"])}

@@ -18,9 +18,10 @@ import torch
 import zoo
 from search.config import TrialConfig
 from search.data import FileSplit, choose_data_path, load_dataset
+from search.measure import tree_memory_bytes
 from search.stream import loader_workers
 from search.train import main, train
-from tests.search.helpers import descendants, write_photo_folder
+from tests.search.helpers import write_photo_folder
 
 DETERMINISTIC_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
 
@@ -86,19 +87,6 @@ def test_auto_streams_a_folder_whose_decoded_size_passes_the_bound(folders: dict
     assert isinstance(streamed.train, FileSplit) and len(streamed.train) == len(held.train) == 180 - 2 * 18  # a tenth each for val and test
     assert streamed.mean == held.mean and streamed.std == held.std, "the same statistics, to the last bit, from files or tensors"
     assert loader_workers(16, torch.device("cuda")) == (15, 1) and loader_workers(2, torch.device("cpu")) == (1, 1)
-
-
-def tree_memory_bytes(pid: int) -> int:
-    """Proportional set size of a process and its descendants (shared pages counted once)."""
-    total = 0
-    for member in {pid} | descendants(pid):
-        try:
-            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
 
 
 def peak_tree_memory(args: list[str], env: dict[str, str]) -> tuple[int, subprocess.CompletedProcess[str]]:
