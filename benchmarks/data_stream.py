@@ -93,7 +93,7 @@ def torchvision_rate(root: Path, size: int, batch: int, workers: int, seconds: f
 
 def peak_trial_memory(data: Path, out: Path, bound: int, rest: int) -> tuple[int, dict]:
     command = [sys.executable, "-m", "search.train", "--model", "resnet18", "--data", str(data), "--budget", "smoke", "--epochs", "1", "--train-subset", "256",
-               "--batch-size", "64", "--val-size", "64", "--test-size", "64", "--image-size", "112", "--eval-resize", str(rest), "--eval-crop", "224",
+               "--batch-size", "64", "--val-size", "15", "--test-size", "15", "--image-size", "112", "--eval-resize", str(rest), "--eval-crop", "224",
                "--eval-batch-size", "64", "--threads", "2", "--out", str(out)]
     process = subprocess.Popen(command, env={**os.environ, "RESBENCH_IN_MEMORY_BYTES": str(bound)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from search.data import DataError, FileSplit, channel_stats
-from search.views import ImageError, at_rest, crop_box, image_size_of, lighting_shift, sample_rng, training_crop
+from search.views import ImageError, at_rest, crop_box, lighting_shift, sample_rng, training_crop
 
 BOX_AUGMENTATIONS = ("random_resized_crop", "scale")  # cropped from the file, in the workers
 PREFETCH_BATCHES = 2  # per worker: enough to hide a decode's jitter, little memory
@@ -66,8 +66,7 @@ class TrainingFiles(torch.utils.data.Dataset):
             if self.augment not in BOX_AUGMENTATIONS:
                 return at_rest(path, self.rest_size), int(self.labels[index]), False, (0.0, 0.0, 0.0), None
             rng = sample_rng(self.seed, epoch, index)
-            width, height = image_size_of(path)
-            image = training_crop(path, crop_box(self.augment, width, height, self.image_size, rng), self.image_size)
+            image = training_crop(path, self.image_size, lambda width, height: crop_box(self.augment, width, height, self.image_size, rng))
             flip = self.flip and bool(rng.random() < 0.5)
             shift = lighting_shift(rng) if self.lighting else (0.0, 0.0, 0.0)
             return image, int(self.labels[index]), flip, shift, None

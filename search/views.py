@@ -18,6 +18,7 @@ after any resume.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,28 +43,18 @@ class ImageError(ValueError):
     """An image file that cannot be decoded; the message names it."""
 
 
-def _open(path: str | Path, want: tuple[int, int] | None = None):  # -> PIL.Image.Image
-    """The file as RGB; a JPEG decoded at the smallest DCT scale that still covers ``want``."""
+def _open(path: str | Path, want: Callable[[int, int], tuple[int, int]] | None = None):  # -> PIL.Image.Image
+    """The file as RGB; a JPEG decoded at the smallest DCT scale that still covers the size
+    ``want(width, height)`` asks for (one open: the header gives the size first)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as handle:
             if want is not None and handle.format == "JPEG":
-                handle.draft("RGB", want)
+                handle.draft("RGB", want(*handle.size))
             image = handle.convert("RGB")
             image.load()
             return image
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
-
-
-def image_size_of(path: str | Path) -> tuple[int, int]:
-    """(width, height) from the header alone."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as handle:
-            return handle.size
     except (OSError, UnidentifiedImageError, ValueError) as error:
         raise ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
 
@@ -115,15 +106,22 @@ def crop_box(kind: str, width: int, height: int, image_size: int, rng: np.random
     raise ValueError(f"augmentation {kind!r} takes no crop box; valid: random_resized_crop, scale")
 
 
-def training_crop(path: str | Path, box: tuple[float, float, float, float], image_size: int) -> torch.Tensor:
-    """The box of the original image, resized to ``image_size`` square (bilinear), as uint8."""
+def training_crop(path: str | Path, image_size: int, box_of: Callable[[int, int], tuple[float, float, float, float]]) -> torch.Tensor:
+    """The box ``box_of(width, height)`` of the original image (left, top, width, height in its
+    pixels), resized to ``image_size`` square (bilinear), as uint8."""
     from PIL import Image
 
-    width, height = image_size_of(path)
-    left, top, box_w, box_h = box
-    # Decode at the smallest scale where the box still spans image_size pixels.
-    want = (math.ceil(width * image_size / box_w), math.ceil(height * image_size / box_h))
+    chosen: list[tuple[int, int, tuple[float, float, float, float]]] = []
+
+    def want(width: int, height: int) -> tuple[int, int]:  # decode at the smallest scale where the box still spans image_size pixels
+        box = box_of(width, height)
+        chosen.append((width, height, box))
+        return math.ceil(width * image_size / box[2]), math.ceil(height * image_size / box[3])
+
     image = _open(path, want)
+    if not chosen:  # not a JPEG: decoded whole, the box chosen now
+        chosen.append((image.size[0], image.size[1], box_of(*image.size)))
+    width, _, (left, top, box_w, box_h) = chosen[0]
     factor = image.size[0] / width
     scaled = (left * factor, top * factor, (left + box_w) * factor, (top + box_h) * factor)
     return _to_tensor(image.resize((image_size, image_size), Image.Resampling.BILINEAR, box=scaled, reducing_gap=3.0))

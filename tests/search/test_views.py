@@ -61,7 +61,7 @@ def test_a_training_crop_decoded_at_reduced_size_matches_the_full_decode(tmp_pat
     path = tmp_path / "smooth.jpg"
     Image.fromarray(pixels).save(path, quality=95)
     box = (40.0, 30.0, 480.0, 400.0)
-    crop = training_crop(path, box, 64)
+    crop = training_crop(path, 64, lambda width, height: box)
     with Image.open(path) as image:
         full = torch.from_numpy(np.array(image.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR, box=(40, 30, 520, 430)))).permute(2, 0, 1)
     assert crop.shape == (3, 64, 64) and crop.dtype == torch.uint8
