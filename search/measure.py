@@ -133,14 +133,16 @@ def process_tree(root: int) -> set[int]:
     return family
 
 
-def tree_memory_bytes(root: int) -> int:
-    """The proportional set size of a process tree: each shared page (the libraries forked
-    workers share with their parent) counted once, split between its holders."""
+def tree_memory_bytes(root: int, fields: tuple[str, ...] = ("Pss",)) -> int:
+    """The memory of a process tree, from /proc/PID/smaps_rollup: by default its proportional set
+    size (each shared page, such as the libraries forked workers share with their parent, split
+    between its holders); ``("Private_Clean", "Private_Dirty")`` counts only pages no other
+    process maps, which does not depend on what else runs beside it."""
     total = 0
     for pid in process_tree(root):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
+                if line.split(":")[0] in fields:
                     total += int(line.split()[1]) * 1024
         except OSError:
             pass  # a process that ended between the listing and the read

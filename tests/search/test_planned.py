@@ -67,7 +67,7 @@ def test_the_imagenet_space_plans_at_the_datas_size_and_trains_its_two_cheapest_
     write_photo_folder(tmp_path / "photos", "train", per_class=30, classes=3, suffix=".jpg")
     out = tmp_path / "imagenet"
     assert main(["--space", "imagenet", "--budget", "smoke", "--data", str(tmp_path / "photos"), "--trials", "2", "--out", str(out), "--plan",
-                 "--recipe", "val_size=16", "test_size=16", "eval_batch_size=16", "batch_size=32", "epochs=1"]) == 0
+                 "--recipe", "val_size=8", "test_size=8", "eval_batch_size=8", "train_subset=32", "batch_size=16", "epochs=1"]) == 0
     experiment = PlannedExperiment.load(out)
     assert [t.config for t in experiment.trials] == [{"model": "resnet18", "shortcut": "none", "seed": 0}, {"model": "resnet18", "shortcut": "A", "seed": 0}]
     assert "--image-size" not in experiment.trials[0].command, "the ImageNet family's smoke budget sets 64 px itself"
