@@ -19,7 +19,7 @@ COLUMNS = [
     "trial_id", "space", "model", "block", "shortcut", "depth", "status", "epochs", "epochs_planned",
     "val_accuracy", "best_val_accuracy", "test_accuracy", "test_source", "train_error", "train_loss",
     "params", "macs", "wall_seconds", "images_per_second", "inference_images_per_second", "node", "device",
-    "gpu_ids", "hardware", "precision", "seed", "data_seed", "data_name", "data_fingerprint", "splits", "budget",
+    "gpu_ids", "hardware", "precision", "seed", "data_seed", "data_name", "data_fingerprint", "splits", "image_size", "eval_size", "data_path", "budget",
     "recipe", "torch_version", "git_commit", "reason", "error", "command",
 ]
 REQUIRED_COLUMNS = ("trial_id", "model", "block", "shortcut", "depth", "status", "seed", "val_accuracy", "params", "macs")
@@ -30,7 +30,7 @@ CURVES_FILE = "curves.csv"  # beside results.csv: trial_id + each trial's metric
 CONFIG_PREFIX = "config_"  # a configuration key of the trial, as the space produced it
 # Identifiers and labels are text even when they look like numbers: Ray's trial ids are 8 hex
 # digits, and about 2% are all decimal digits ("00001234" would lose its zeros as a number).
-TEXT_COLUMNS = ("trial_id", "space", "model", "block", "shortcut", "status", "node", "gpu_ids", "git_commit", "run", "label", "units", "data_fingerprint")
+TEXT_COLUMNS = ("trial_id", "space", "model", "block", "shortcut", "status", "node", "gpu_ids", "git_commit", "run", "label", "units", "data_fingerprint", "data_path")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

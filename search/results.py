@@ -79,6 +79,7 @@ def summary_report(summary: dict[str, Any], where: dict[str, Any], epochs_planne
         "epochs_planned": epochs_planned,
         "recipe": json.dumps(summary["recipe"], sort_keys=True),
         "splits": json.dumps(summary["splits"], sort_keys=True),
+        "eval_size": json.dumps(summary["eval_size"], sort_keys=True) if summary.get("eval_size") else None,  # the evaluation's resize, crop and crops
         "architecture": json.dumps(summary["architecture"], sort_keys=True),
         "out": str(out),
     })
@@ -87,7 +88,7 @@ def summary_report(summary: dict[str, Any], where: dict[str, Any], epochs_planne
     return report
 
 
-NESTED_COLUMNS = ("recipe", "splits")  # JSON text in the CSV, nested in Parquet
+NESTED_COLUMNS = ("recipe", "splits", "eval_size")  # JSON text in the CSV, nested in Parquet
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> Path:

@@ -71,7 +71,7 @@ def test_the_imagenet_space_plans_at_the_datas_size_and_trains_its_two_cheapest_
     experiment = PlannedExperiment.load(out)
     assert [t.config for t in experiment.trials] == [{"model": "resnet18", "shortcut": "none", "seed": 0}, {"model": "resnet18", "shortcut": "A", "seed": 0}]
     assert "--image-size" not in experiment.trials[0].command, "the ImageNet family's smoke budget sets 64 px itself"
-    assert run_planned(out, jobs=1, say=lambda line: None) == 0
+    assert run_planned(out, jobs=2, say=lambda line: None) == 0
     rows = collect(out)
     assert list(rows["status"]) == ["completed", "completed"] and list(rows["shortcut"]) == ["none", "A"]
     summary = json.loads((out / "trials" / "trial_0000" / "summary.json").read_text())

@@ -166,3 +166,13 @@ def test_bad_sizes_and_paths_are_one_line_and_write_nothing(words: list[str], me
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1, error
     assert not (tmp_path / "run").exists()
+
+
+def test_a_corrupt_file_in_a_streamed_folder_is_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_photo_folder(tmp_path / "photos", "train", per_class=12, classes=2)
+    broken = tmp_path / "photos" / "train" / "class1" / "0003.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")  # decoded by a loader worker, reported by the trainer
+    words = ["--model", "resnet20", "--depth", "8", "--data", str(tmp_path / "photos"), "--budget", "smoke", "--data-path", "stream", "--batch-size", "8", "--out", str(tmp_path / "run")]
+    assert main(words) == 2
+    error = capsys.readouterr().err
+    assert f"cannot decode image {broken}" in error and len(error.strip().splitlines()) == 1, error
