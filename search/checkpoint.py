@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 import zoo
+from search.recipes import Recipe
 
 CHECKPOINT_FORMAT = 1
 
@@ -59,9 +60,23 @@ def check_resumable(path: Path, identity: dict[str, Any]) -> dict[str, Any] | No
     """Refuse to resume a checkpoint of a different run (other model, data, recipe or seed);
     return the checkpoint's choices made at the start (``precision``, ``data_path``), if any."""
     state, _ = latest_state(path)
-    if state is not None and state.get("config") != identity:
+    if state is not None and not same_run(state.get("config"), identity):
         raise ValueError(f"{path.parent.parent} holds a different run (checkpoint config differs); choose another --out")
     return None if state is None else {"precision": state.get("precision"), "data_path": state.get("data_path")}
+
+
+def same_run(stored: dict[str, Any] | None, identity: dict[str, Any]) -> bool:
+    """Whether a checkpoint's identity is this run's. A checkpoint written before the recipe
+    gained a field is this run's when this run leaves the field at its default, which is what
+    the older code did (the resolution fields came that way: 32 px, pad-and-crop)."""
+    if stored == identity:
+        return True
+    if not isinstance(stored, dict) or {**stored, "recipe": None} != {**identity, "recipe": None}:
+        return False
+    recipe, older = identity["recipe"], stored.get("recipe") or {}
+    defaults = Recipe(epochs=1).to_dict()
+    added = set(recipe) - set(older)
+    return set(older) <= set(recipe) and all(older[key] == recipe[key] for key in older) and all(recipe[key] == defaults[key] for key in added)
 
 
 @dataclass

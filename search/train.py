@@ -185,8 +185,9 @@ def validate(config: TrialConfig, memory_share: float = 1.0) -> Recipe:
 def check_input_size(model: nn.Module, name: str, recipe: Recipe) -> None:
     """Refuse a training or evaluation size the network cannot take (too small for its strides,
     or a head made for one size), found by a forward pass on the meta device: no memory, no time."""
-    sizes = {recipe.image_size: "image_size", recipe.eval_crop: "eval_crop"} if recipe.eval_crop != recipe.image_size else {recipe.image_size: "image_size"}
-    for size, field in sizes.items():  # one pass per distinct size: a 1000-layer net takes a second
+    # One pass per distinct size other than the model's own (a 1000-layer net takes a second).
+    sizes = {size: field for field, size in (("eval_crop", recipe.eval_crop), ("image_size", recipe.image_size)) if size != zoo.model_card(name).input_size}
+    for size, field in sizes.items():
         try:
             with torch.no_grad():
                 model(torch.empty(2, 3, size, size, device="meta"))

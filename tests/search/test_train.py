@@ -336,3 +336,22 @@ def test_predict_refuses_weights_without_a_data_description_in_one_line(tmp_path
     assert error.count("\n") == 1 and "carries no data description" in error
     assert zoo_main(["predict", str(tmp_path / "nothing.safetensors"), "x.png"]) == 2
     assert "nothing.safetensors" in capsys.readouterr().err
+
+
+def test_a_checkpoint_from_before_the_resolution_fields_resumes_when_the_run_keeps_their_defaults(tmp_path: Path) -> None:
+    def stop(row: dict) -> None:
+        raise KeyboardInterrupt
+
+    tiny = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128}, threads=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny, tmp_path, log=None, report=stop)
+    path = tmp_path / "checkpoint" / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    for added in ("image_size", "augment", "lighting", "eval_resize", "eval_crop", "eval_crops", "data_path"):
+        del state["config"]["recipe"][added]  # as an older version wrote it
+    torch.save(state, path)
+    # A run at another size is another run; this one, at the defaults, resumes it.
+    bigger = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128, "image_size": 28}, threads=2)
+    with pytest.raises(ValueError, match="holds a different run"):
+        train(bigger, tmp_path, log=None)
+    assert train(tiny, tmp_path, log=None)["status"] == "completed"
