@@ -123,17 +123,26 @@ def test_checkpoint_loads_with_weights_only_and_goes_when_the_run_is_done(tmp_pa
     assert (tmp_path / "model_final.safetensors").exists() and (tmp_path / "model_best.safetensors").exists()
 
 
+TINY = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128}, threads=2)
+
+
+def checkpoint_after_one_epoch(config: TrialConfig, out: Path) -> Path:
+    """Train ``config`` into ``out`` and stop it (as Ctrl-C would) right after its first epoch's
+    checkpoint; the checkpoint's path."""
+    def stop(row: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, out, log=None, report=stop)
+    return out / "checkpoint" / "checkpoint.pt"
+
+
 def test_auto_precision_is_decided_when_a_run_starts_and_kept_by_its_resume(tmp_path: Path) -> None:
     here = resolve_precision("auto", torch.device("cpu"))
     elsewhere = "bf16" if here == "fp32" else "fp32"  # what a machine of the other kind decides
 
-    def stop(row: dict) -> None:
-        raise KeyboardInterrupt
-
-    tiny = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128}, threads=2)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny, tmp_path, log=None, report=stop)
-    path = tmp_path / "checkpoint" / "checkpoint.pt"
+    tiny = TINY
+    path = checkpoint_after_one_epoch(tiny, tmp_path)
     state = torch.load(path, weights_only=True)
     assert state["precision"] == here
     state["precision"] = elsewhere  # as if the run had started on the other machine
@@ -339,13 +348,8 @@ def test_predict_refuses_weights_without_a_data_description_in_one_line(tmp_path
 
 
 def test_a_checkpoint_from_before_the_resolution_fields_resumes_when_the_run_keeps_their_defaults(tmp_path: Path) -> None:
-    def stop(row: dict) -> None:
-        raise KeyboardInterrupt
-
-    tiny = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128}, threads=2)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny, tmp_path, log=None, report=stop)
-    path = tmp_path / "checkpoint" / "checkpoint.pt"
+    tiny = TINY
+    path = checkpoint_after_one_epoch(tiny, tmp_path)
     state = torch.load(path, weights_only=True)
     for added in ("image_size", "augment", "lighting", "eval_resize", "eval_crop", "eval_crops", "data_path"):
         del state["config"]["recipe"][added]  # as an older version wrote it
