@@ -16,6 +16,16 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")
+def one_thread_per_worker() -> None:
+    """Two pytest-xdist workers share two cores: a test's second torch thread would only wait at
+    OpenMP barriers for a core the other worker holds (a smoke run took 7x as long that way).
+    Tests that train pass threads=1 for the same reason."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
 def isolated_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         root = tmp_path_factory.mktemp("resbench-data")

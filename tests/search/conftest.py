@@ -41,15 +41,15 @@ def short_temp_dir() -> str:
 
 @pytest.fixture(scope="session")
 def shortcuts_run(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The main job's grid capped at its depth-20 half (the plan's tests cover the whole grid),
-    2 seeds, with its VGG baseline; every trial waits at a barrier until two have
-    arrived, so the search is seen to run two trials at once."""
+    """The main job's grid capped at its first two configurations (depth 20, shortcuts A and B;
+    the plan's tests cover the whole grid), 2 seeds, with its VGG baseline; every trial waits at
+    a barrier until two have arrived, so the search is seen to run two trials at once."""
     from search.run import main
     from search.testing import BARRIER_VARIABLE
 
     root = tmp_path_factory.mktemp("shortcuts")
     out = root / "experiment"
-    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--seeds", "2", "--trials", "8", "--out", str(out), "--recipe", *FAST, "epochs=1"]
+    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--seeds", "2", "--trials", "4", "--out", str(out), "--recipe", *FAST, "epochs=1"]
     os.environ[BARRIER_VARIABLE] = f"{root / 'barrier'}:2"
     try:
         assert main(args) == 0

@@ -27,7 +27,7 @@ LOSSES = ["epoch", "train_loss", "train_error", "val_accuracy"]
 
 
 def tiny(compile: str = "off", epochs: int = 3) -> TrialConfig:
-    return TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={**TINY, "epochs": epochs}, threads=2, compile=compile)
+    return TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={**TINY, "epochs": epochs}, threads=1, compile=compile)
 
 
 class StopAfter(Exception):

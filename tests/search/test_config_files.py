@@ -56,7 +56,7 @@ def test_a_bad_config_file_is_one_line_and_writes_nothing(tmp_path: Path, capsys
 def test_train_takes_a_config_file_and_flags_win(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(f"model: resnet20\ndata: synthetic\nbudget: smoke\nout: {tmp_path / 'run'}\nepochs: 1\ntrain_subset: 128\nshortcut: B\n")
-    assert train_main(["--config", str(config), "--epochs", "2", "--threads", "2"]) == 0
+    assert train_main(["--config", str(config), "--epochs", "2", "--threads", "1"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["model"] == "resnet20" and summary["recipe"]["epochs"] == 2 and summary["recipe"]["train_subset"] == 128
     assert summary["model_overrides"] == {"shortcut": "B"}

@@ -66,7 +66,7 @@ def trained_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pair")
     for name in ("resnet20", "plain20"):
         # few validation images: the lesion probe evaluates every lesion on all of them
-        train(TrialConfig(model=name, data="synthetic", budget="smoke", recipe_overrides={"val_size": 64, "train_subset": 256}, threads=2), root / name, log=None)
+        train(TrialConfig(model=name, data="synthetic", budget="smoke", recipe_overrides={"val_size": 64, "train_subset": 256}, threads=1), root / name, log=None)
     return root
 
 

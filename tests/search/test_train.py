@@ -31,7 +31,7 @@ DETERMINISTIC_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "
 
 
 def smoke(model: str = "resnet20", data: str = "synthetic", **recipe: object) -> TrialConfig:
-    return TrialConfig(model=model, data=data, budget="smoke", recipe_overrides=dict(recipe), threads=2)
+    return TrialConfig(model=model, data=data, budget="smoke", recipe_overrides=dict(recipe), threads=1)
 
 
 def test_smoke_run_on_synthetic_data_learns_and_writes_everything(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_checkpoint_loads_with_weights_only_and_goes_when_the_run_is_done(tmp_pa
     assert (tmp_path / "model_final.safetensors").exists() and (tmp_path / "model_best.safetensors").exists()
 
 
-TINY = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128}, threads=2)
+TINY = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128}, threads=1)
 
 
 def checkpoint_after_one_epoch(config: TrialConfig, out: Path) -> Path:
@@ -161,7 +161,7 @@ def test_best_weights_of_the_last_epoch_are_the_final_file_not_a_copy(tmp_path: 
 
 
 def test_a_torn_checkpoint_resumes_from_the_previous_epoch_and_says_so(tmp_path: Path) -> None:
-    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "2", "--train-subset", "128", "--threads", "2", "--out", str(tmp_path)]
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "2", "--train-subset", "128", "--threads", "1", "--out", str(tmp_path)]
     killed = run_cli(args, env={"RESBENCH_FAULT": "exit_after_epoch:1"})
     assert killed.returncode == 3
     checkpoint = tmp_path / "checkpoint" / "checkpoint.pt"
@@ -355,7 +355,7 @@ def test_a_checkpoint_from_before_the_resolution_fields_resumes_when_the_run_kee
         del state["config"]["recipe"][added]  # as an older version wrote it
     torch.save(state, path)
     # A run at another size is another run; this one, at the defaults, resumes it.
-    bigger = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128, "image_size": 28}, threads=2)
+    bigger = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"train_subset": 128, "image_size": 28}, threads=1)
     with pytest.raises(ValueError, match="holds a different run"):
         train(bigger, tmp_path, log=None)
     assert train(tiny, tmp_path, log=None)["status"] == "completed"
