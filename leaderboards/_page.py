@@ -20,7 +20,7 @@ from leaderboards.schema import CURVES_FILE, RANK_NEEDS, RANKED, architecture, r
 
 
 def _cell(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
         return f"{value:.{digits}f}"

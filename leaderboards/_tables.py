@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from leaderboards.schema import (
+    INTEGER_COLUMNS,
     NUMBER_COLUMNS,
     REQUIRED_COLUMNS,
     STATUSES,
@@ -47,7 +48,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
             bad = frame[column].notna() & numbers.isna()
             if bad.any():
                 raise ResultsError(f"{path}: column {column} holds {frame.loc[bad, column].iloc[0]!r} (row {int(bad.idxmax()) + 2}), not a number")
-            frame[column] = numbers
+            frame[column] = numbers.astype("Int64") if column in INTEGER_COLUMNS and (numbers.dropna() % 1 == 0).all() else numbers
     spaces = set(frame["space"].dropna().astype(str)) if "space" in frame.columns else set()
     for space in spaces:
         check_space_name(space, path)

@@ -31,6 +31,9 @@ CONFIG_PREFIX = "config_"  # a configuration key of the trial, as the space prod
 # Identifiers and labels are text even when they look like numbers: Ray's trial ids are 8 hex
 # digits, and about 2% are all decimal digits ("00001234" would lose its zeros as a number).
 TEXT_COLUMNS = ("trial_id", "space", "model", "block", "shortcut", "status", "node", "gpu_ids", "git_commit", "run", "label", "units", "data_fingerprint", "data_path")
+# Whole numbers that a row may lack (a timm baseline has no depth the zoo describes): nullable
+# integers, so 20 stays 20 and not 20.0 beside an empty cell.
+INTEGER_COLUMNS = ("depth",)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -43,11 +43,17 @@ class TrialConfig:
     device: str = "auto"
     compile: str = "off"  # a torch.compile mode (search.compilation)
     checkpoint_minutes: float = 10.0  # within a long epoch, a checkpoint at least this often
+    # Whose budgets the recipe comes from; None: the model's own family. A search sets its
+    # space's, so a timm baseline in a CIFAR search trains at 32 px with the CIFAR recipe.
+    family: str | None = None
+
+    def recipe_family(self) -> str:
+        return self.family or zoo.model_card(self.model).family
 
     def recipe(self) -> Recipe:
-        """The budget's recipe for this model's family (CIFAR nets at 32 px, ImageNet nets at
+        """The budget's recipe for this run's family (CIFAR nets at 32 px, ImageNet nets at
         224), with the overrides applied."""
-        return resolve_recipe(self.budget, self.recipe_overrides, zoo.model_card(self.model).family)
+        return resolve_recipe(self.budget, self.recipe_overrides, self.recipe_family())
 
     def identity(self) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed by this config (and what pairs seeds)."""
@@ -67,6 +73,8 @@ class TrialConfig:
             text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
             words += [f"--{key.replace('_', '-')}", text]
         words += ["--data", self.data, "--budget", self.budget, "--seed", str(self.seed), "--data-seed", str(self.data_seed)]
+        if self.recipe_family() != zoo.model_card(self.model).family:
+            words += ["--family", self.recipe_family()]
         if self.threads:
             words += ["--threads", str(self.threads)]
         words += ["--device", self.device]

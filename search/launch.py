@@ -23,7 +23,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
-from search import stopping
+from search import spaces, stopping
 from search.data import describe_source
 from search.lease import LEASE_FILE, read_holder
 from search.plan import Plan
@@ -265,7 +265,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
     recorded = {row["trial_id"]: row for row in read_results(out)}  # every earlier driver's finished trials
     context = TrialContext(
         # Trials run with their working directory changed: a data folder travels as an absolute path.
-        experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, recipe={**settings.recipe, "precision": precision}, compile=settings.compile,
+        experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, family=spaces.space_family(settings.space), recipe={**settings.recipe, "precision": precision}, compile=settings.compile,
         plugins=plugins, threads=resources.threads, device="cuda" if resources.gpus_per_trial > 0 else "cpu",
         max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
         memory_share=resources.gpus_per_trial if resources.gpus_per_trial > 0 else 1 / resources.at_once,

@@ -14,13 +14,10 @@ from search import spaces
 from search.config import split_config
 from search.measure import calibrate_macs_per_second
 from search.provenance import resolve_precision
-from search.settings import SearchSettings, search_recipe
+from search.settings import SearchSettings, baseline_models, search_recipe
 
 GRID_LIMIT = 64  # an undeclared space with more configurations than this is sampled, not gridded
 DEFAULT_SAMPLED_TRIALS = 10
-# The VGG trained beside every space of its family on the same data and recipe (unless
-# --no-baselines, or the space trains it already).
-BASELINES = {"cifar": "cifar_vgg16_bn", "imagenet": "vgg16"}
 
 
 @dataclass(frozen=True)
@@ -83,9 +80,10 @@ def make_plan(settings: SearchSettings) -> Plan:
             plan.trials = plan.trials[: settings.trials]
     elif settings.seeds != 1:
         raise ValueError(f"--seeds {settings.seeds} applies to grid designs; --sampler {sampler} trains each sampled configuration once")
-    baseline = BASELINES[spaces.space_family(settings.space)]
-    in_space = sampler == "grid" and any(config["model"] == baseline for config in spaces.all_configs(function))
-    if settings.baselines and not in_space:
+    trained = {config["model"] for config in spaces.all_configs(function)} if sampler == "grid" else set()
+    for baseline in baseline_models(settings):
+        if baseline in trained:  # the space trains it already (the imagenet grid's VGG-16)
+            continue
         baseline_gmacs = zoo.complexity(baseline, input_size=size).gmacs
         if settings.max_gmacs is not None and baseline_gmacs > settings.max_gmacs:  # the ceiling holds for every trial
             plan.notes.append(f"baseline: {baseline} ({baseline_gmacs:.3f} GMACs) is over --max-gmacs {settings.max_gmacs}, not trained")

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 import zoo
-from leaderboards.schema import COLUMNS, CONFIG_PREFIX, CURVES_FILE, read_table
+from leaderboards.schema import COLUMNS, CONFIG_PREFIX, CURVES_FILE, INTEGER_COLUMNS, read_table
 from search.config import RESERVED_KEYS, split_config
 
 # What a trial may report. "failed" is also Ray's, for a trial that raised past its retries; a
@@ -142,6 +142,8 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             frame[column] = None
     extra = sorted(c for c in frame.columns if c not in COLUMNS)
     frame = frame[COLUMNS + extra]
+    for column in INTEGER_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column]).astype("Int64")
     if len(frame):
         frame["trial_id"] = frame["trial_id"].astype(str)
         frame = frame.sort_values("trial_id", kind="stable").reset_index(drop=True)

@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpus-per-trial", type=float, default=None, help="default 1")
     parser.add_argument("--gpus-per-trial", type=float, default=None, help="default 1 where the cluster has GPUs, else 0; fractions pack trials")
     parser.add_argument("--plugins", default="", metavar="MODULE[,MODULE]", help="modules that register blocks or spaces")
-    parser.add_argument("--no-baselines", action="store_true", help="do not train the VGG baseline beside the space")
+    baselines = parser.add_mutually_exclusive_group()
+    baselines.add_argument("--baselines", default=None, metavar="MODEL[,MODEL]", help="models trained beside the space on the same data and recipe: zoo names or timm:NAME (timm's networks, e.g. timm:resnet18d); default: the family's VGG-16")
+    baselines.add_argument("--no-baselines", action="store_true", help="train no baseline beside the space")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode for every trial: {', '.join(COMPILE_MODES)} (not part of a trial's identity: a resume may change it)")
     parser.add_argument("--log", default="", metavar="LOGGER[,LOGGER]", help="experiment loggers: tensorboard, csv (files per trial under OUT/ray/), mlflow (a file store in OUT/mlruns; the mlflow extra)")
     parser.add_argument("--retries", type=int, default=2, help="restarts of a trial that crashed (a lost node, a full disk; bad input is never retried)")
@@ -198,8 +200,12 @@ def defaults_from_file(path: str | None, from_file: dict[str, Any]) -> dict[str,
     for joined in ("plugins", "log"):
         if joined in defaults:
             defaults[joined] = ",".join(defaults[joined])
-    if "baselines" in defaults:
-        defaults["no_baselines"] = not defaults.pop("baselines")
+    if "baselines" in defaults:  # true: the family's VGG; false: none; a list: those models
+        named = defaults.pop("baselines")
+        if isinstance(named, list):
+            defaults["baselines"] = ",".join(map(str, named))
+        else:
+            defaults["no_baselines"] = not named
     return defaults
 
 
@@ -242,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             cpus_per_trial=args.cpus_per_trial,
             gpus_per_trial=args.gpus_per_trial,
             plugins=plugins,
-            baselines=not args.no_baselines,
+            baselines=[m for m in args.baselines.split(",") if m] if args.baselines is not None else not args.no_baselines,
             retries=args.retries,
             compile=args.compile,
             log=[name for name in args.log.split(",") if name],

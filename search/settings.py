@@ -9,12 +9,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import zoo
 from search import spaces
 from search.compilation import check_mode
 from search.plugins import Plugin, import_plugins
 from search.recipes import Recipe, resolve_recipe
 
 OBJECTIVES = ("accuracy", "pareto")
+# The VGG trained beside every space of its family on the same data and recipe, unless the
+# search names its own baselines (zoo names or timm:NAME), --no-baselines, or the space trains it.
+DEFAULT_BASELINES = {"cifar": "cifar_vgg16_bn", "imagenet": "vgg16"}
 LOGGERS = ("tensorboard", "csv", "mlflow")
 SETTINGS_FILE = "search.json"
 # What must match for a later command to continue an experiment rather than start another.
@@ -39,7 +43,7 @@ class SearchSettings:
     cpus_per_trial: float | None = None
     gpus_per_trial: float | None = None
     plugins: list[str] = field(default_factory=list)
-    baselines: bool = True
+    baselines: bool | list[str] = True  # True: the family's VGG; False: none; or the models named
     out: str = "experiments/search"
     resume: bool = False
     data_seed: int = 0
@@ -60,8 +64,10 @@ class SearchSettings:
             words += ["--objective", self.objective]
         if self.plugins:
             words += ["--plugins", ",".join(self.plugins)]
-        if not self.baselines:
+        if self.baselines is False or self.baselines == []:
             words.append("--no-baselines")
+        elif isinstance(self.baselines, list):
+            words += ["--baselines", ",".join(self.baselines)]
         if self.compile != SearchSettings.compile:
             words += ["--compile", self.compile]
         if self.retries != SearchSettings.retries:
@@ -79,10 +85,30 @@ def search_recipe(settings: SearchSettings) -> Recipe:
     return resolve_recipe(settings.budget, settings.recipe, spaces.space_family(settings.space))
 
 
+def baseline_models(settings: SearchSettings) -> list[str]:
+    """The models trained beside the space (before the space's own are taken out)."""
+    if isinstance(settings.baselines, list):
+        return list(settings.baselines)
+    return [DEFAULT_BASELINES[spaces.space_family(settings.space)]] if settings.baselines else []
+
+
+def check_baselines(settings: SearchSettings) -> None:
+    """Each baseline a model that exists here, of the space's family (timm's networks take the
+    space's recipe, so they fit any)."""
+    if not isinstance(settings.baselines, (bool, list)) or not all(isinstance(name, str) and name for name in baseline_models(settings)):
+        raise ValueError(f"--baselines must name models (zoo names or timm:NAME), got {settings.baselines!r}")
+    family = spaces.space_family(settings.space)
+    for name in baseline_models(settings):
+        card = zoo.model_card(name)  # unknown: one line with the near matches
+        if card.kind != "timm" and card.family != family:
+            raise ValueError(f"--baselines {name}: one of the {card.family} nets, but {settings.space} trains {family} nets (one family per search: its budgets set the resolution); use a {family} model or timm:NAME")
+
+
 def validate(settings: SearchSettings) -> list[Plugin]:
     """Bad input raises ValueError with one line, before Ray starts or any file is written."""
     plugins = import_plugins(settings.plugins)
     spaces.get_space(settings.space)
+    check_baselines(settings)
     if settings.sampler is not None and settings.sampler not in spaces.SAMPLERS:
         raise ValueError(f"unknown sampler {settings.sampler!r}; valid: {', '.join(spaces.SAMPLERS)}")
     if settings.objective not in OBJECTIVES:

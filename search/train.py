@@ -68,7 +68,7 @@ from search.data import (
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import autocast, record, resolve_device, resolve_precision
-from search.recipes import Recipe, recipe_fields
+from search.recipes import FAMILIES, Recipe, recipe_fields
 from search.stream import BOX_AUGMENTATIONS, EpochBatches, TrainingFiles, loader_workers, on_device
 from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
@@ -623,7 +623,7 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-TRAIN_FLAGS = ("model", "data", "budget", "seed", "data_seed", "threads", "device", "compile", "checkpoint_minutes", "out")
+TRAIN_FLAGS = ("model", "data", "budget", "family", "seed", "data_seed", "threads", "device", "compile", "checkpoint_minutes", "out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -644,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required="model" not in from_file)
     parser.add_argument("--data", required="data" not in from_file, help="cifar10, cifar100, synthetic, or a folder (CIFAR layout or ImageFolder)")
     parser.add_argument("--budget", default="quick", help="smoke, quick or paper")
+    parser.add_argument("--family", choices=FAMILIES, default=None, help="whose budgets the recipe comes from (default: the model's; a search passes its space's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all this process may use)")
@@ -670,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             compile=args.compile,
             checkpoint_minutes=args.checkpoint_minutes,
+            family=args.family,
         )
         summary = train(config, Path(args.out), progress=True)
     except (ValueError, DataError) as error:

@@ -37,6 +37,7 @@ class TrialContext:
     space: str
     data: str
     budget: str
+    family: str  # the space's: every trial's recipe comes from its budgets (a timm baseline's too)
     recipe: dict[str, Any]
     plugins: list[Plugin]
     threads: int
@@ -83,6 +84,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         threads=context.threads,
         device=context.device,
         compile=context.compile,
+        family=context.family,
     )
     epochs = trial.recipe().epochs
     where["command"] = trial.command(out)

@@ -38,10 +38,10 @@ class ModelCard:
 
     name: str
     family: str  # "cifar" or "imagenet": decides the stem and default input size
-    kind: str  # "resnet" or "vgg"
+    kind: str  # "resnet", "vgg", or "timm" (one of timm's networks)
     block: str | None
     shortcut: str | None
-    depth: int
+    depth: int | None  # None for timm's networks: the zoo does not describe their insides
     input_size: int
     num_classes: int
     published: Published = field(default_factory=Published)
@@ -102,7 +102,18 @@ def register_model(name: str, builder: Callable[..., nn.Module], defaults: dict[
     _MODELS[name] = ModelEntry(builder, dict(defaults), card)
 
 
+# ``timm:NAME`` names one of timm's own networks (``timm:resnet18d``): built by timm, described
+# and counted as the zoo's are, never listed with them (timm has over a thousand).
+TIMM_PREFIX = "timm:"
+
+
 def get_model_entry(name: str) -> ModelEntry:
+    if name.startswith(TIMM_PREFIX):
+        try:
+            from zoo.timm import timm_model_entry  # timm is imported only when a timm model is asked for
+        except ImportError:
+            raise ValueError(f"model {name!r} needs timm: pip install timm") from None
+        return timm_model_entry(name.removeprefix(TIMM_PREFIX))
     if name not in _MODELS:
         raise unknown_name_error("model", name, list_models())
     return _MODELS[name]

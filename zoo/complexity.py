@@ -85,6 +85,8 @@ def _complexity_by_name(name: str, input_size: InputSize | None, overrides_json:
 
 def _measure(model: nn.Module, input_size: InputSize | None) -> Complexity:
     size = input_size or getattr(model, "default_input_size", None)
+    if size is None and isinstance(getattr(model, "pretrained_cfg", None), dict):  # one of timm's networks
+        size = tuple(model.pretrained_cfg["input_size"])
     if size is None:
         raise ValueError("input_size is required for a model that does not define default_input_size")
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from zoo._registry import TIMM_PREFIX
 from zoo.models import create_model
 from zoo.ordering import ordering_name
 from zoo.resnet import ResNet
@@ -23,17 +24,17 @@ from zoo.shortcuts import ShortcutKind
 # Overrides that change a network's width without changing its block, shortcut or depth: a label
 # names them so two widths of one net never share a name.
 WIDTH_OPTIONS = ("base_width", "groups", "expansion", "stride_on", "width_multiplier", "widths")
-DESIGNS = ("plain", "residual", "pre-activation", "vgg")
+DESIGNS = ("plain", "residual", "pre-activation", "vgg", "timm")
 
 
 @dataclass(frozen=True)
 class Architecture:
     model: str  # the registered name it was built from
     family: str  # "cifar" or "imagenet"
-    design: str  # plain | residual | pre-activation | vgg
-    block: str  # registered block name(s), comma-joined; "-" for VGG
-    shortcut: str  # A | B | C | none; "-" for VGG
-    depth: int
+    design: str  # plain | residual | pre-activation | vgg | timm (one of timm's networks, described by name only)
+    block: str  # registered block name(s), comma-joined; "-" for VGG and timm's
+    shortcut: str  # A | B | C | none; "-" for VGG and timm's
+    depth: int | None  # None for timm's networks
     bottleneck: bool
     width: dict[str, Any]  # the width overrides given (see WIDTH_OPTIONS)
     label: str  # ResNet-56 (B), plain-20, pre-act ResNet-110 (A), VGG-16-BN (CIFAR), ...
@@ -43,7 +44,7 @@ class Architecture:
         """The group a plot draws this net in."""
         if self.design == "residual":
             return "ResNet (bottleneck)" if self.bottleneck else "ResNet (basic)"
-        return {"plain": "plain", "pre-activation": "pre-act ResNet", "vgg": "VGG"}[self.design]
+        return {"plain": "plain", "pre-activation": "pre-act ResNet", "vgg": "VGG", "timm": "timm"}[self.design]
 
     def columns(self) -> dict[str, Any]:
         """The columns a results row carries."""
@@ -72,6 +73,8 @@ def _describe_model(model: nn.Module, name: str, overrides: dict[str, Any]) -> A
     width = {key: overrides[key] for key in WIDTH_OPTIONS if key in overrides}
     suffix = "".join(f" {key}={_text(value)}" for key, value in width.items())
     family = getattr(model, "family", "cifar")
+    if name.startswith(TIMM_PREFIX):
+        return Architecture(name, "imagenet", "timm", "-", "-", None, False, width, f"{name.removeprefix(TIMM_PREFIX)} (timm)")
     if not isinstance(model, ResNet):
         depth = int(getattr(model, "depth", 0))
         batch_norm = bool(getattr(model, "batch_norm", False))

@@ -1,4 +1,6 @@
-"""Every zoo model in timm's registry: ``import zoo.timm``, then
+"""timm and the zoo, both ways.
+
+Every zoo model in timm's registry: ``import zoo.timm``, then
 ``timm.create_model("resbench_resnet56", num_classes=100)``.
 
 Registered under the ``resbench_`` prefix, so timm's own ``resnet50`` is never shadowed. The
@@ -7,16 +9,24 @@ entry points take timm's keyword arguments (``pretrained``, ``pretrained_cfg``,
 ``global_pool`` only "avg", which is what the zoo's networks do) and every ``zoo.create_model``
 override. The models carry timm's interface (``zoo.interface``), so ``timm.data.resolve_data_config``
 and timm's training scripts work on them. ``import zoo`` alone never imports timm.
+
+And every timm network in the zoo: ``zoo.create_model("timm:resnet18d", num_classes=10)``
+builds timm's ``resnet18d`` (no pretrained weights: a baseline trains from scratch on the
+search's data and recipe), which ``zoo.complexity``, ``zoo.describe``, ``zoo.save`` and the
+searches' ``--baselines`` take like any zoo name.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import timm
 import torch.nn as nn
 from timm.models import register_model
 
 import zoo
+from zoo._registry import TIMM_PREFIX, ModelCard, ModelEntry, Published, unknown_name_error
 
 PREFIX = "resbench_"
 __all__: list[str] = []  # timm's register_model lists each entry point here
@@ -58,3 +68,19 @@ def _as_dict(cfg: Any) -> dict[str, Any]:
 
 for _name in zoo.list_models():
     register_model(_entry_point(_name))
+
+
+@functools.cache
+def timm_model_entry(architecture: str) -> ModelEntry:
+    """The zoo entry of timm's ``architecture``: built by ``timm.create_model`` with no pretrained
+    weights; options ``num_classes`` and ``in_chans``; its card's size is timm's default input."""
+    if architecture.startswith(PREFIX) or not timm.is_model(architecture):  # resbench_*: use the zoo's own name
+        raise unknown_name_error("timm model", architecture, [name for name in timm.list_models() if not name.startswith(PREFIX)])
+
+    def build(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
+        return timm.create_model(architecture, pretrained=False, num_classes=num_classes, in_chans=in_chans)
+
+    build.__name__ = build.__qualname__ = f"timm_{architecture}"
+    size = int(timm.get_pretrained_cfg(architecture).input_size[-1]) if timm.get_pretrained_cfg(architecture) else 224
+    card = ModelCard(f"{TIMM_PREFIX}{architecture}", "imagenet", "timm", None, None, None, size, 1000, Published(source=f"timm {timm.__version__}"))
+    return ModelEntry(build, {"num_classes": 1000, "in_chans": 3}, card)

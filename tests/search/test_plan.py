@@ -8,8 +8,10 @@ import pytest
 
 import search
 import zoo
-from search.plan import BASELINES, GRID_LIMIT, choose_sampler, make_plan
-from search.settings import SearchSettings, search_recipe
+from search.config import TrialConfig
+from search.plan import GRID_LIMIT, choose_sampler, make_plan
+from search.settings import DEFAULT_BASELINES, SearchSettings, search_recipe, validate
+from search.spaces import space_family
 
 
 @pytest.mark.parametrize(
@@ -55,7 +57,7 @@ def test_grid_is_every_configuration_times_the_same_seeds_plus_the_baseline() ->
     assert len(grid) == 8 * 3 and plan.total == 8 * 3 + 3
     assert all("seed" not in trial.params for trial in plan.trials)  # the seed is a user attribute
     assert sorted({trial.seed for trial in grid}) == [0, 1, 2]
-    assert [t.user_attrs() for t in plan.trials if t.baseline] == [{"seed": s, "baseline": BASELINES["cifar"]} for s in range(3)]
+    assert [t.user_attrs() for t in plan.trials if t.baseline] == [{"seed": s, "baseline": DEFAULT_BASELINES["cifar"]} for s in range(3)]
 
 
 def test_macs_ceiling_and_trial_cap_are_noted() -> None:
@@ -68,8 +70,22 @@ def test_macs_ceiling_and_trial_cap_are_noted() -> None:
 def test_a_baseline_over_the_macs_ceiling_is_left_out_and_noted() -> None:
     plan = make_plan(SearchSettings(space="shortcuts", max_gmacs=0.05))
     assert all(trial.baseline is None for trial in plan.trials) and len(plan.trials) == 4
-    assert f"baseline: {BASELINES['cifar']} (0.313 GMACs) is over --max-gmacs 0.05, not trained" in plan.notes
+    assert f"baseline: {DEFAULT_BASELINES['cifar']} (0.313 GMACs) is over --max-gmacs 0.05, not trained" in plan.notes
     assert any(trial.baseline for trial in make_plan(SearchSettings(space="shortcuts", max_gmacs=0.5)).trials)
+
+
+def test_named_baselines_train_with_the_spaces_recipe_and_timms_networks_fit_any_family() -> None:
+    plan = make_plan(SearchSettings(space="shortcuts", seeds=2, trials=1, baselines=["timm:resnet10t", "cifar_vgg11"]))
+    assert [(t.baseline, t.seed) for t in plan.trials if t.baseline] == [("timm:resnet10t", 0), ("timm:resnet10t", 1), ("cifar_vgg11", 0), ("cifar_vgg11", 1)]
+    # A timm net trains as the CIFAR space's nets do (32 px, the CIFAR budget), which its command says.
+    config = TrialConfig(model="timm:resnet10t", data="synthetic", budget="smoke", family=space_family("shortcuts"))
+    assert config.recipe() == search_recipe(SearchSettings(space="shortcuts", budget="smoke")) and config.recipe().image_size == 32
+    assert " --family cifar " in config.command("out") and " --family " not in TrialConfig(model="resnet20", data="synthetic", family="cifar").command("out")
+    assert not any(t.baseline for t in make_plan(SearchSettings(space="shortcuts", baselines=[])).trials)
+    with pytest.raises(ValueError, match="--baselines vgg16: one of the imagenet nets, but shortcuts trains cifar nets"):
+        validate(SearchSettings(space="shortcuts", baselines=["vgg16"]))
+    with pytest.raises(ValueError, match="unknown timm model 'resnt10t'; did you mean resnet10t"):
+        validate(SearchSettings(space="shortcuts", baselines=["timm:resnt10t"]))
 
 
 def test_seeds_with_a_sampled_design_is_refused() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import timm
 import torch
@@ -53,3 +55,28 @@ def test_every_network_has_timms_model_interface(name: str, features: int) -> No
     assert model(x).shape == (2, 7) and model.num_classes == 7
     model.reset_classifier(0)  # timm's way of asking for pooled features
     assert model(x).shape == (2, features)
+
+
+def test_timm_networks_are_zoo_names_built_counted_described_and_saved_as_the_zoos(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = zoo.create_model("timm:resnet10t", num_classes=10).eval()
+    torch.manual_seed(0)
+    direct = timm.create_model("resnet10t", num_classes=10).eval()  # timm's own network, no pretrained weights
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), direct.state_dict().values()))
+    # Counted the zoo's way at the data's size, and described by name (its insides are timm's).
+    counted = zoo.complexity("timm:resnet10t", input_size=(3, 32, 32), num_classes=10)
+    assert counted.params == sum(p.numel() for p in direct.parameters()) and 0 < counted.macs < zoo.complexity("timm:resnet10t").macs
+    described = zoo.describe(model)
+    assert (described.design, described.label, described.depth, described.legend) == ("timm", "resnet10t (timm)", None, "timm")
+    card = zoo.model_card("timm:resnet10t")
+    assert (card.kind, card.input_size) == ("timm", timm.get_pretrained_cfg("resnet10t").input_size[-1])
+    assert "timm:resnet10t" not in zoo.list_models()  # named on demand, never listed among the zoo's own
+    zoo.save(model, tmp_path / "model.safetensors")
+    loaded = zoo.load(tmp_path / "model.safetensors").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    with pytest.raises(ValueError, match=r"unknown timm model 'resnt10t'; did you mean resnet10t"):
+        zoo.create_model("timm:resnt10t")
+    with pytest.raises(ValueError, match=r"unknown option for model 'timm:resnet10t': 'shortcut' Valid: in_chans, num_classes"):
+        zoo.create_model("timm:resnet10t", shortcut="B")
