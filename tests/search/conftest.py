@@ -8,10 +8,24 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 
 # A smoke recipe cut to seconds: search tests check the engine, not the learning.
 FAST = ["train_subset=128", "val_size=64", "test_size=64", "eval_batch_size=64"]
+
+
+def fast_recipe(*items: str) -> dict[str, str]:
+    """FAST with more KEY=VALUE items, as run_search's recipe."""
+    return dict(item.split("=") for item in (*FAST, *items))
+
+
+def load_study(out: Path, name: str) -> optuna.Study:
+    """A search's Optuna study, read from its journal file."""
+    from search.study import STUDY_FILE
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def ray_environment(tmp: str) -> dict[str, str]:

@@ -1,4 +1,6 @@
-"""The search engine on a real local Ray instance and a real Optuna journal storage.
+"""search.run, the main job, on a real local Ray instance and a real Optuna journal storage: the
+shortcuts grid end to end, the planned (Ray-free) form of the same trials, the driver killed and
+stopped, and bad input. (The Ray launch's samplers, callbacks and trial faults: test_launch.py.)
 
 Everything runs on loopback with synthetic data and the smoke budget; concurrency and faults are
 proven with deterministic switches (a file barrier, a process exit after an epoch), not timing.
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -16,40 +17,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import mlflow
 import optuna
 import pandas as pd
 import pytest
 import torch
-from ray import tune
 
-import search
 from leaderboards.schema import read_table
 from search.lease import LEASE_FILE, read_holder
 from search.measure import process_tree
 from search.planned import PlannedExperiment, collect, run_planned
 from search.provenance import resolve_search_precision
-from search.run import main, run_search
+from search.run import main
 from search.stopping import CHECKPOINTED_FILE
-from search.study import STUDY_FILE
-from search.train import main as train_main
-from tests.search.conftest import FAST, ray_environment, short_temp_dir
+from tests.search.conftest import FAST, load_study, ray_environment, short_temp_dir
 from tests.search.helpers import listening_addresses
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # real Ray instances
-DETERMINISTIC = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
-
-
-def load_study(out: Path, name: str) -> optuna.Study:
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
-    return optuna.load_study(study_name=name, storage=storage)
-
-
-def recipe(*items: str) -> dict[str, str]:
-    return dict(item.split("=") for item in (*FAST, *items))
 
 
 def test_shortcuts_smoke_grid_runs_every_configuration_once_per_seed(shortcuts_run: Path) -> None:
@@ -146,121 +131,6 @@ def test_collecting_a_plan_gives_the_rows_and_study_of_the_ray_search_of_the_sam
     assert len(said) == 1 and said[0].startswith("planned: 6 of 6 planned trials finished; running 0,")
 
 
-class EpochRecorder(tune.Callback):
-    """A user's Ray Tune callback, passed through run_search(callbacks=...)."""
-
-    def __init__(self) -> None:
-        self.epochs: dict[str, list[int]] = {}
-
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
-        if result.get("status") == "running":
-            self.epochs.setdefault(trial.trial_id, []).append(int(result["epoch"]))
-
-
-def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # A tuning space of depth-8 ResNets (the bottleneck space's widest nets train at a few
-    # images/s on one thread); what is tested is the sampled design: ASHA stops, PRUNED states, seeding.
-    @search.register_space("test_tpe_small", sampler="tpe")
-    def small(trial: Any) -> dict[str, Any]:
-        """Depth-8 ResNet shortcuts and initialisations, sampled."""
-        trial.suggest_categorical("shortcut", ["A", "B", "C", "none"])
-        trial.suggest_categorical("zero_init_residual", [False, True])
-        return {"model": "resnet20", "depth": 8}
-
-    common = dict(data="synthetic", budget="smoke", baselines=False, recipe=recipe("epochs=4"))
-    recorder = EpochRecorder()
-    results = run_search("test_tpe_small", trials=9, out=str(tmp_path / "a"), callbacks=[recorder], log=["tensorboard", "csv", "mlflow"], **common)
-    # --log: Ray's TensorBoard and CSV files per trial, and an MLflow file store read back with MLflow's own API.
-    for trial_id in results["trial_id"]:
-        assert list((tmp_path / "a" / "ray" / trial_id).glob("events.out.tfevents.*")) and (tmp_path / "a" / "ray" / trial_id / "progress.csv").exists()
-    mlflow.set_tracking_uri((tmp_path / "a" / "mlruns").as_uri())
-    runs = mlflow.search_runs(experiment_names=["test_tpe_small"])
-    assert len(runs) == 9 and runs["metrics.val_accuracy"].notna().all()
-    assert sorted(runs["params.shortcut"].tolist()) == sorted(results["config_shortcut"].tolist())
-    # The user's callback saw every epoch of every trial; the driver printed progress with an ETA.
-    assert {trial_id: epochs[-1] for trial_id, epochs in recorder.epochs.items()} == dict(zip(results["trial_id"], results["epochs"]))
-    assert re.search(r"\w+ epoch [1-4]/4 val [0-9.]+ \(\d+ s/epoch\); search ETA ~\d+ min", capsys.readouterr().out)
-    study = load_study(tmp_path / "a", "test_tpe_small")
-    states = {t.user_attrs["ray_trial_id"]: t.state for t in study.trials}
-    assert len(states) == len(results) == 9
-    assert all("seed" not in t.params and t.user_attrs["seed"] == 0 for t in study.trials)
-    expected = {"completed": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
-    for _, row in results.iterrows():
-        assert states[row["trial_id"]] == expected[row["status"]]
-    pruned = results[results["status"] == "pruned"]
-    assert len(pruned) >= 1, "ASHA (reduction factor 3) stops trials below a rung's cut"
-    assert (pruned["epochs"] < 4).all() and (results.loc[results["status"] == "completed", "epochs"] == 4).all()
-    # The sampler's seed alone decides what it asks: a cheaper recipe replays the same choices.
-    again = run_search("test_tpe_small", trials=2, out=str(tmp_path / "b"), **{**common, "recipe": recipe("epochs=1")})
-    first = [t.params for t in sorted(study.trials, key=lambda t: t.number)[:2]]
-    second = [t.params for t in sorted(load_study(tmp_path / "b", "test_tpe_small").trials, key=lambda t: t.number)]
-    assert first == second and len(again) == 2
-
-
-def test_plugin_block_and_space_train_inside_ray_workers_on_a_relative_data_folder(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.search.helpers import write_image_folder
-
-    plugin = tmp_path / "plugins" / "resbench_test_plugin.py"
-    plugin.parent.mkdir()
-    plugin.write_text(
-        "import torch.nn as nn\nimport search\nimport zoo\n\n"
-        "@zoo.register('plugin_basic')\n"
-        "class PluginBasic(nn.Module):\n"
-        "    expansion = 1\n    post_activation = True\n"
-        "    def __init__(self, in_channels, channels, stride=1, **options):\n"
-        "        super().__init__()\n"
-        "        self.body = nn.Sequential(nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),\n"
-        "                                  nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels))\n"
-        "    def forward(self, x):\n        return self.body(x)\n\n"
-        "@search.register_space('plugin_space')\n"
-        "def plugin_space(trial):\n"
-        "    '''The plugin's block with two shortcuts.'''\n"
-        "    trial.suggest_categorical('shortcut', ['A', 'B'])\n"
-        "    return {'model': 'resnet20', 'block': 'plugin_basic'}\n"
-    )
-    monkeypatch.syspath_prepend(str(plugin.parent))  # the driver imports it; workers load it from its file
-    write_image_folder(tmp_path / "data", "train", per_class=40)
-    monkeypatch.chdir(tmp_path)  # the user's form: a data path relative to where they run the search; trials change directory
-    small = recipe("epochs=1", "val_size=12", "test_size=12")
-    results = run_search("plugin_space", data="data", budget="smoke", recipe=small, plugins=["resbench_test_plugin"], baselines=False, out="exp")
-    assert list(results["status"]) == ["completed", "completed"]
-    assert set(results["block"]) == {"plugin_basic"}
-    assert json.loads((tmp_path / "exp" / "search.json").read_text())["command"].count("--data data ") == 1
-
-
-def test_trial_killed_after_an_epoch_resumes_from_its_checkpoint(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RESBENCH_FAULT", "exit_after_epoch:1")  # the first attempt's process dies
-    disturbed = run_search("shortcuts", data="synthetic", budget="smoke", recipe=recipe("epochs=2"), trials=1, baselines=False, out=str(tmp_path / "fault"))
-    assert disturbed.loc[0, "status"] == "completed"
-    # The same trial undisturbed, here (one thread, as a trial of 1 CPU): bit for bit the same.
-    monkeypatch.delenv("RESBENCH_FAULT")
-    command = shlex.split(disturbed.loc[0, "command"])[3:]  # past "python -m search.train"
-    assert train_main([*command[: command.index("--out")], "--out", str(tmp_path / "calm")]) == 0
-    calm = pd.read_csv(tmp_path / "calm" / "metrics.csv")[DETERMINISTIC]
-    fault = pd.read_csv(tmp_path / "fault" / "trials" / disturbed.loc[0, "trial_id"] / "metrics.csv")[DETERMINISTIC]
-    pd.testing.assert_frame_equal(fault, calm, check_exact=True)
-    assert disturbed.loc[0, "test_accuracy"] == json.loads((tmp_path / "calm" / "summary.json").read_text())["test_accuracy"]
-
-
-def test_a_trial_failed_by_a_full_disk_finishes_on_resume_and_the_study_agrees(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # No retries: each would fail the same way here (they are tested with the killed trial).
-    common = dict(data="synthetic", budget="smoke", recipe=recipe("epochs=2"), trials=1, baselines=False, retries=0, out=str(tmp_path / "exp"))
-    monkeypatch.setenv("RESBENCH_FAULT", "disk_full_from_epoch:2")  # writing epoch 2 fails
-    failed = run_search("shortcuts", **common)
-    assert list(failed["status"]) == ["failed"] and "No space left on device" in failed.loc[0, "error"]
-    trial = tmp_path / "exp" / "trials" / failed.loc[0, "trial_id"]
-    assert torch.load(trial / "checkpoint" / "checkpoint.pt", weights_only=True)["epoch"] == 1  # intact
-    monkeypatch.delenv("RESBENCH_FAULT")  # space freed
-    resumed = run_search("shortcuts", resume=True, **common)
-    assert list(resumed["status"]) == ["completed"] and list(resumed["trial_id"]) == list(failed["trial_id"])
-    assert resumed.loc[0, "epochs"] == 2
-    # Optuna never changes a finished trial: the outcome is a new COMPLETE trial for the same Ray
-    # trial, and the latest one for each Ray trial is what results.csv says.
-    mine = sorted((t for t in load_study(tmp_path / "exp", "shortcuts").trials if t.user_attrs.get("ray_trial_id") == failed.loc[0, "trial_id"]), key=lambda t: t.number)
-    assert [t.state for t in mine] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
-    assert mine[-1].params == mine[0].params and mine[-1].value == resumed.loc[0, "val_accuracy"]
-
-
 def run_search_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
 
@@ -271,7 +141,7 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
     its sockets are read while its trials wait: every one listens on 127.0.0.1."""
     out = tmp_path / "exp"
     env = ray_environment(short_temp_dir())
-    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--trials", "2", "--out", str(out), "--recipe", *FAST, "epochs=1"]
+    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--trials", "3", "--out", str(out), "--recipe", *FAST, "epochs=1"]
     # 1. The driver dies (no goodbye) once a trial has finished.
     killed = run_search_cli(args, {**env, "RESBENCH_FAULT": "exit_driver_after_trials:1"})
     assert killed.returncode == 3, killed.stderr[-2000:]
@@ -315,12 +185,12 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
     finished = run_search_cli([*args, "--resume"], env)
     assert finished.returncode == 0, finished.stderr[-2000:]
     results = read_table(out / "results.csv")
-    assert len(results) == 2 and results["trial_id"].is_unique and (results["status"] == "completed").all()
+    assert len(results) == 3 and results["trial_id"].is_unique and (results["status"] == "completed").all()
     assert set(results["trial_id"]) >= {path.name for path in stopped}
-    assert sorted(zip(results["depth"], results["shortcut"])) == [(20, "A"), (20, "B")]
+    assert sorted(zip(results["depth"], results["shortcut"])) == [(20, "A"), (20, "B"), (20, "C")]
     study = load_study(out, "shortcuts")
     ranked = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert {t.user_attrs["ray_trial_id"] for t in ranked} == set(results["trial_id"]) and len(ranked) == 2
+    assert {t.user_attrs["ray_trial_id"] for t in ranked} == set(results["trial_id"]) and len(ranked) == 3
     abandoned = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert all(t.user_attrs.get("ray_trial_id") not in set(results["trial_id"]) for t in abandoned)
 
@@ -363,14 +233,3 @@ def test_unreachable_address_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and not (tmp_path / "exp").exists()
 
 
-def test_a_time_budget_stops_launching_and_resume_launches_the_rest(ray_session: None, tmp_path: Path) -> None:
-    common = dict(data="synthetic", budget="smoke", recipe=recipe("epochs=1"), trials=2, baselines=False, out=str(tmp_path / "exp"))
-    assert run_search("shortcuts", time_budget=0.001, **common).empty  # nothing launched...
-    study = load_study(tmp_path / "exp", "shortcuts")
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.WAITING] * 2  # ...nothing half-asked
-    assert read_table(tmp_path / "exp" / "results.csv").empty
-    results = run_search("shortcuts", resume=True, **common)
-    assert sorted(zip(results["depth"], results["shortcut"])) == [(20, "A"), (20, "B")]
-    done = load_study(tmp_path / "exp", "shortcuts").trials
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in done) and len(done) == 2
-    assert {t.user_attrs["ray_trial_id"] for t in done} == set(results["trial_id"])
