@@ -1,4 +1,4 @@
-"""``python -m leaderboards [--results PATH...] [--out DIR]``: regenerate pages from results tables.
+"""``python -m leaderboards [--results PATH[,PATH]] [--out DIR]``: regenerate pages from results tables.
 
 Without ``--results``: every table committed as ``leaderboards/SPACE/results.csv`` becomes
 ``leaderboards/SPACE.md`` (with its plots), the probes' ``gradients/gradients.csv``,
@@ -16,6 +16,7 @@ from pathlib import Path
 import zoo
 from leaderboards import PageInfo, ResultsError, render_complexity_page, write_index, write_page
 from leaderboards._probes import write_probe_page
+from zoo.commandline import OneLineParser, comma_list
 
 PROBE_TABLES = ("gradients/gradients.csv", "lesion/lesion.csv", "responses/responses.csv")
 
@@ -23,13 +24,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m leaderboards", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", nargs="+", default=None, help="results.csv files or experiment directories")
+    parser = OneLineParser(prog="python -m leaderboards", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=comma_list, nargs="+", default=None, metavar="PATH[,PATH]", help="results.csv files or experiment directories")
     parser.add_argument("--out", default=None, help="where pages go")
     args = parser.parse_args(argv)
     try:
         if args.results:
-            for source in map(Path, args.results):
+            for source in (Path(path) for paths in args.results for path in paths):
                 if source.name in ("gradients.csv", "lesion.csv", "responses.csv"):
                     print(write_probe_page(source, Path(args.out) if args.out else source.parent).path)
                 else:

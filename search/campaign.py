@@ -35,6 +35,7 @@ import torch
 import zoo
 from search.planned import PLAN_FILE, PlannedExperiment, bundle, collect, finished_summary, plan_experiment, run_planned
 from search.settings import SETTINGS_FILE
+from zoo.commandline import OneLineParser
 
 DEFAULT_ROOT = "experiments/campaign"
 # Quick-budget CIFAR trials use a small part of an H100; until the GPU check's packing step has
@@ -160,7 +161,7 @@ def publish(root: Path, items: tuple[Item, ...] = CAMPAIGN, into: Path = LEADERB
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.campaign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m search.campaign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("status", "run", "publish"))
     parser.add_argument("--root", default=DEFAULT_ROOT, help=f"the campaign's experiments (default {DEFAULT_ROOT})")
     parser.add_argument("--data", default=".data/cifar10-jpeg", help="the CIFAR-10 folder (ImageFolder train/ or cifar-10-batches-py/)")

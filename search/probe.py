@@ -2,8 +2,8 @@
 
     python -m search.probe gradients --models plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110
         [--data DATA] [--batches N] [--batch-size B] [--seed S] [--out DIR]
-    python -m search.probe lesion --checkpoint RUN_DIR [--checkpoint RUN_DIR ...] [--draws N] [--out DIR]
-    python -m search.probe responses --checkpoint RUN_DIR [--checkpoint RUN_DIR ...] [--images N] [--out DIR]
+    python -m search.probe lesion --runs RUN_DIR[,RUN_DIR...] [--draws N] [--out DIR]
+    python -m search.probe responses --runs RUN_DIR[,RUN_DIR...] [--images N] [--out DIR]
 
 ``gradients``: at initialisation, on real batches, the norm of the loss gradient reaching each
 unit's input (a "highway" keeps the first units' norm near the last's) and the correlation of
@@ -37,6 +37,7 @@ from search.augment import Normalize, center_crop
 from search.data import DataError, Dataset, load_dataset
 from search.measure import evaluate
 from search.provenance import record, resolve_precision
+from zoo.commandline import OneLineParser, comma_list
 
 DEFAULT_MODELS = "plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110"
 DEFAULT_BATCH_SIZE = 64
@@ -238,7 +239,7 @@ def response_probe(run: Path, images: int) -> pd.DataFrame:
 def finished_run(run: Path) -> dict[str, Any]:
     summary_path = run / "summary.json"
     if not summary_path.exists():
-        raise ValueError(f"--checkpoint {run} is not a finished search.train run (no summary.json)")
+        raise ValueError(f"--runs {run} is not a finished search.train run (no summary.json)")
     return json.loads(summary_path.read_text())
 
 
@@ -246,54 +247,64 @@ def finished_run(run: Path) -> dict[str, Any]:
 # Command line
 
 
+def add_runs_option(parser: argparse.ArgumentParser) -> None:
+    runs = parser.add_mutually_exclusive_group(required=True)
+    runs.add_argument("--runs", type=comma_list, metavar="RUN[,RUN]", help="search.train output directories")
+    # The older spelling (one directory per flag, repeated): pages' reproduce lines still use it.
+    runs.add_argument("--checkpoint", action="append", help=argparse.SUPPRESS)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m search.probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="probe", required=True)
     gradients = commands.add_parser("gradients", help="gradient norms and shattering at initialisation")
-    gradients.add_argument("--models", default=DEFAULT_MODELS)
+    gradients.add_argument("--models", type=comma_list, default=comma_list(DEFAULT_MODELS), metavar="MODEL[,MODEL]", help=f"default: {DEFAULT_MODELS}")
     gradients.add_argument("--data", default="cifar10")
+    gradients.add_argument("--data-seed", type=int, default=0, help="the seed of the validation and test carve")
     gradients.add_argument("--batches", type=int, default=8)
     gradients.add_argument("--batch-size", type=int, default=None, help=f"default: {DEFAULT_BATCH_SIZE}, or what the validation split holds for --batches")
     gradients.add_argument("--seed", type=int, default=0)
     gradients.add_argument("--out", default="experiments/gradients")
     lesion = commands.add_parser("lesion", help="accuracy with residual branches deleted")
-    lesion.add_argument("--checkpoint", action="append", required=True, help="a search.train output directory (repeatable)")
+    add_runs_option(lesion)
     lesion.add_argument("--draws", type=int, default=5)
     lesion.add_argument("--seed", type=int, default=0)
     lesion.add_argument("--images", type=int, default=None, help="validation images each lesion is evaluated on (default: the whole split)")
     lesion.add_argument("--out", default="experiments/lesion")
     responses = commands.add_parser("responses", help="std of every 3x3 layer's response (He et al. Fig. 7)")
-    responses.add_argument("--checkpoint", action="append", required=True, help="a search.train output directory (repeatable)")
+    add_runs_option(responses)
     responses.add_argument("--images", type=int, default=1000, help="validation images (default 1000, or what the split holds)")
     responses.add_argument("--out", default="experiments/responses")
     args = parser.parse_args(argv)
+    if getattr(args, "checkpoint", None):
+        args.runs = args.checkpoint
     command = "python -m search.probe " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         if args.probe == "gradients":
-            names = [n for n in args.models.split(",") if n]
+            names = args.models
             for name in names:
                 check_resnet(name)
             if args.batches < 3 or (args.batch_size is not None and args.batch_size < 2):
                 raise ValueError(f"--batches must be at least 3 (verdicts pair batches) and --batch-size at least 2, got {args.batches}, {args.batch_size}")
-            dataset = load_dataset(args.data, data_seed=0)
+            dataset = load_dataset(args.data, data_seed=args.data_seed)
             # The default fits any source: 8 batches of 64 need 512 validation images, which a
             # small set (synthetic: 400) does not hold.
             batch_size = args.batch_size or min(DEFAULT_BATCH_SIZE, len(dataset.val) // args.batches)
             table = gradient_probe(names, dataset, args.batches, batch_size, args.seed)
-            extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed, "batch_size": batch_size}
+            extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed, "data_seed": args.data_seed, "batch_size": batch_size}
             name = "gradients.csv"
         elif args.probe == "responses":
             if args.images < 1:
                 raise ValueError(f"--images must be positive, got {args.images}")
-            runs = [finished_run(Path(run)) for run in args.checkpoint]
-            table = pd.concat([response_probe(Path(run), args.images) for run in args.checkpoint], ignore_index=True)
+            runs = [finished_run(Path(run)) for run in args.runs]
+            table = pd.concat([response_probe(Path(run), args.images) for run in args.runs], ignore_index=True)
             extra = {"probe": "responses", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "images": int(table["images"].max())}
             name = "responses.csv"
         else:
             if args.draws < 1 or (args.images is not None and args.images < 1):
                 raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
-            table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images) for run in args.checkpoint], ignore_index=True)
-            runs = [json.loads((Path(run) / "summary.json").read_text()) for run in args.checkpoint]
+            table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images) for run in args.runs], ignore_index=True)
+            runs = [json.loads((Path(run) / "summary.json").read_text()) for run in args.runs]
             extra = {"probe": "lesion", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "seed": args.seed, "images": int(table["images"].max())}
             name = "lesion.csv"
     except (ValueError, DataError) as error:

@@ -120,6 +120,7 @@ IMAGENET_BUDGETS: dict[str, Recipe] = {
     ),
 }
 BUDGETS: dict[str, dict[str, Recipe]] = {"cifar": CIFAR_BUDGETS, "imagenet": IMAGENET_BUDGETS}
+BUDGET_NAMES = tuple(CIFAR_BUDGETS)  # every family has the same three: --budget's choices
 
 
 def recipe_fields() -> list[str]:

@@ -19,7 +19,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pandas as pd
 import torch
@@ -34,11 +34,12 @@ from search.plan import Plan, estimate_minutes, make_plan
 from search.planned import PlannedExperiment, collect, plan_experiment, run_planned
 from search.plugins import Plugin, import_plugins
 from search.provenance import hardware_name, record, resolve_search_precision
-from search.recipes import recipe_fields
+from search.recipes import BUDGET_NAMES, recipe_fields
 from search.results import SearchInterrupted
 from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, search_recipe, validate
 from search.train import EXIT_INTERRUPTED, available_cpus
 from zoo._registry import unknown_name_error
+from zoo.commandline import OneLineParser, comma_list
 
 
 def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -> pd.DataFrame:
@@ -110,14 +111,6 @@ def check_writable(out: Path) -> None:
         raise ValueError(f"--out {out}: {existing} is not writable")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments: one line on stderr and exit status 2, like every other bad input."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m search.run", description="Search ResNet variants: Optuna samples, Ray Tune runs.",
@@ -127,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--space", help="a registered space (see --list-spaces)")
     parser.add_argument("--list-spaces", action="store_true", help="list the spaces and exit")
     parser.add_argument("--data", default="cifar10", help="cifar10 (downloaded on first use), cifar100, synthetic, or a folder")
-    parser.add_argument("--budget", default="quick", help="smoke, quick or paper")
+    parser.add_argument("--budget", choices=BUDGET_NAMES, default="quick", help="the recipe's scale, for the space's family (see README: Budgets)")
     parser.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides for every trial, e.g. epochs=5")
     parser.add_argument("--sampler", choices=spaces.SAMPLERS, default=None, help="default: what the space declares (grid for the paper's comparisons, tpe for bottleneck); else grid up to 64 configurations, tpe beyond")
     parser.add_argument("--trials", type=int, default=None, help="tpe/random: configurations to sample; grid: caps the grid (first trials in grid order)")
@@ -139,12 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--address", default=None, help="an existing Ray cluster (else RAY_ADDRESS, else a local instance on loopback)")
     parser.add_argument("--cpus-per-trial", type=float, default=None, help="default 1")
     parser.add_argument("--gpus-per-trial", type=float, default=None, help="default 1 where the cluster has GPUs, else 0; fractions pack trials")
-    parser.add_argument("--plugins", default="", metavar="MODULE[,MODULE]", help="modules that register blocks or spaces")
+    parser.add_argument("--plugins", type=comma_list, default=[], metavar="MODULE[,MODULE]", help="modules that register blocks or spaces")
     baselines = parser.add_mutually_exclusive_group()
-    baselines.add_argument("--baselines", default=None, metavar="MODEL[,MODEL]", help="models trained beside the space on the same data and recipe: zoo names or timm:NAME (timm's networks, e.g. timm:resnet18d); default: the family's VGG-16")
+    baselines.add_argument("--baselines", type=comma_list, default=None, metavar="MODEL[,MODEL]", help="models trained beside the space on the same data and recipe: zoo names or timm:NAME (timm's networks, e.g. timm:resnet18d); default: the family's VGG-16")
     baselines.add_argument("--no-baselines", action="store_true", help="train no baseline beside the space")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode for every trial: {', '.join(COMPILE_MODES)} (not part of a trial's identity: a resume may change it)")
-    parser.add_argument("--log", default="", metavar="LOGGER[,LOGGER]", help="experiment loggers: tensorboard, csv (files per trial under OUT/ray/), mlflow (a file store in OUT/mlruns; the mlflow extra)")
+    parser.add_argument("--log", type=comma_list, default=[], metavar="LOGGER[,LOGGER]", help="experiment loggers: tensorboard, csv (files per trial under OUT/ray/), mlflow (a file store in OUT/mlruns; the mlflow extra)")
     parser.add_argument("--retries", type=int, default=2, help="restarts of a trial that crashed (a lost node, a full disk; bad input is never retried)")
     parser.add_argument("--out", default=None, help="experiment directory (default: experiments/SPACE)")
     parser.add_argument("--resume", action="store_true", help="continue the experiment in --out (re-running with the same --out does too)")
@@ -152,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     without_ray.add_argument("--plan", action="store_true", help="write the experiment in --out and print one search.train command per trial; nothing trains")
     without_ray.add_argument("--run-planned", metavar="EXPERIMENT", help="run a planned experiment's unfinished commands here, then collect")
     without_ray.add_argument("--jobs", type=int, default=1, help="--run-planned: commands at once (each gets cores/jobs threads)")
-    without_ray.add_argument("--gpus", default=None, metavar="ID[,ID]", help="--run-planned: GPUs to spread the commands over (CUDA_VISIBLE_DEVICES per command)")
+    without_ray.add_argument("--gpus", type=comma_list, default=None, metavar="ID[,ID]", help="--run-planned: GPUs to spread the commands over (CUDA_VISIBLE_DEVICES per command)")
     without_ray.add_argument("--collect", metavar="EXPERIMENT", help="build results.csv and the page from a planned experiment's trial directories")
     return parser
 
@@ -168,7 +161,7 @@ def run_or_collect_planned(args: argparse.Namespace) -> int:
         # a runner) would write the same results.csv and study.
         with Lease(Path(experiment), "search driver"):
             if args.run_planned:
-                gpus = [g for g in (args.gpus or "").split(",") if g] or None
+                gpus = args.gpus or None
                 run_planned(experiment, args.jobs, gpus, args.time_budget)
             results = collect(experiment)
             page = write_page(experiment)
@@ -197,13 +190,10 @@ def defaults_from_file(path: str | None, from_file: dict[str, Any]) -> dict[str,
     defaults = {key: value for key, value in from_file.items() if key in fields}
     if "recipe" in defaults:
         defaults["recipe"] = [f"{key}={','.join(map(str, value)) if isinstance(value, (list, tuple)) else value}" for key, value in defaults["recipe"].items()]
-    for joined in ("plugins", "log"):
-        if joined in defaults:
-            defaults[joined] = ",".join(defaults[joined])
     if "baselines" in defaults:  # true: the family's VGG; false: none; a list: those models
         named = defaults.pop("baselines")
         if isinstance(named, list):
-            defaults["baselines"] = ",".join(map(str, named))
+            defaults["baselines"] = named
         else:
             defaults["no_baselines"] = not named
     return defaults
@@ -221,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.collect or args.run_planned:
             return run_or_collect_planned(args)
-        plugins = [m for m in args.plugins.split(",") if m]
+        plugins = args.plugins
         if args.list_spaces:
             import_plugins(plugins)
             for name in spaces.list_spaces():
@@ -248,10 +238,10 @@ def main(argv: list[str] | None = None) -> int:
             cpus_per_trial=args.cpus_per_trial,
             gpus_per_trial=args.gpus_per_trial,
             plugins=plugins,
-            baselines=[m for m in args.baselines.split(",") if m] if args.baselines is not None else not args.no_baselines,
+            baselines=args.baselines if args.baselines is not None else not args.no_baselines,
             retries=args.retries,
             compile=args.compile,
-            log=[name for name in args.log.split(",") if name],
+            log=args.log,
             out=str(out),
             resume=args.resume,
             data_seed=args.data_seed,

@@ -15,7 +15,6 @@ pandas exist, and the search engine calls ``train`` with a ``report`` callback.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -67,11 +66,12 @@ from search.data import (
 )
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
-from search.provenance import autocast, record, resolve_device, resolve_precision
-from search.recipes import FAMILIES, Recipe, recipe_fields
+from search.provenance import DEVICES, autocast, record, resolve_device, resolve_precision
+from search.recipes import BUDGET_NAMES, FAMILIES, Recipe, recipe_fields
 from search.stream import BOX_AUGMENTATIONS, EpochBatches, TrainingFiles, loader_workers, on_device
 from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
+from zoo.commandline import OneLineParser
 from zoo.size import available_memory_bytes
 
 METRICS_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr", "seconds", "images_per_second"]
@@ -634,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m search.train",
         description="Train one zoo variant. Any other --name value is a zoo override (e.g. --shortcut B) or a recipe field (e.g. --epochs 5).",
         epilog=f"recipe fields: {', '.join('--' + f.replace('_', '-') for f in recipe_fields())}. "
@@ -643,12 +643,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", metavar="FILE", help="settings from a YAML or JSON file (these flags and any override); flags given here win")
     parser.add_argument("--model", required="model" not in from_file)
     parser.add_argument("--data", required="data" not in from_file, help="cifar10, cifar100, synthetic, or a folder (CIFAR layout or ImageFolder)")
-    parser.add_argument("--budget", default="quick", help="smoke, quick or paper")
+    parser.add_argument("--budget", choices=BUDGET_NAMES, default="quick", help="the recipe's scale, for the model's family (see README: Budgets)")
     parser.add_argument("--family", choices=FAMILIES, default=None, help="whose budgets the recipe comes from (default: the model's; a search passes its space's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all this process may use)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA where visible, else the CPU")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode: {', '.join(COMPILE_MODES)} (how it runs, not what it computes: a run resumes under another mode)")
     parser.add_argument("--checkpoint-minutes", type=float, default=TrialConfig.checkpoint_minutes, help="within an epoch, checkpoint at least this often (a long ImageNet epoch; a killed run resumes from there)")
     parser.add_argument("--out", required="out" not in from_file)

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
 import pandas as pd
 
 import zoo
+from zoo.commandline import OneLineParser
 from zoo.inference import predict
 
 
@@ -33,7 +33,7 @@ def describe(names: list[str], input_size: int | None, counted: bool = True) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoo", description="ResBench model zoo")
+    parser = OneLineParser(prog="python -m zoo", description="ResBench model zoo")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="registered models (shell wildcard, natural order)")
     listing.add_argument("pattern", nargs="?", default="*")

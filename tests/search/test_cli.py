@@ -1,4 +1,5 @@
-"""``resbench``: every subcommand reaches its module, --version, and bad input in one line."""
+"""``resbench``: every subcommand reaches its module, --version, and bad input in one line; every
+entry point speaks the same grammar (zoo.commandline)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,25 @@ def test_a_misspelt_subcommand_is_one_line_with_a_suggestion_and_exit_2() -> Non
     result = subprocess.run([sys.executable, "-m", "search.cli", "serach"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "did you mean search?" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--model", "resnet20", "--data", "synthetic", "--out", "x", "--budget", "quik"], "argument --budget: invalid choice 'quik' (did you mean quick?); valid: smoke, quick, paper"),
+        (["search", "--space", "shortcuts", "--budget", "papr"], "invalid choice 'papr' (did you mean paper?); valid: smoke, quick, paper"),
+        (["search", "--space", "shortcuts", "--sed", "3"], "unrecognized arguments: --sed 3 (did you mean --seeds?)"),
+        (["probe", "lesion", "--runs", "a", "--drawz", "3"], "unrecognized arguments: --drawz 3 (did you mean --draws?)"),
+        (["probe", "gradients", "--data-seed", "one"], "argument --data-seed: invalid int value: 'one'"),
+        (["zoo", "lst"], "invalid choice 'lst' (did you mean list?)"),
+        (["leaderboards", "--reslts", "x"], "unrecognized arguments: --reslts x (did you mean --results?)"),
+        (["campaign", "stauts"], "invalid choice 'stauts' (did you mean status?); valid: status, run, publish"),
+    ],
+)
+def test_every_entry_point_refuses_bad_arguments_in_one_line_with_a_suggestion(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may be written, here or anywhere
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -92,9 +92,9 @@ def test_lesion_probe_on_a_trained_run_and_its_page(trained_pair: Path, tmp_path
 def test_bad_probe_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gradients", "--models", "resnet21", "--data", "synthetic", "--out", str(tmp_path / "g")]) == 2
     assert "unknown model 'resnet21'" in capsys.readouterr().err
-    assert main(["lesion", "--checkpoint", str(tmp_path), "--images", "0", "--out", str(tmp_path / "l")]) == 2
+    assert main(["lesion", "--runs", str(tmp_path), "--images", "0", "--out", str(tmp_path / "l")]) == 2
     assert "--draws and --images must be positive" in capsys.readouterr().err
-    assert main(["lesion", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "l")]) == 2
+    assert main(["lesion", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "l")]) == 2  # the older spelling still parses
     assert "not a finished search.train run" in capsys.readouterr().err
     assert not (tmp_path / "g").exists() and not (tmp_path / "l").exists()
 
@@ -148,7 +148,7 @@ def test_layer_response_is_the_std_of_the_bn_output_over_every_element() -> None
 def test_responses_probe_on_trained_runs_and_its_page(trained_pair: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "responses"
     runs = [str(trained_pair / name) for name in ("resnet20", "plain20")]
-    assert main(["responses", *[arg for run in runs for arg in ("--checkpoint", run)], "--images", "50", "--out", str(out)]) == 0
+    assert main(["responses", "--runs", ",".join(map(str, runs)), "--images", "50", "--out", str(out)]) == 0
     table = pd.read_csv(out / "responses.csv")
     assert table.groupby("label").size().to_dict() == {"ResNet-20 (A)": 19, "plain-20": 19}
     assert (table["std"] > 0).all() and set(table["images"]) == {50}
@@ -169,8 +169,8 @@ def test_responses_probe_on_trained_runs_and_its_page(trained_pair: Path, tmp_pa
 
 
 def test_bad_responses_input_exits_2_and_writes_nothing(trained_pair: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["responses", "--checkpoint", str(trained_pair / "resnet20"), "--images", "0", "--out", str(tmp_path / "r")]) == 2
+    assert main(["responses", "--runs", str(trained_pair / "resnet20"), "--images", "0", "--out", str(tmp_path / "r")]) == 2
     assert "--images must be positive, got 0" in capsys.readouterr().err
-    assert main(["responses", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert main(["responses", "--runs", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "not a finished search.train run" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

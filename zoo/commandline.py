@@ -1,0 +1,58 @@
+"""The one command-line grammar every ResBench entry point shares (``python -m zoo``,
+``search.train``, ``search.run``, ``search.probe``, ``search.campaign``, ``leaderboards``).
+
+- Bad arguments are one line on stderr, ``error: ...``, and exit status 2, like every other bad
+  input, with a "did you mean" where a near match exists (a misspelt option or choice).
+- Lists are comma-separated values of one option: ``--models resnet20,plain20``,
+  ``--plugins a,b``, ``--runs RUN,RUN``, ``--baselines timm:resnet18d,cifar_vgg16_bn``.
+- Fixed sets are argparse choices, so ``--help`` lists them and a wrong one is caught at once.
+
+It lives in ``zoo`` (the bottom layer) so ``zoo`` and ``leaderboards`` use it without importing
+``search``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import sys
+from typing import NoReturn
+
+_INVALID_CHOICE = re.compile(r"argument (?P<option>[^:]+): invalid choice: '?(?P<value>[^' ]*)'? \(choose from (?P<choices>.*)\)$")
+_UNRECOGNIZED = re.compile(r"unrecognized arguments: (?P<words>.*)$")
+
+
+def near(value: str, choices: list[str]) -> str:
+    """``" (did you mean X?)"`` for the closest choice, or nothing."""
+    matches = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]}?)" if matches else ""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) that name the valid choices and the near ones."""
+
+    def error(self, message: str) -> NoReturn:
+        if invalid := _INVALID_CHOICE.match(message):
+            choices = [choice.strip().strip("'") for choice in invalid["choices"].split(",")]
+            message = f"argument {invalid['option']}: invalid choice {invalid['value']!r}{near(invalid['value'], choices)}; valid: {', '.join(choices)}"
+        elif unknown := _UNRECOGNIZED.match(message):
+            first = unknown["words"].split()[0].split("=")[0]
+            options = [option for option in self._option_strings() if option.startswith("--")]
+            message = f"unrecognized arguments: {unknown['words']}{near(first, options) if first.startswith('--') else ''}"
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    def _option_strings(self) -> list[str]:
+        """This parser's options and its subcommands' (whose leftovers this parser reports)."""
+        options = []
+        for action in self._actions:
+            options += action.option_strings
+            if isinstance(action, argparse._SubParsersAction):
+                options += [option for parser in action.choices.values() for option in parser._option_strings()]
+        return options
+
+
+def comma_list(text: str) -> list[str]:
+    """An option's comma-separated values (argparse ``type``), empty items dropped."""
+    return [item for item in text.split(",") if item]
