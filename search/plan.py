@@ -12,7 +12,7 @@ import torch
 import zoo
 from search import spaces
 from search.config import split_config
-from search.measure import calibrate_macs_per_second
+from search.measure import calibrated_macs_per_second
 from search.provenance import resolve_precision
 from search.settings import SearchSettings, baseline_models, search_recipe
 
@@ -117,7 +117,7 @@ def estimate_minutes(settings: SearchSettings, plan: Plan, at_once: int, threads
         return "unknown (trials run on GPUs this driver cannot measure)"
     recipe = search_recipe(settings)
     device = torch.device("cuda" if gpus_per_trial > 0 else "cpu")
-    rate = calibrate_macs_per_second(device, resolve_precision(recipe.precision, device), threads)
+    rate = calibrated_macs_per_second(device, resolve_precision(recipe.precision, device), threads)
     macs = [planned_macs(settings, trial) for trial in plan.trials]
     sampled = plan.total - len(plan.trials)  # tpe/random trials are not known yet: priced as the space's first configuration
     if sampled:
