@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import search
 import zoo
 from search.config import TrialConfig
+from search.measure import calibrated_macs_per_second
 from search.plan import GRID_LIMIT, choose_sampler, make_plan
 from search.settings import DEFAULT_BASELINES, SearchSettings, search_recipe, validate
 from search.spaces import space_family
@@ -107,3 +111,12 @@ def test_the_imagenet_grid_trains_its_own_vgg_and_prices_macs_at_the_trained_siz
     assert not any(t.params.get("model") == "vgg16" for t in capped.trials), "VGG-16 costs more than ResNet-152 at any size"
     assert any(t.params.get("model") == "resnet152" for t in capped.trials), "ResNet-152 is priced at 176 px, under the ceiling (it is not at 224)"
     assert zoo.complexity("resnet152").gmacs > at_176 * 1.01
+
+
+def test_the_estimates_throughput_is_measured_once_per_machine_and_then_read_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESBENCH_DATA", str(tmp_path))
+    measured = calibrated_macs_per_second(torch.device("cpu"), "fp32", 1)
+    (cached,) = (tmp_path / "calibration").glob("*.json")
+    assert measured > 0 and json.loads(cached.read_text())["key"].endswith(f"|cpu|fp32|1|{torch.__version__}")
+    cached.write_text(json.dumps({"key": "planted", "macs_per_second": 123.0}))
+    assert calibrated_macs_per_second(torch.device("cpu"), "fp32", 1) == 123.0  # read, not measured again
