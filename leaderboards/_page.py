@@ -60,6 +60,11 @@ def provenance(frame: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
         f"- trials: {len(frame)} ({', '.join(f'{n} {s}' for s, n in sorted(frame['status'].value_counts().items()))}); training wall time summed over trials: {wall / 3600:.2f} h",
         f"- reproduce: `{settings.get('command', 'python -m search.run ...')}`",
     ]
+    if "world_size" in frame and frame["world_size"].notna().any():  # tables from before the column say nothing
+        sizes = sorted({int(size) for size in frame["world_size"].dropna()})
+        synced = isinstance(recipe, str) and json.loads(recipe).get("sync_bn", False)
+        statistics = "synced across them (SyncBatchNorm)" if synced else "per worker, over its part of each batch" if sizes[-1] > 1 else "over the whole batch"
+        lines.insert(4, f"- data-parallel workers per trial: {', '.join(map(str, sizes))}; BatchNorm statistics {statistics}")
     return lines
 
 

@@ -19,7 +19,7 @@ COLUMNS = [
     "trial_id", "space", "model", "block", "shortcut", "depth", "status", "epochs", "epochs_planned",
     "val_accuracy", "best_val_accuracy", "test_accuracy", "test_source", "train_error", "train_loss",
     "params", "macs", "wall_seconds", "images_per_second", "inference_images_per_second", "node", "device",
-    "gpu_ids", "hardware", "precision", "seed", "data_seed", "data_name", "data_fingerprint", "splits", "image_size", "eval_size", "data_path", "budget",
+    "gpu_ids", "hardware", "precision", "seed", "data_seed", "data_name", "data_fingerprint", "splits", "image_size", "eval_size", "data_path", "world_size", "budget",
     "recipe", "torch_version", "git_commit", "reason", "error", "command",
 ]
 REQUIRED_COLUMNS = ("trial_id", "model", "block", "shortcut", "depth", "status", "seed", "val_accuracy", "params", "macs")

@@ -46,6 +46,9 @@ class Recipe:
     data_path: str = "auto"  # memory (decoded once), stream (from the files), auto: memory when it fits
     precision: str = "auto"  # auto: bf16 autocast where the device has fast bf16 (CUDA, CPUs with AMX)
     eval_batch_size: int = 512
+    # Several workers (torchrun, --workers-per-trial): BatchNorm statistics over the global batch
+    # (SyncBatchNorm, CUDA only) instead of each worker's part, which is what the paper did.
+    sync_bn: bool = False
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from search.data import DataError, FileSplit, channel_stats
+from search.distributed import World
 from search.views import ImageError, at_rest, crop_box, lighting_shift, sample_rng, training_crop
 
 BOX_AUGMENTATIONS = ("random_resized_crop", "scale")  # cropped from the file, in the workers
@@ -106,9 +107,10 @@ class EpochBatches:
     def __init__(self) -> None:
         self.batches: list[list[tuple[int, int]]] = []
 
-    def set(self, epoch: int, order: torch.Tensor, batch_size: int, first_step: int, steps: int) -> None:
+    def set(self, epoch: int, order: torch.Tensor, batch_size: int, first_step: int, steps: int, world: World = World()) -> None:
+        """``batch_size`` is the global batch; with several ranks, this one loads its part of each."""
         order_list = order.tolist()
-        self.batches = [[(epoch, index) for index in order_list[step * batch_size : (step + 1) * batch_size]] for step in range(first_step, steps)]
+        self.batches = [[(epoch, index) for index in world.part(order_list[step * batch_size : (step + 1) * batch_size])] for step in range(first_step, steps)]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         return iter(self.batches)

@@ -15,6 +15,7 @@ pandas exist, and the search engine calls ``train`` with a ``report`` callback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import (
     ConstantLR,
     CosineAnnealingLR,
@@ -64,6 +66,7 @@ from search.data import (
     describe_source,
     load_dataset,
 )
+from search.distributed import World, current_world, join_launcher_world, leave_world
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import DEVICES, autocast, record, resolve_device, resolve_precision
@@ -180,6 +183,14 @@ def validate(config: TrialConfig, memory_share: float = 1.0) -> Recipe:
     model = build_model(config, config.model_overrides.get("num_classes", 10), "meta")  # names, options, depth
     check_input_size(model, config.model, recipe)
     return recipe
+
+
+def check_world(recipe: Recipe, world: World, device: torch.device) -> None:
+    """Refuse what several ranks cannot do, before anything is written."""
+    if recipe.batch_size % world.size:
+        raise ValueError(f"batch_size {recipe.batch_size} is the global batch; {world.size} workers need a multiple of {world.size}")
+    if world.size > 1 and recipe.sync_bn and device.type != "cuda":
+        raise ValueError("recipe field sync_bn needs CUDA workers (torch's SyncBatchNorm); on the CPU each worker's BatchNorm keeps its own statistics")
 
 
 def check_input_size(model: nn.Module, name: str, recipe: Recipe) -> None:
@@ -299,16 +310,22 @@ class Run:
     workers: int = 0  # loader workers of the streaming path
     train_order: EpochBatches | None = None  # the streaming loader's batches, set each epoch
     train_loader: DataLoader | None = None
+    world: World = World()  # the ranks this run trains in (search.distributed)
+    # What evaluates: the model (or its compiled wrapper) without DistributedDataParallel, which
+    # only the leader runs (DDP's forward would wait for the other ranks).
+    evaluate_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @classmethod
-    def build(cls, config: TrialConfig, recipe: Recipe, dataset: Dataset, device: torch.device, precision: str, workers: int = 0) -> Run:
+    def build(cls, config: TrialConfig, recipe: Recipe, dataset: Dataset, device: torch.device, precision: str, workers: int = 0, world: World = World()) -> Run:
         train_split = dataset.train
         if recipe.train_subset and recipe.train_subset < len(train_split):
             train_split = train_split.take(torch.arange(recipe.train_subset))
         if len(train_split) < recipe.batch_size:  # losses and rates are per image seen: count whole batches
             raise ValueError(f"the training split holds {len(train_split)} images, fewer than one batch of {recipe.batch_size}; lower batch_size")
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # every rank builds the same weights
         model = build_model(config, dataset.num_classes, "cpu").to(device=device, memory_format=torch.channels_last)
+        if world.size > 1 and recipe.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.zoo_data = data_config(dataset, recipe)  # saved with the weights: they classify an image file alone
         # One fused kernel per step on CUDA (dozens of small launches otherwise); foreach on the CPU.
         optimizer = torch.optim.SGD(
@@ -321,7 +338,11 @@ class Run:
         normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
         state = TrainingState(model, optimizer, scheduler, generator)
         configure_kernels(device, precision)
-        run = cls(config, recipe, dataset, train_split, dataset.val, device, precision, state, compiled(model, config.compile), normalize, steps_per_epoch, workers)
+        if world.size > 1:
+            parallel = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            run = cls(config, recipe, dataset, train_split, dataset.val, device, precision, state, compiled(parallel, config.compile), normalize, steps_per_epoch, workers, world=world, evaluate_forward=model)
+        else:
+            run = cls(config, recipe, dataset, train_split, dataset.val, device, precision, state, compiled(model, config.compile), normalize, steps_per_epoch, workers)
         if isinstance(train_split, FileSplit):
             run.train_order = EpochBatches()
             files = TrainingFiles(train_split, recipe.augment, recipe.image_size, dataset.rest_size, recipe.flip, recipe.lighting, config.seed)
@@ -334,21 +355,24 @@ class Run:
     def batches(self, epoch: int, order: torch.Tensor, first_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """(views, labels, colour shifts) of each step from ``first_step``, on the device. Lazy:
         a step's random draws happen when it is asked for, after the loop's stop check."""
-        recipe, generator = self.recipe, self.state.generator
+        recipe, generator, world = self.recipe, self.state.generator, self.world
         if self.train_loader is None:
             for step in range(first_step, self.steps_per_epoch):
                 index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
+                # The whole global batch's augmentation is drawn on every rank (the same random
+                # numbers as one process would draw); each rank trains on its part.
                 views, shifts = augment_at_rest(self.train_split.images[index], recipe, generator)
-                yield views, self.train_split.labels[index], shifts
+                yield world.part(views), world.part(self.train_split.labels[index]), None if shifts is None else world.part(shifts)
             return
         assert self.train_order is not None
-        self.train_order.set(epoch, order, recipe.batch_size, first_step, self.steps_per_epoch)
+        per_sample = recipe.augment in BOX_AUGMENTATIONS  # cropped by the workers from (seed, epoch, index): each rank loads its part
+        self.train_order.set(epoch, order, recipe.batch_size, first_step, self.steps_per_epoch, world if per_sample else World())
         for batch in on_device(iter(self.train_loader), self.device):
-            if recipe.augment in BOX_AUGMENTATIONS:  # cropped by the workers: their flips and colours
+            if per_sample:  # the workers' flips and colours
                 yield flip_where(batch.images, batch.flips), batch.labels, batch.shifts if recipe.lighting else None
             else:
                 views, shifts = augment_at_rest(batch.images, recipe, generator)
-                yield views, batch.labels, shifts
+                yield world.part(views), world.part(batch.labels), None if shifts is None else world.part(shifts)
 
     def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar, resume_at: EpochPosition | None, stop: Preemption, save_position: Callable[[EpochPosition], None] | None = None, checkpoint_seconds: float = math.inf) -> EpochResult:
         """One pass over the training split (or the rest of an interrupted one); within it,
@@ -357,6 +381,8 @@ class Run:
         started, compiling_before = time.perf_counter(), seconds_compiling()
         if resume_at is not None:
             order, loss_sum, wrong, first = resume_at.order, resume_at.loss_sum, resume_at.wrong, resume_at.step
+            if not self.world.leader:  # the saved sums are the whole world's: counted once, by the leader
+                loss_sum, wrong = torch.zeros_like(loss_sum), torch.zeros_like(wrong)
         else:
             order = torch.randperm(len(self.train_split), generator=state.generator, device=self.device)
             loss_sum = torch.zeros((), device=self.device)
@@ -365,12 +391,15 @@ class Run:
         before = resume_at.seconds if resume_at is not None else 0.0
         first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)  # first step with a non-finite loss
         batches, saved_at = self.batches(epoch, order, first), time.monotonic()
+        world = self.world
         for step in range(first, self.steps_per_epoch):
             faults.stall((epoch - 1) * self.steps_per_epoch + step + 1, resume_at is not None or epoch > 1, stop)
-            if stop.requested:  # at a step boundary: nothing of this step is lost
-                return EpochResult(interrupted=EpochPosition(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
-            if save_position is not None and step > first and time.monotonic() - saved_at >= checkpoint_seconds:
-                save_position(EpochPosition(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
+            # Every rank stops, or checkpoints, at the same step: a request or the leader's clock.
+            stopping, saving = world.any(stop.requested, world.leader and save_position is not None and step > first and time.monotonic() - saved_at >= checkpoint_seconds, device=self.device)
+            if stopping:  # at a step boundary: nothing of this step is lost
+                return EpochResult(interrupted=self.position(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
+            if saving and save_position is not None:
+                save_position(self.position(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
                 saved_at = time.monotonic()
             images, labels, shifts = next(batches)
             if self.config.compile == "reduce-overhead":
@@ -384,7 +413,7 @@ class Run:
             # every step), looked at every few steps and at the end of the epoch.
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), global_step, first_bad)
             if (step + 1) % DIVERGENCE_LOOK_STEPS == 0 or step + 1 == self.steps_per_epoch:
-                bad_step = int(first_bad)
+                bad_step = int(world.earliest(first_bad))
                 if bad_step >= 0:
                     return EpochResult(diverged_at={"epoch": epoch, "step": bad_step, "seen_at_step": global_step})
             state.optimizer.zero_grad(set_to_none=True)
@@ -395,8 +424,12 @@ class Run:
             wrong += (logits.detach().argmax(1) != labels).sum()
             bar.update(epoch, step + 1, self.steps_per_epoch, loss.detach())
         seen = self.steps_per_epoch * recipe.batch_size
-        train_loss, train_error = float(loss_sum) / seen, int(wrong) / seen  # waits for the device's last step
+        train_loss, train_error = float(world.total(loss_sum)) / seen, int(world.total(wrong)) / seen  # waits for the device's last step
         return EpochResult(train_loss, train_error, seconds=before + self._seconds_since(started, compiling_before))
+
+    def position(self, epoch: int, step: int, order: torch.Tensor, loss_sum: torch.Tensor, wrong: torch.Tensor, seconds: float) -> EpochPosition:
+        """Where an epoch stands, with the whole world's running sums (only the leader writes it)."""
+        return EpochPosition(epoch, step, order, self.world.total(loss_sum), self.world.total(wrong), seconds)
 
     @staticmethod
     def _seconds_since(started: float, compiling_before: float) -> float:
@@ -404,7 +437,7 @@ class Run:
 
     def evaluate(self, split: Split | FileSplit) -> float:
         recipe = self.recipe
-        return evaluate(self.forward, split, self.normalize, recipe.eval_batch_size, self.device, self.precision, recipe.eval_crop, recipe.eval_crops, max(1, self.workers))
+        return evaluate(self.evaluate_forward or self.forward, split, self.normalize, recipe.eval_batch_size, self.device, self.precision, recipe.eval_crop, recipe.eval_crops, max(1, self.workers))
 
 
 def configure_kernels(device: torch.device, precision: str) -> None:
@@ -441,27 +474,35 @@ def train(
     Ray Tune. ``dataset`` skips loading when the caller holds it already. One process owns ``out``
     at a time; another is refused, after waiting ``lease_wait`` seconds for a stale owner. Once
     ``stop_file`` exists the run checkpoints at the next step and returns as interrupted.
+
+    In a process group (``torchrun``, Ray Train's workers) every rank calls this; the leader owns
+    ``out`` and says, writes and reports (``search.distributed``).
     """
     out = Path(out).resolve()
     recipe = validate(config, memory_share)
-    say = log or (lambda _: None)
+    world = current_world()
+    check_world(recipe, world, resolve_device(config.device))
+    say = (log or (lambda _: None)) if world.leader else (lambda _: None)
     finished = read_summary(out)
     if finished is not None and finished.get("status") in FINISHED:
         say(f"{out} already holds a finished run ({finished['status']}); not retraining")
         return finished
     threads = torch.get_num_threads()
     try:
-        with Lease(out, "search.train run", wait=lease_wait, say=say):
-            return _train(config, recipe, out, report, say, progress, dataset, Preemption(stop_file), memory_share)
+        with Lease(out, "search.train run", wait=lease_wait, say=say) if world.leader else contextlib.nullcontext():
+            return _train(config, recipe, out, report if world.leader else None, say, progress and world.leader, dataset, Preemption(stop_file), memory_share, world)
     finally:
         torch.set_num_threads(threads)  # a caller's process (a Ray worker, a notebook) keeps its setting
 
 
-def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption, memory_share: float) -> dict[str, Any]:
+def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption, memory_share: float, world: World) -> dict[str, Any]:
     state_path = checkpoint_path(out)
-    identity = config.identity()
+    # Per-rank BatchNorm statistics make a run on several ranks another computation.
+    identity = {**config.identity(), **({"world_size": world.size} if world.size > 1 else {})}
     started_with = check_resumable(state_path, identity) or {}
     device = resolve_device(config.device)
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
     # "auto" was decided when the run started: a resume on another machine keeps the data path.
     data_path = dataset.path if dataset is not None else started_with.get("data_path") or choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)
     threads = config.threads or torch.get_num_threads()
@@ -470,8 +511,9 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
         torch.set_num_threads(training_threads)
     if dataset is None:
         dataset = load_dataset(config.data, data_seed=config.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, rest_size=recipe.eval_resize, path=data_path, workers=workers)
-    run = Run.build(config, recipe, dataset, device, resolve_precision(recipe.precision, device), workers)
-    out.mkdir(parents=True, exist_ok=True)
+    run = Run.build(config, recipe, dataset, device, resolve_precision(recipe.precision, device), workers, world)
+    if world.leader:
+        out.mkdir(parents=True, exist_ok=True)
     done = Progress(precision=run.precision, data_path=dataset.path)
     if state_path.parent.exists():
         done, note = run.state.restore(state_path, device)
@@ -494,6 +536,8 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     run.state.model.train()
     resume_at, done.in_epoch = done.in_epoch, None
     def save_position(position: EpochPosition) -> None:  # a checkpoint within a long epoch
+        if not world.leader:
+            return
         done.in_epoch, done.wall_seconds = position, wall_before + time.perf_counter() - started
         account_compiling()
         run.state.save(state_path, identity, done)
@@ -507,7 +551,8 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
             if result.interrupted is not None:
                 done.in_epoch, done.wall_seconds = result.interrupted, wall_before + time.perf_counter() - started
                 account_compiling()
-                run.state.save(state_path, identity, done)
+                if world.leader:
+                    run.state.save(state_path, identity, done)
                 say(f"interrupted at epoch {epoch}, step {result.interrupted.step}/{run.steps_per_epoch}: checkpoint written to {state_path}; run the same command to resume")
                 return {"status": INTERRUPTED, "epoch": epoch, "step": result.interrupted.step, "checkpoint": str(state_path)}
             diverged_at = result.diverged_at
@@ -518,6 +563,10 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
             seen = run.steps_per_epoch * recipe.batch_size
             done.train_seconds += seconds
             done.images_seen += seen
+            if not world.leader:  # the leader evaluates and writes; this rank goes on to the next epoch
+                done.epoch = epoch
+                faults.after_checkpoint(epoch, resumed)
+                continue
             val_accuracy = run.evaluate(run.val_split)
             row = {
                 "epoch": epoch, "train_loss": train_loss, "train_error": train_error, "val_accuracy": val_accuracy,
@@ -541,6 +590,8 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
                 report(row)
             faults.after_checkpoint(epoch, resumed)
 
+    if not world.leader:
+        return {"status": "diverged" if diverged_at is not None else "completed", "rank": world.rank, "world_size": world.size}
     summary = summarise(run, out, done, diverged_at, lambda: wall_before + time.perf_counter() - started, account_compiling)
     say(f"{summary['status']}: val {summary['val_accuracy']}, test {summary['test_accuracy']} ({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
@@ -569,7 +620,7 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
     # Batch 256 (the figure the leaderboards plot), or the recipe's smaller evaluation batch: a
     # recipe that evaluates 64 at a time asks for a cheap measurement, as tests and tiny runs do.
     inference_batch = min(INFERENCE_BATCH, run.recipe.eval_batch_size)
-    inference_rate = inference_throughput(run.forward, run.normalize, recipe.eval_crop, run.device, run.precision, inference_batch)
+    inference_rate = inference_throughput(run.evaluate_forward or run.forward, run.normalize, recipe.eval_crop, run.device, run.precision, inference_batch)
     account_compiling()
     summary = {
         "status": status,
@@ -599,6 +650,7 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "eval_size": {"resize": recipe.eval_resize, "crop": recipe.eval_crop, "crops": recipe.eval_crops},
         "data_path": dataset.path,
         "loader_workers": run.workers,
+        "world_size": run.world.size,  # data-parallel workers (ranks); BatchNorm synced across them when the recipe's sync_bn
         "val_source": dataset.val_source,
         "test_source": dataset.test_source,
         "data_seed": config.data_seed,
@@ -673,7 +725,11 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_minutes=args.checkpoint_minutes,
             family=args.family,
         )
-        summary = train(config, Path(args.out), progress=True)
+        join_launcher_world(args.device)  # under torchrun: one rank of its process group
+        try:
+            summary = train(config, Path(args.out), progress=True)
+        finally:
+            leave_world()
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
