@@ -55,20 +55,20 @@ def test_tpe_records_asha_stops_as_pruned_and_is_seeded(ray_session: None, tmp_p
 
     common = dict(data="synthetic", budget="smoke", baselines=False, recipe=fast_recipe("epochs=4"))
     recorder = EpochRecorder()
-    results = run_search("test_tpe_small", trials=9, out=str(tmp_path / "a"), callbacks=[recorder], log=["tensorboard", "csv", "mlflow"], **common)
+    results = run_search("test_tpe_small", trials=6, out=str(tmp_path / "a"), callbacks=[recorder], log=["tensorboard", "csv", "mlflow"], **common)
     # --log: Ray's TensorBoard and CSV files per trial, and an MLflow file store read back with MLflow's own API.
     for trial_id in results["trial_id"]:
         assert list((tmp_path / "a" / "ray" / trial_id).glob("events.out.tfevents.*")) and (tmp_path / "a" / "ray" / trial_id / "progress.csv").exists()
     mlflow.set_tracking_uri((tmp_path / "a" / "mlruns").as_uri())
     runs = mlflow.search_runs(experiment_names=["test_tpe_small"])
-    assert len(runs) == 9 and runs["metrics.val_accuracy"].notna().all()
+    assert len(runs) == 6 and runs["metrics.val_accuracy"].notna().all()
     assert sorted(runs["params.shortcut"].tolist()) == sorted(results["config_shortcut"].tolist())
     # The user's callback saw every epoch of every trial; the driver printed progress with an ETA.
     assert {trial_id: epochs[-1] for trial_id, epochs in recorder.epochs.items()} == dict(zip(results["trial_id"], results["epochs"]))
     assert re.search(r"\w+ epoch [1-4]/4 val [0-9.]+ \(\d+ s/epoch\); search ETA ~\d+ min", capsys.readouterr().out)
     study = load_study(tmp_path / "a", "test_tpe_small")
     states = {t.user_attrs["ray_trial_id"]: t.state for t in study.trials}
-    assert len(states) == len(results) == 9
+    assert len(states) == len(results) == 6
     assert all("seed" not in t.params and t.user_attrs["seed"] == 0 for t in study.trials)
     expected = {"completed": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
     for _, row in results.iterrows():
