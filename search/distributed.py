@@ -13,6 +13,7 @@ same everywhere (stop now, checkpoint now, the loss went non-finite) are agreed 
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 Batch = TypeVar("Batch", bound=Sequence)
+EVALUATION_WAIT = datetime.timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,9 @@ def join_launcher_world(device: str) -> World:
         on_cuda = device != "cpu" and torch.cuda.is_available()
         if on_cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl" if on_cuda else "gloo")
+        # The other ranks wait at their next collective while the leader evaluates (10-crop on a
+        # 50k validation set can take minutes): a timeout far past NCCL's default 10 minutes.
+        dist.init_process_group("nccl" if on_cuda else "gloo", timeout=EVALUATION_WAIT)
     return current_world()
 
 
