@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--space", help="a registered space (see --list-spaces)")
     parser.add_argument("--list-spaces", action="store_true", help="list the spaces and exit")
     parser.add_argument("--data", default="cifar10", help="cifar10 (downloaded on first use), cifar100, synthetic, or a folder")
-    parser.add_argument("--budget", choices=BUDGET_NAMES, default="quick", help="the recipe's scale, for the space's family (see README: Budgets)")
+    parser.add_argument("--budget", choices=BUDGET_NAMES, default="quick", help="the recipe's scale, for the space's family (the tables in README: Training one variant)")
     parser.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides for every trial, e.g. epochs=5")
     parser.add_argument("--sampler", choices=spaces.SAMPLERS, default=None, help="default: what the space declares (grid for the paper's comparisons, tpe for bottleneck); else grid up to 64 configurations, tpe beyond")
     parser.add_argument("--trials", type=int, default=None, help="tpe/random: configurations to sample; grid: caps the grid (first trials in grid order)")

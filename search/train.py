@@ -695,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", metavar="FILE", help="settings from a YAML or JSON file (these flags and any override); flags given here win")
     parser.add_argument("--model", required="model" not in from_file)
     parser.add_argument("--data", required="data" not in from_file, help="cifar10, cifar100, synthetic, or a folder (CIFAR layout or ImageFolder)")
-    parser.add_argument("--budget", choices=BUDGET_NAMES, default="quick", help="the recipe's scale, for the model's family (see README: Budgets)")
+    parser.add_argument("--budget", choices=BUDGET_NAMES, default="quick", help="the recipe's scale, for the model's family (the tables in README: Training one variant)")
     parser.add_argument("--family", choices=FAMILIES, default=None, help="whose budgets the recipe comes from (default: the model's; a search passes its space's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=0)
