@@ -251,7 +251,7 @@ def add_runs_option(parser: argparse.ArgumentParser) -> None:
     runs = parser.add_mutually_exclusive_group(required=True)
     runs.add_argument("--runs", type=comma_list, metavar="RUN[,RUN]", help="search.train output directories")
     # The older spelling (one directory per flag, repeated): pages' reproduce lines still use it.
-    runs.add_argument("--checkpoint", action="append", help=argparse.SUPPRESS)
+    runs.add_argument("--checkpoint", action="append", dest="runs", help=argparse.SUPPRESS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,8 +276,6 @@ def main(argv: list[str] | None = None) -> int:
     responses.add_argument("--images", type=int, default=1000, help="validation images (default 1000, or what the split holds)")
     responses.add_argument("--out", default="experiments/responses")
     args = parser.parse_args(argv)
-    if getattr(args, "checkpoint", None):
-        args.runs = args.checkpoint
     command = "python -m search.probe " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         if args.probe == "gradients":
@@ -304,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.draws < 1 or (args.images is not None and args.images < 1):
                 raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
             table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images) for run in args.runs], ignore_index=True)
-            runs = [json.loads((Path(run) / "summary.json").read_text()) for run in args.runs]
+            runs = [finished_run(Path(run)) for run in args.runs]
             extra = {"probe": "lesion", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "seed": args.seed, "images": int(table["images"].max())}
             name = "lesion.csv"
     except (ValueError, DataError) as error:

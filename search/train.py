@@ -84,6 +84,10 @@ EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: try again (a scheduler may requeue the job
 # Steps between looks at the device-side divergence flag; a diverged run trains at most this many
 # steps past its first non-finite loss (on NaN weights: nothing of value is lost).
 DIVERGENCE_LOOK_STEPS = 25
+# Several ranks agree on stopping or checkpointing every this many steps: reading the agreed flag
+# makes the host wait for the device, which a step never does otherwise (one process decides at
+# every step, at no cost).
+AGREEMENT_STEPS = DIVERGENCE_LOOK_STEPS
 EXIT_IO_ERROR = 74  # EX_IOERR: a write failed (a full disk); the same command resumes once fixed
 
 Reporter = Callable[[dict[str, Any]], None]
@@ -338,11 +342,11 @@ class Run:
         normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
         state = TrainingState(model, optimizer, scheduler, generator)
         configure_kernels(device, precision)
-        if world.size > 1:
-            parallel = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-            run = cls(config, recipe, dataset, train_split, dataset.val, device, precision, state, compiled(parallel, config.compile), normalize, steps_per_epoch, workers, world=world, evaluate_forward=model)
-        else:
-            run = cls(config, recipe, dataset, train_split, dataset.val, device, precision, state, compiled(model, config.compile), normalize, steps_per_epoch, workers)
+        trained = model if world.size == 1 else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        run = cls(
+            config, recipe, dataset, train_split, dataset.val, device, precision, state, compiled(trained, config.compile), normalize, steps_per_epoch, workers,
+            world=world, evaluate_forward=None if world.size == 1 else model,
+        )
         if isinstance(train_split, FileSplit):
             run.train_order = EpochBatches()
             files = TrainingFiles(train_split, recipe.augment, recipe.image_size, dataset.rest_size, recipe.flip, recipe.lighting, config.seed)
@@ -395,7 +399,9 @@ class Run:
         for step in range(first, self.steps_per_epoch):
             faults.stall((epoch - 1) * self.steps_per_epoch + step + 1, resume_at is not None or epoch > 1, stop)
             # Every rank stops, or checkpoints, at the same step: a request or the leader's clock.
-            stopping, saving = world.any(stop.requested, world.leader and save_position is not None and step > first and time.monotonic() - saved_at >= checkpoint_seconds, device=self.device)
+            stopping = saving = False
+            if world.size == 1 or (step - first) % AGREEMENT_STEPS == 0:
+                stopping, saving = world.any(stop.requested, world.leader and save_position is not None and step > first and time.monotonic() - saved_at >= checkpoint_seconds, device=self.device)
             if stopping:  # at a step boundary: nothing of this step is lost
                 return EpochResult(interrupted=self.position(epoch, step, order, loss_sum, wrong, before + self._seconds_since(started, compiling_before)))
             if saving and save_position is not None:

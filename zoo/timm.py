@@ -81,6 +81,7 @@ def timm_model_entry(architecture: str) -> ModelEntry:
         return timm.create_model(architecture, pretrained=False, num_classes=num_classes, in_chans=in_chans)
 
     build.__name__ = build.__qualname__ = f"timm_{architecture}"
-    size = int(timm.get_pretrained_cfg(architecture).input_size[-1]) if timm.get_pretrained_cfg(architecture) else 224
+    described = timm.get_pretrained_cfg(architecture)  # None for an architecture without one
+    size = int(described.input_size[-1]) if described else 224
     card = ModelCard(f"{TIMM_PREFIX}{architecture}", "imagenet", "timm", None, None, None, size, 1000, Published(source=f"timm {timm.__version__}"))
     return ModelEntry(build, {"num_classes": 1000, "in_chans": 3}, card)
