@@ -13,11 +13,12 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from search.plugins import Plugin
-from search.settings import SearchSettings
+from search.settings import SearchSettings, trial_workers
 
 LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's node address is 127.0.0.1
 
@@ -83,22 +84,69 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise ValueError(f"cannot reach a Ray cluster at --address {address}: {error.strerror or error}") from None
 
 
-def trial_resources(settings: SearchSettings) -> tuple[float, float, int]:
-    """(cpus per trial, gpus per trial, trials at once) for the cluster Ray sees."""
+# A trial trained by several workers (Ray Train) spends its own process waiting on them: it
+# holds no CPU, only this much memory, so that its bundle is not empty (Tune refuses one).
+WAITING_TRIAL_MEMORY = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial holds, and how many run at once. A trial of several data-parallel
+    ``workers`` splits its CPUs evenly among them, and each drives one whole GPU."""
+
+    cpus_per_trial: float
+    gpus_per_trial: float
+    at_once: int
+    workers: int = 1
+
+    @property
+    def cpus_per_worker(self) -> float:
+        return self.cpus_per_trial / self.workers
+
+    @property
+    def gpus_per_worker(self) -> float:
+        return self.gpus_per_trial / self.workers
+
+    @property
+    def threads(self) -> int:
+        """torch threads of each worker (of the trial, when it trains in one process)."""
+        return max(1, int(self.cpus_per_worker))
+
+    def trial_bundle(self) -> dict[str, float]:
+        """What Tune reserves for the trial's own process."""
+        if self.workers == 1:
+            return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+        return {"cpu": 0, "memory": WAITING_TRIAL_MEMORY}
+
+    def describe(self) -> str:
+        held = f"{self.cpus_per_trial:g} CPU + {self.gpus_per_trial:g} GPU per trial"
+        if self.workers > 1:
+            held += f" ({self.workers} data-parallel workers of {self.cpus_per_worker:g} CPU + {self.gpus_per_worker:g} GPU)"
+        return f"{held}, {self.at_once} at once"
+
+
+def trial_resources(settings: SearchSettings) -> Resources:
+    """What each trial holds and how many run at once, on the cluster Ray sees."""
     import ray
 
     cluster = ray.cluster_resources()
     cpus, gpus = float(cluster.get("CPU", 1)), float(cluster.get("GPU", 0))
-    gpus_per_trial = settings.gpus_per_trial if settings.gpus_per_trial is not None else (1.0 if gpus >= 1 else 0.0)
+    workers = trial_workers(settings.workers_per_trial, settings.gpus_per_trial)
+    if settings.gpus_per_trial is not None:
+        gpus_per_trial = settings.gpus_per_trial
+    else:
+        gpus_per_trial = float(workers) if gpus >= 1 else 0.0
+    cpus_per_trial = settings.cpus_per_trial or float(workers)
+    whose = f"a trial of {workers} workers" if workers > 1 else "a trial"
     if gpus_per_trial > gpus:
-        raise ValueError(f"--gpus-per-trial {gpus_per_trial} but the cluster has {gpus:g} GPU(s)")
-    cpus_per_trial = settings.cpus_per_trial or 1.0
+        raise ValueError(f"--gpus-per-trial {gpus_per_trial:g}: {whose} needs {gpus_per_trial:g} GPU(s) but the cluster has {gpus:g}")
     if cpus_per_trial > cpus:
-        raise ValueError(f"--cpus-per-trial {cpus_per_trial:g} but the cluster has {cpus:g} CPU(s)")
-    at_once = int(cpus // cpus_per_trial)
+        asked = "--cpus-per-trial" if settings.cpus_per_trial else f"--workers-per-trial {workers} (1 CPU per worker unless --cpus-per-trial says)" if workers > 1 else "--cpus-per-trial"
+        raise ValueError(f"{asked}: {whose} needs {cpus_per_trial:g} CPU(s) but the cluster has {cpus:g}")
+    at_once = int(round(cpus / cpus_per_trial, 6))
     if gpus_per_trial > 0:
         at_once = min(at_once, int(round(gpus / gpus_per_trial, 6)))
-    return cpus_per_trial, gpus_per_trial, max(1, at_once)
+    return Resources(cpus_per_trial, gpus_per_trial, max(1, at_once), workers)
 
 
 def _read_probe(path: str, token: str) -> bool:

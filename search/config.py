@@ -46,6 +46,9 @@ class TrialConfig:
     # Whose budgets the recipe comes from; None: the model's own family. A search sets its
     # space's, so a timm baseline in a CIFAR search trains at 32 px with the CIFAR recipe.
     family: str | None = None
+    # Data-parallel processes its command launches (torchrun). Not in this identity: the world a
+    # run actually trains in joins its checkpoint's where it has several ranks (search.train).
+    workers: int = 1
 
     def recipe_family(self) -> str:
         return self.family or zoo.model_card(self.model).family
@@ -67,8 +70,10 @@ class TrialConfig:
         }, sort_keys=True))
 
     def command(self, out: str | Path) -> str:
-        """The ``search.train`` command that replays this run."""
-        words = ["python", "-m", "search.train", "--model", self.model]
+        """The ``search.train`` command that replays this run (under ``torchrun`` for several
+        workers on one machine)."""
+        launcher = ["torchrun", "--standalone", f"--nproc-per-node={self.workers}"] if self.workers > 1 else ["python"]
+        words = [*launcher, "-m", "search.train", "--model", self.model]
         for key, value in {**self.model_overrides, **self.recipe_overrides}.items():
             text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
             words += [f"--{key.replace('_', '-')}", text]

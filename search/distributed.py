@@ -30,7 +30,6 @@ EVALUATION_WAIT = datetime.timedelta(hours=2)
 class World:
     rank: int = 0
     size: int = 1
-    local_rank: int = 0
 
     @property
     def leader(self) -> bool:
@@ -74,7 +73,7 @@ def current_world() -> World:
     """The world of the process group this process belongs to (one process when there is none)."""
     if not (dist.is_available() and dist.is_initialized()):
         return World()
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return World(dist.get_rank(), dist.get_world_size())
 
 
 def join_launcher_world(device: str) -> World:
@@ -82,7 +81,7 @@ def join_launcher_world(device: str) -> World:
     CUDA, gloo on the CPU. Anywhere else, one process."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         on_cuda = device != "cpu" and torch.cuda.is_available()
-        if on_cuda:
+        if on_cuda:  # each rank's device, which search.train takes as the current one (Ray Train sets it too)
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         # The other ranks wait at their next collective while the leader evaluates (10-crop on a
         # 50k validation set can take minutes): a timeout far past NCCL's default 10 minutes.

@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
 from search import spaces, stopping
+from search.cluster import Resources
 from search.data import describe_source
 from search.lease import LEASE_FILE, read_holder
 from search.plan import Plan
@@ -32,7 +32,7 @@ from search.results import SearchInterrupted, read_results, result_row, results_
 from search.settings import SearchSettings, search_recipe
 from search.study import STATE_OF_STATUS, SpaceSampler, make_sampler, open_study, settle_abandoned, study_storage
 from search.testing import injected_faults
-from search.trial import TrialContext, forwarded_environment, run_trial
+from search.trial import WORKERS_PLACEMENT_GROUP, TrialContext, forwarded_environment, run_trial
 
 
 class PruningAwareOptunaSearch(OptunaSearch):
@@ -216,6 +216,39 @@ class Progress(tune.Callback):
         self.bar.close()
 
 
+class ReleaseStoppedWorkers(tune.Callback):
+    """Releases the Ray placement group of a trial of several workers when the trial ends.
+
+    Ray Train removes its workers' group when its run ends. When Tune stops a trial (ASHA), it
+    ends the trial's process, and with it the run's controller, before that; Ray Train then
+    relies on a helper that asks Ray's State API whether the controller died, and the State API
+    lives in the dashboard, which a local instance here does not start. The stopped trial's
+    group would hold its CPUs and GPUs until the search ends, and a trial waiting for them would
+    wait for ever. Removing the group, which every report of such a trial names, ends its workers.
+    """
+
+    def setup(self, **info: Any) -> None:
+        self.groups: dict[str, str] = {}
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+        if result.get(WORKERS_PLACEMENT_GROUP):
+            self.groups[trial.trial_id] = result[WORKERS_PLACEMENT_GROUP]
+
+    def _release(self, trial: Any) -> None:
+        import ray
+        from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+
+        group = self.groups.pop(trial.trial_id, None)
+        if group is not None and placement_group_table().get(group, {}).get("state") not in (None, "REMOVED"):
+            remove_placement_group(PlacementGroup(ray.PlacementGroupID.from_hex(group)))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._release(trial)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._release(trial)
+
+
 def logger_callbacks(settings: SearchSettings, out: Path) -> list[Any]:
     """Ray's logger callbacks for ``--log``: TensorBoard event files and CSV progress tables in
     each trial's folder under ``OUT/ray/``, and an MLflow file store in ``OUT/mlruns`` (no server:
@@ -249,17 +282,6 @@ def trial_dirname(trial: Any) -> str:
     return str(trial.trial_id)
 
 
-@dataclass(frozen=True)
-class Resources:
-    cpus_per_trial: float
-    gpus_per_trial: float
-    at_once: int
-
-    @property
-    def threads(self) -> int:
-        return max(1, int(self.cpus_per_trial))
-
-
 def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, resources: Resources, resuming: bool, precision: str, callbacks: list[Any] = ()) -> pd.DataFrame:
     """Run (or continue) the trials in Ray Tune, every one in ``precision``; return every trial's row."""
     recorded = {row["trial_id"]: row for row in read_results(out)}  # every earlier driver's finished trials
@@ -268,15 +290,17 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
         experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, family=spaces.space_family(settings.space), recipe={**settings.recipe, "precision": precision}, compile=settings.compile,
         plugins=plugins, threads=resources.threads, device="cuda" if resources.gpus_per_trial > 0 else "cpu",
         max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
-        memory_share=resources.gpus_per_trial if resources.gpus_per_trial > 0 else 1 / resources.at_once,
+        # Of a GPU (each worker's), or of the machine's memory: each worker holds a copy of the data.
+        memory_share=resources.gpus_per_worker if resources.gpus_per_trial > 0 else 1 / (resources.at_once * resources.workers),
+        workers=resources.workers, worker_bundle={"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker},
         pruned=frozenset(trial_id for trial_id, row in recorded.items() if row["status"] == "pruned"),
     )
-    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources.trial_bundle())
     run_config = tune.RunConfig(
         name="ray",
         storage_path=str(out),
         verbose=0,
-        callbacks=[Progress(out, settings.space, plan.total, resources.at_once), *logger_callbacks(settings, out), *callbacks],
+        callbacks=[Progress(out, settings.space, plan.total, resources.at_once), ReleaseStoppedWorkers(), *logger_callbacks(settings, out), *callbacks],
         failure_config=tune.FailureConfig(max_failures=settings.retries),
     )
     ray_dir = out / "ray"
@@ -315,8 +339,10 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
                 num_samples=plan.total - len(read_results(out)),
                 max_concurrent_trials=resources.at_once,
                 # A trial's process is kept for the next one: a fresh worker pays seconds of imports
-                # (torch, zoo, search), which is most of a short or early-stopped trial.
-                reuse_actors=True,
+                # (torch, zoo, search), which is most of a short or early-stopped trial. Not a trial
+                # of several workers: ending its process is what ends its Ray Train run (whose
+                # controller and workers it owns) when ASHA or the driver stops it.
+                reuse_actors=resources.workers == 1,
                 trial_dirname_creator=trial_dirname,
             ),
             run_config=run_config,

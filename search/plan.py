@@ -11,6 +11,7 @@ import torch
 
 import zoo
 from search import spaces
+from search.cluster import Resources
 from search.config import split_config
 from search.measure import calibrated_macs_per_second
 from search.provenance import resolve_precision
@@ -111,13 +112,15 @@ def planned_macs(settings: SearchSettings, trial: PlannedTrial) -> float:
     return float(zoo.complexity("resnet20").macs)
 
 
-def estimate_minutes(settings: SearchSettings, plan: Plan, at_once: int, threads: int, gpus_per_trial: float) -> str:
-    """Wall-time estimate from each planned trial's MACs, the epochs and a throughput measured here, now."""
+def estimate_minutes(settings: SearchSettings, plan: Plan, resources: Resources) -> str:
+    """Wall-time estimate from each planned trial's MACs, the epochs and a throughput measured
+    here, now (a trial of several workers at their ideal speed-up)."""
+    at_once, threads, gpus_per_trial = resources.at_once, resources.threads, resources.gpus_per_trial
     if gpus_per_trial > 0 and not torch.cuda.is_available():
         return "unknown (trials run on GPUs this driver cannot measure)"
     recipe = search_recipe(settings)
     device = torch.device("cuda" if gpus_per_trial > 0 else "cpu")
-    rate = calibrated_macs_per_second(device, resolve_precision(recipe.precision, device), threads)
+    rate = calibrated_macs_per_second(device, resolve_precision(recipe.precision, device), threads) * resources.workers
     macs = [planned_macs(settings, trial) for trial in plan.trials]
     sampled = plan.total - len(plan.trials)  # tpe/random trials are not known yet: priced as the space's first configuration
     if sampled:
@@ -128,4 +131,4 @@ def estimate_minutes(settings: SearchSettings, plan: Plan, at_once: int, threads
         macs += [first] * sampled
     images = recipe.epochs * (recipe.train_subset or 40000)
     seconds = sum(m * images / rate * 1.1 + 5 for m in macs) / at_once
-    return f"~{seconds / 60:.0f} min ({rate / 1e9:.1f} training GMACs/s per trial measured here, {images:,} training images per trial)"
+    return f"~{seconds / 60:.0f} min ({rate / 1e9:.1f} training GMACs/s per trial measured here{f', {resources.workers} workers at ideal scaling' if resources.workers > 1 else ''}, {images:,} training images per trial)"

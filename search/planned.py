@@ -39,7 +39,7 @@ from search.plugins import import_plugins
 from search.provenance import record, resolve_search_precision
 from search.recipes import resolve_recipe
 from search.results import result_row, results_frame, summary_report, write_results
-from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, search_recipe, validate
+from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, search_recipe, trial_workers, validate
 from search.train import EXIT_INTERRUPTED, FINISHED, available_cpus, read_summary
 
 PLAN_FILE = "plan.json"
@@ -93,6 +93,9 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
     plugins = validate(settings)
     if plugins:
         raise ValueError("--plan with --plugins: a planned command cannot import a plugin; register the block or space in an installed module, or run the search with Ray")
+    workers = trial_workers(settings.workers_per_trial, settings.gpus_per_trial)
+    if workers > 1:
+        raise ValueError(f"--plan with {workers} workers per trial: planned commands run one process each; run the search with Ray, or run search.train under torchrun yourself")
     out = Path(settings.out).resolve()
     Lease(out, "search driver").refuse_if_held()  # a search, runner or collect at work there
     if (out / SETTINGS_FILE).exists() and not (out / PLAN_FILE).exists():

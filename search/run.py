@@ -72,16 +72,16 @@ def _run(settings: SearchSettings, plugins: list[Plugin], out: Path, resuming: b
     try:
         from search import launch, study  # Ray is imported by now, with the loopback setting in place
 
-        resources = launch.Resources(*cluster.trial_resources(settings))
+        resources = cluster.trial_resources(settings)
         with Lease(out, "search driver"):
             cluster.check_shared_storage(out)
             recipe = search_recipe(settings)
             precision = trial_precision(out, resuming, recipe.precision, resources.gpus_per_trial > 0)
             print(f"search {settings.space}: {plan.total} trials ({plan.sampler}: {plan.why}; {settings.seeds} seed(s)), budget {settings.budget} ({recipe.epochs} epochs), data {dataset.name} {dataset.sizes()}", flush=True)
-            print(f"  resources: {resources.cpus_per_trial:g} CPU + {resources.gpus_per_trial:g} GPU per trial, {resources.at_once} at once on {hardware_name(torch.device('cpu'))}; precision {precision}, compile {settings.compile}", flush=True)
+            print(f"  resources: {resources.describe()} on {hardware_name(torch.device('cpu'))}; precision {precision}, compile {settings.compile}", flush=True)
             for note in plan.notes:
                 print(f"  {note}", flush=True)
-            print(f"  estimate: {estimate_minutes(settings, plan, resources.at_once, resources.threads, resources.gpus_per_trial)}", flush=True)
+            print(f"  estimate: {estimate_minutes(settings, plan, resources)}", flush=True)
             if not resuming:
                 study.enqueue(study.open_study(out, settings.space, settings.objective, settings.budget), plan)
                 provenance = record(torch.device("cpu"), precision)  # the trials' precision, kept by every resume
@@ -130,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-gmacs", type=float, default=None, help="skip configurations above this many GMACs")
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="stop launching trials after this long")
     parser.add_argument("--address", default=None, help="an existing Ray cluster (else RAY_ADDRESS, else a local instance on loopback)")
-    parser.add_argument("--cpus-per-trial", type=float, default=None, help="default 1")
-    parser.add_argument("--gpus-per-trial", type=float, default=None, help="default 1 where the cluster has GPUs, else 0; fractions pack trials")
+    parser.add_argument("--cpus-per-trial", type=float, default=None, help="default 1 per worker (a trial's CPUs are split among its workers)")
+    parser.add_argument("--gpus-per-trial", type=float, default=None, help="default 1 where the cluster has GPUs (1 per worker), else 0; fractions below 1 pack trials; N > 1 trains each trial on N GPUs, one data-parallel worker each")
+    parser.add_argument("--workers-per-trial", type=int, default=None, metavar="N", help="train each trial as N data-parallel workers (Ray Train, DistributedDataParallel; batch_size is the global batch); default: one per GPU of --gpus-per-trial, else 1")
     parser.add_argument("--plugins", type=comma_list, default=[], metavar="MODULE[,MODULE]", help="modules that register blocks or spaces")
     baselines = parser.add_mutually_exclusive_group()
     baselines.add_argument("--baselines", type=comma_list, default=None, metavar="MODEL[,MODEL]", help="models trained beside the space on the same data and recipe: zoo names or timm:NAME (timm's networks, e.g. timm:resnet18d); default: the family's VGG-16")
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address,
             cpus_per_trial=args.cpus_per_trial,
             gpus_per_trial=args.gpus_per_trial,
+            workers_per_trial=args.workers_per_trial,
             plugins=plugins,
             baselines=args.baselines if args.baselines is not None else not args.no_baselines,
             retries=args.retries,

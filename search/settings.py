@@ -42,6 +42,7 @@ class SearchSettings:
     address: str | None = None
     cpus_per_trial: float | None = None
     gpus_per_trial: float | None = None
+    workers_per_trial: int | None = None  # data-parallel workers per trial (trial_workers); None: one per GPU above 1
     plugins: list[str] = field(default_factory=list)
     baselines: bool | list[str] = True  # True: the family's VGG; False: none; or the models named
     out: str = "experiments/search"
@@ -57,7 +58,7 @@ class SearchSettings:
         if self.recipe:
             words += ["--recipe", *(f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in sorted(self.recipe.items()))]
         words += ["--sampler", str(self.sampler), "--seeds", str(self.seeds)]
-        for name in ("trials", "max_gmacs", "time_budget", "cpus_per_trial", "gpus_per_trial"):
+        for name in ("trials", "max_gmacs", "time_budget", "cpus_per_trial", "gpus_per_trial", "workers_per_trial"):
             if getattr(self, name) is not None:
                 words += [f"--{name.replace('_', '-')}", str(getattr(self, name))]
         if self.objective != "accuracy":
@@ -83,6 +84,26 @@ class SearchSettings:
 def search_recipe(settings: SearchSettings) -> Recipe:
     """The recipe of a search's trials: its budget for its space's model family, with --recipe."""
     return resolve_recipe(settings.budget, settings.recipe, spaces.space_family(settings.space))
+
+
+def trial_workers(workers_per_trial: int | None, gpus_per_trial: float | None) -> int:
+    """How many data-parallel workers train each trial: ``--workers-per-trial``, else one per GPU
+    when ``--gpus-per-trial`` is above 1, else one."""
+    if workers_per_trial is not None:
+        return workers_per_trial
+    return int(gpus_per_trial) if gpus_per_trial is not None and gpus_per_trial > 1 else 1
+
+
+def check_workers(settings: SearchSettings) -> None:
+    """A trial's workers each drive one whole GPU (NCCL cannot put two ranks on one device)."""
+    workers, gpus = settings.workers_per_trial, settings.gpus_per_trial
+    if workers is not None and not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+        raise ValueError(f"--workers-per-trial must be a whole number of 1 or more, got {workers!r}")
+    if gpus is not None and gpus > 1 and gpus != int(gpus):
+        raise ValueError(f"--gpus-per-trial {gpus:g}: above 1, a trial's GPUs are its workers' (one each), so a whole number; fractions below 1 pack several one-device trials per GPU")
+    world = trial_workers(workers, gpus)
+    if world > 1 and gpus and gpus != world:
+        raise ValueError(f"--gpus-per-trial {gpus:g} with --workers-per-trial {world}: each worker drives one whole GPU, so give --gpus-per-trial {world}")
 
 
 def baseline_models(settings: SearchSettings) -> list[str]:
@@ -131,6 +152,7 @@ def validate(settings: SearchSettings) -> list[Plugin]:
         raise ValueError(f"--retries must be 0 or more, got {settings.retries!r}")
     if settings.gpus_per_trial is not None and not (0 <= settings.gpus_per_trial and math.isfinite(settings.gpus_per_trial)):
         raise ValueError(f"--gpus-per-trial must be 0 or more, got {settings.gpus_per_trial!r}")
+    check_workers(settings)
     out = Path(settings.out)
     if settings.resume and not (out / SETTINGS_FILE).exists():
         raise ValueError(f"--resume: no experiment in {out} (it has no {SETTINGS_FILE})")
@@ -139,7 +161,7 @@ def validate(settings: SearchSettings) -> list[Plugin]:
 
 def continue_experiment(settings: SearchSettings, out: Path) -> bool:
     """Whether ``out`` holds this search already; refuse one that holds another. A resumed search
-    keeps the sampler it started with."""
+    keeps the sampler and the workers per trial it started with."""
     path = out / SETTINGS_FILE
     if not path.exists():
         return False
@@ -148,5 +170,13 @@ def continue_experiment(settings: SearchSettings, out: Path) -> bool:
     for key in EXPERIMENT_KEYS:
         if stored.get(key) != mine.get(key) and not (key == "sampler" and settings.sampler is None):
             raise ValueError(f"{out} holds a search with {key}={stored.get(key)!r}, not {mine.get(key)!r}; use another --out")
+    # Per-worker BatchNorm statistics make a trial on several workers another computation: its
+    # checkpoints resume only on as many. A resume that does not say keeps the number.
+    started = trial_workers(stored.get("workers_per_trial"), stored.get("gpus_per_trial"))
+    if settings.workers_per_trial is None and settings.gpus_per_trial is None and started > 1:
+        settings.workers_per_trial = started
+    asked = trial_workers(settings.workers_per_trial, settings.gpus_per_trial)
+    if started != asked:
+        raise ValueError(f"{out} trains each trial on {started} worker(s), not {asked}; resume with --workers-per-trial {started} or use another --out")
     settings.sampler = stored["sampler"]
     return True

@@ -477,7 +477,8 @@ def train(
     """Train ``config`` into ``out`` (resuming what is there) and return its summary.
 
     ``report(row)`` is called after each epoch's checkpoint is on disk; the search forwards it to
-    Ray Tune. ``dataset`` skips loading when the caller holds it already. One process owns ``out``
+    Ray Tune. In a process group it is called on every rank (Ray Train's report is a collective),
+    the leader's with the epoch's row, the others' with the epoch alone. ``dataset`` skips loading when the caller holds it already. One process owns ``out``
     at a time; another is refused, after waiting ``lease_wait`` seconds for a stale owner. Once
     ``stop_file`` exists the run checkpoints at the next step and returns as interrupted.
 
@@ -496,7 +497,7 @@ def train(
     threads = torch.get_num_threads()
     try:
         with Lease(out, "search.train run", wait=lease_wait, say=say) if world.leader else contextlib.nullcontext():
-            return _train(config, recipe, out, report if world.leader else None, say, progress and world.leader, dataset, Preemption(stop_file), memory_share, world)
+            return _train(config, recipe, out, report, say, progress and world.leader, dataset, Preemption(stop_file), memory_share, world)
     finally:
         torch.set_num_threads(threads)  # a caller's process (a Ray worker, a notebook) keeps its setting
 
@@ -508,7 +509,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     started_with = check_resumable(state_path, identity) or {}
     device = resolve_device(config.device)
     if device.type == "cuda" and world.size > 1:
-        device = torch.device("cuda", world.local_rank)
+        device = torch.device("cuda", torch.cuda.current_device())  # each rank's, set by its launcher
     # "auto" was decided when the run started: a resume on another machine keeps the data path.
     data_path = dataset.path if dataset is not None else started_with.get("data_path") or choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)
     threads = config.threads or torch.get_num_threads()
@@ -571,6 +572,8 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
             done.images_seen += seen
             if not world.leader:  # the leader evaluates and writes; this rank goes on to the next epoch
                 done.epoch = epoch
+                if report is not None:
+                    report({"epoch": epoch})
                 faults.after_checkpoint(epoch, resumed)
                 continue
             val_accuracy = run.evaluate(run.val_split)

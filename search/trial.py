@@ -45,22 +45,35 @@ class TrialContext:
     compile: str  # a torch.compile mode
     max_gmacs: float | None
     data_seed: int
-    memory_share: float  # of the machine's memory (CPU trials) or of a GPU, per trial
+    memory_share: float  # of the machine's memory (CPU trials) or of a GPU, per trial (per worker)
     environment: dict[str, str]  # the driver's RESBENCH_* settings (data cache, test switches)
     pruned: frozenset[str]  # trials results.csv holds as pruned: stopped for good
+    workers: int = 1  # data-parallel Ray Train workers per trial (search.workers); 1: this process trains
+    worker_bundle: dict[str, float] | None = None  # each worker's {"CPU": ..., "GPU": ...}
+
+
+# A trial of several workers reports the Ray placement group that holds them (search.workers), so
+# the driver can release it when Tune stops the trial (launch.ReleaseStoppedWorkers).
+WORKERS_PLACEMENT_GROUP = "workers_placement_group"
 
 
 def forwarded_environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key.startswith("RESBENCH_")}
 
 
-def run_trial(config: dict[str, Any], context: TrialContext) -> None:
-    """One Ray trial: train (or resume) a configuration, reporting every epoch with its checkpoint."""
+def prepare_process(context: TrialContext) -> None:
+    """A Ray worker process about to train for this search (a trial's, or one of its Ray Train
+    workers)."""
     # Worker processes outlive searches: drop settings of earlier drivers, take this one's.
     for key in [k for k in os.environ if k.startswith("RESBENCH_")]:
         del os.environ[key]
     os.environ.update(context.environment)
     load_plugins(context.plugins)  # blocks registered by plugins exist only where imported
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """One Ray trial: train (or resume) a configuration, reporting every epoch with its checkpoint."""
+    prepare_process(context)
     trial_id = tune.get_context().get_trial_id()
     where = {"trial_id": trial_id, "node": ray.get_runtime_context().get_node_id(), "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
     if trial_id in context.pruned:
@@ -85,6 +98,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         device=context.device,
         compile=context.compile,
         family=context.family,
+        workers=context.workers,
     )
     epochs = trial.recipe().epochs
     where["command"] = trial.command(out)
@@ -102,10 +116,13 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     (out / CHECKPOINTED_FILE).unlink(missing_ok=True)  # an earlier stop's; this attempt runs on
     try:
         # A retry may start while the dead attempt's lease still looks fresh (another node): wait it out.
-        summary = train(
-            trial, out, report=report, log=None, lease_wait=LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS,
-            memory_share=context.memory_share, stop_file=Path(context.experiment) / STOP_REQUESTED_FILE,
-        )
+        options = {"lease_wait": LEASE_STALE_SECONDS + LEASE_HEARTBEAT_SECONDS, "memory_share": context.memory_share, "stop_file": Path(context.experiment) / STOP_REQUESTED_FILE}
+        if context.workers > 1:
+            from search.workers import train_on_workers  # Ray Train: imported by the trials that use it
+
+            summary = train_on_workers(trial, out, context, where, epochs, **options)
+        else:
+            summary = train(trial, out, report=report, log=None, **options)
     except ValueError as refused:
         # Bad input (bad data, no CUDA device, too big for its share, another live owner): every
         # try would end the same, so the trial ends failed now instead of being retried by Ray.

@@ -63,6 +63,7 @@ LONGEST_FILES_FIRST = (
     "tests/search/test_launch.py",
     "tests/search/test_run.py",
     "tests/search/test_train.py",
+    "tests/search/test_workers.py",
     "tests/search/test_stream.py",
     "tests/search/test_cluster.py",
     "tests/search/test_probe.py",
