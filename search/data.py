@@ -17,11 +17,13 @@ there is no test set, so every run reports a number that no selection ever saw.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import hashlib
 import os
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,9 +200,51 @@ def _download_cifar(name: str, root: Path) -> Path:
     return root / folder
 
 
+# A start (search.train's, a search driver's) asks for a folder's listing several times: the data
+# path's decision, the run's identity, the decoded cache's key, each split's files. On a
+# million-file folder on network storage a walk takes minutes, so within ``walking_once()`` each
+# folder is walked once. Outside it every call walks again: a process that lives on (a Ray
+# worker, a notebook) sees a folder that changed between runs.
+_WALKS: contextvars.ContextVar[dict[tuple[str, str], Any] | None] = contextvars.ContextVar("walks", default=None)
+
+
+@contextlib.contextmanager
+def walking_once() -> Iterator[None]:
+    """Each folder walked at most once inside this block (an enclosing block's walks are kept)."""
+    if _WALKS.get() is not None:
+        yield
+        return
+    token = _WALKS.set({})
+    try:
+        yield
+    finally:
+        _WALKS.reset(token)
+
+
+def forget_walks() -> None:
+    """Drop the walks kept so far (a million files' listing is hundreds of MB): once the data is loaded."""
+    walks = _WALKS.get()
+    if walks is not None:
+        walks.clear()
+
+
+def _walked_once(kind: str, root: Path, walk: Callable[[], Any]) -> Any:
+    walks = _WALKS.get()
+    if walks is None:
+        return walk()
+    key = (kind, os.path.realpath(root))
+    if key not in walks:
+        walks[key] = walk()
+    return walks[key]
+
+
 def _image_files(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     """Classes and (file, class index) pairs, found by torchvision's own ImageFolder rules: an
     empty class folder is refused (it would silently count as a class), naming the folder."""
+    return _walked_once("image files", root, lambda: _walk_image_files(root))
+
+
+def _walk_image_files(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
     _listing(root)  # loops and dangling links, refused before make_dataset walks them
@@ -235,6 +279,10 @@ def _listing(root: Path) -> list[tuple[str, os.stat_result]]:
     """Every file under ``root`` (through linked folders, as ImageFolder reads them): its path
     relative to ``root`` and its stat, in a fixed order. A link that loops or leads nowhere is
     refused by name."""
+    return _walked_once("listing", root, lambda: _walk_listing(root))
+
+
+def _walk_listing(root: Path) -> list[tuple[str, os.stat_result]]:
     files, visited = [], set()
     for directory, subdirectories, names in os.walk(root, followlinks=True):
         real = os.path.realpath(directory)
@@ -260,7 +308,6 @@ def _folder_fingerprint(root: Path, rest_size: int) -> str:
     return digest.hexdigest()[:20]
 
 
-@functools.lru_cache(maxsize=64)
 def data_fingerprint(spec: str) -> str:
     """What a run's identity holds for its data: a named source's name, or a digest of a folder's
     file names and sizes, which is the same wherever the same files are copied."""

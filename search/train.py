@@ -62,9 +62,10 @@ from search.data import (
     FileSplit,
     Split,
     choose_data_path,
-    data_fingerprint,
     describe_source,
+    forget_walks,
     load_dataset,
+    walking_once,
 )
 from search.distributed import World, current_world, join_launcher_world, leave_world
 from search.lease import Lease
@@ -486,20 +487,22 @@ def train(
     ``out`` and says, writes and reports (``search.distributed``).
     """
     out = Path(out).resolve()
-    recipe = validate(config, memory_share)
-    world = current_world()
-    check_world(recipe, world, resolve_device(config.device))
-    say = (log or (lambda _: None)) if world.leader else (lambda _: None)
-    finished = read_summary(out)
-    if finished is not None and finished.get("status") in FINISHED:
-        say(f"{out} already holds a finished run ({finished['status']}); not retraining")
-        return finished
     threads = torch.get_num_threads()
-    try:
-        with Lease(out, "search.train run", wait=lease_wait, say=say) if world.leader else contextlib.nullcontext():
-            return _train(config, recipe, out, report, say, progress and world.leader, dataset, Preemption(stop_file), memory_share, world)
-    finally:
-        torch.set_num_threads(threads)  # a caller's process (a Ray worker, a notebook) keeps its setting
+    # Checks, identity and loading list a data folder once between them (_train forgets the listing).
+    with walking_once():
+        recipe = validate(config, memory_share)
+        world = current_world()
+        check_world(recipe, world, resolve_device(config.device))
+        say = (log or (lambda _: None)) if world.leader else (lambda _: None)
+        finished = read_summary(out)
+        if finished is not None and finished.get("status") in FINISHED:
+            say(f"{out} already holds a finished run ({finished['status']}); not retraining")
+            return finished
+        try:
+            with Lease(out, "search.train run", wait=lease_wait, say=say) if world.leader else contextlib.nullcontext():
+                return _train(config, recipe, out, report, say, progress and world.leader, dataset, Preemption(stop_file), memory_share, world)
+        finally:
+            torch.set_num_threads(threads)  # a caller's process (a Ray worker, a notebook) keeps its setting
 
 
 def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption, memory_share: float, world: World) -> dict[str, Any]:
@@ -518,6 +521,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
         torch.set_num_threads(training_threads)
     if dataset is None:
         dataset = load_dataset(config.data, data_seed=config.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, rest_size=recipe.eval_resize, path=data_path, workers=workers)
+    forget_walks()
     run = Run.build(config, recipe, dataset, device, resolve_precision(recipe.precision, device), workers, world)
     if world.leader:
         out.mkdir(parents=True, exist_ok=True)
@@ -601,7 +605,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
 
     if not world.leader:
         return {"status": "diverged" if diverged_at is not None else "completed", "rank": world.rank, "world_size": world.size}
-    summary = summarise(run, out, done, diverged_at, lambda: wall_before + time.perf_counter() - started, account_compiling)
+    summary = summarise(run, out, done, diverged_at, lambda: wall_before + time.perf_counter() - started, account_compiling, identity["data"])
     say(f"{summary['status']}: val {summary['val_accuracy']}, test {summary['test_accuracy']} ({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
 
@@ -614,7 +618,7 @@ def link_best_to_final(out: Path) -> None:
         pass  # a filesystem without hard links keeps the two copies
 
 
-def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] | None, wall_clock: Callable[[], float], account_compiling: Callable[[], None]) -> dict[str, Any]:
+def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] | None, wall_clock: Callable[[], float], account_compiling: Callable[[], None], data_fingerprint: str) -> dict[str, Any]:
     """Write the final weights, metrics and ``summary.json``; return the summary. The wall time
     and compile time are read after the last measurement (inference compiles its own graph)."""
     config, dataset, rows = run.config, run.dataset, done.rows
@@ -653,7 +657,7 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "peak_memory_bytes": peak_memory_bytes(run.device),
         "data": config.data,
         "data_name": dataset.name,
-        "data_fingerprint": data_fingerprint(config.data),
+        "data_fingerprint": data_fingerprint,  # the identity's, from the listing taken at the start
         "splits": {**dataset.sizes(), "train_used": len(run.train_split)},
         "image_size": recipe.image_size,  # the training crop's side
         "eval_size": {"resize": recipe.eval_resize, "crop": recipe.eval_crop, "crops": recipe.eval_crops},

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 
+from search import data
 from search.augment import Normalize, random_crop_flip
+from search.config import TrialConfig
 from search.data import DataError, data_fingerprint, load_dataset
+from search.train import train
 from tests.search.helpers import write_cifar10_copy, write_image_folder
 
 
@@ -180,3 +184,20 @@ def test_symlink_loops_and_dangling_links_are_refused_by_name(tmp_path: Path) ->
     (tmp_path / "dangling" / "train" / "class1" / "gone.png").symlink_to(tmp_path / "nowhere.png")
     with pytest.raises(DataError, match="gone.png is a link to nothing"):
         load_dataset(str(tmp_path / "dangling"), data_seed=0)
+
+
+def test_a_run_start_walks_its_data_folder_once_and_a_later_start_walks_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a million-file folder on network storage a walk takes minutes: the path decision, the
+    # identity, the cache key and the splits share one listing per start.
+    write_image_folder(tmp_path / "data", "train", per_class=12)
+    walks: Counter[tuple[str, str]] = Counter()
+    for name in ("_walk_listing", "_walk_image_files"):
+        real = getattr(data, name)
+        monkeypatch.setattr(data, name, lambda root, real=real, name=name: (walks.update([(name, Path(root).name)]), real(root))[1])
+    monkeypatch.setenv("RESBENCH_IN_MEMORY_BYTES", "1")  # auto decides, and streams
+    config = TrialConfig(model="resnet20", data=str(tmp_path / "data"), budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"epochs": 1, "train_subset": 16, "batch_size": 8, "val_size": 4, "test_size": 4, "eval_batch_size": 4}, threads=1)
+    assert train(config, tmp_path / "run", log=None)["data_path"] == "stream"
+    assert walks == {("_walk_listing", "data"): 1, ("_walk_listing", "train"): 1, ("_walk_image_files", "train"): 1}
+    # Outside a start nothing is kept: a file added since is seen.
+    (tmp_path / "data" / "train" / "class0" / "extra.png").write_bytes((tmp_path / "data" / "train" / "class0" / "0000.png").read_bytes())
+    assert len(load_dataset(str(tmp_path / "data"), data_seed=0, val_size=4, test_size=4, path="stream").train) == 36 + 1 - 3 - 3
