@@ -34,9 +34,11 @@ import torch.nn.functional as F
 
 import zoo
 from search.augment import Normalize, center_crop
-from search.data import DataError, Dataset, load_dataset
-from search.measure import evaluate
+from search.data import DataError, Dataset, load_dataset, walking_once
+from search.measure import evaluate, split_batches
 from search.provenance import record, resolve_precision
+from search.stream import loader_workers
+from search.train import available_cpus
 from zoo.commandline import OneLineParser, comma_list
 
 DEFAULT_MODELS = "plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110"
@@ -124,7 +126,7 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5, images: int |
     model = zoo.load(run / "model_final.safetensors").eval()
     units = residual_units(model, str(run))
     recipe = summary["recipe"]
-    dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"], rest_size=recipe.get("eval_resize", 32))
+    dataset, workers = run_dataset(summary)
     normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=True)
     model = model.to(memory_format=torch.channels_last)
     precision = resolve_precision(summary.get("precision", "fp32"), torch.device("cpu"))
@@ -134,7 +136,7 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5, images: int |
         for index, unit in enumerate(units):
             unit.lesion(index in lesioned)
         try:
-            return evaluate(model, split, normalize, 500, torch.device("cpu"), precision, recipe.get("eval_crop"), recipe.get("eval_crops", 1))
+            return evaluate(model, split, normalize, 500, torch.device("cpu"), precision, recipe.get("eval_crop"), recipe.get("eval_crops", 1), workers)
         finally:
             for unit in units:
                 unit.lesion(False)
@@ -220,10 +222,12 @@ def response_probe(run: Path, images: int) -> pd.DataFrame:
     model = zoo.load(run / "model_final.safetensors").eval()
     residual_units(model, str(run))
     recipe = summary["recipe"]
-    dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"], rest_size=recipe.get("eval_resize", 32))
+    dataset, workers = run_dataset(summary)
     count = min(images, len(dataset.val))
     normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=False)
-    views = center_crop(dataset.val.images[:count], recipe.get("eval_crop", dataset.rest_size))  # what evaluation sees
+    first = dataset.val.take(torch.arange(count))
+    crop = recipe.get("eval_crop", dataset.rest_size)
+    views = torch.cat([center_crop(batch, crop) for batch, _ in split_batches(first, 250, torch.device("cpu"), workers)])  # what evaluation sees
     responses = layer_responses(model, normalize(views), batch_size=250)
     described = zoo.describe(model)
     base = {
@@ -234,6 +238,16 @@ def response_probe(run: Path, images: int) -> pd.DataFrame:
     order = sorted(range(len(responses)), key=lambda i: -responses[i][1])
     ranks = {index: rank for rank, index in enumerate(order)}
     return pd.DataFrame([{**base, "layer": index + 1, "name": name, "std": std, "rank": ranks[index] + 1} for index, (name, std) in enumerate(responses)])
+
+
+def run_dataset(summary: dict[str, Any]) -> tuple[Dataset, int]:
+    """A trained run's data, split as it was, on the path it trained on (an ImageNet-sized folder
+    streams from its files, evaluation included), and the loader workers that decode it."""
+    recipe, path = summary["recipe"], summary.get("data_path") or "memory"
+    workers = loader_workers(available_cpus(), torch.device("cpu"))[0] if path == "stream" else 1
+    with walking_once():
+        dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"], rest_size=recipe.get("eval_resize", 32), path=path, workers=workers)
+    return dataset, workers
 
 
 def finished_run(run: Path) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +17,9 @@ import zoo
 from leaderboards._probes import write_probe_page
 from search.config import TrialConfig
 from search.data import load_dataset
-from search.probe import gradient_probe, layer_responses, lesion_probe, main
+from search.probe import gradient_probe, layer_responses, lesion_probe, main, response_probe
 from search.train import train
+from tests.search.helpers import write_image_folder
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +177,19 @@ def test_bad_responses_input_exits_2_and_writes_nothing(trained_pair: Path, tmp_
     assert main(["responses", "--runs", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "not a finished search.train run" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_probes_of_a_streamed_run_read_its_files_and_equal_the_in_memory_ones(tmp_path: Path) -> None:
+    # A run that trained from the files (an ImageNet-sized folder would not fit in memory) is
+    # probed from the files too; on PNGs the pixels at rest are the in-memory path's, bit for bit.
+    write_image_folder(tmp_path / "data", "train", per_class=20)
+    config = TrialConfig(model="resnet20", data=str(tmp_path / "data"), budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"epochs": 1, "batch_size": 16, "val_size": 12, "test_size": 6, "eval_batch_size": 12, "data_path": "stream"}, threads=1)
+    streamed = tmp_path / "streamed"
+    assert train(config, streamed, log=None)["data_path"] == "stream"
+    in_memory = tmp_path / "in-memory"
+    shutil.copytree(streamed, in_memory)
+    summary = json.loads((in_memory / "summary.json").read_text())
+    (in_memory / "summary.json").write_text(json.dumps({**summary, "data_path": "memory"}))
+    compared = ["kind", "k", "units", "draw", "status", "accuracy"]
+    pd.testing.assert_frame_equal(lesion_probe(streamed, draws=1, seed=0)[compared], lesion_probe(in_memory, draws=1, seed=0)[compared], check_exact=True)
+    pd.testing.assert_frame_equal(response_probe(streamed, images=12)[["name", "std"]], response_probe(in_memory, images=12)[["name", "std"]], check_exact=True)
