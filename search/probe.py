@@ -308,15 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.probe == "responses":
             if args.images < 1:
                 raise ValueError(f"--images must be positive, got {args.images}")
-            runs = [finished_run(Path(run)) for run in args.runs]
+            runs = [finished_run(Path(run)) for run in args.runs]  # every run checked before any is probed
             table = pd.concat([response_probe(Path(run), args.images) for run in args.runs], ignore_index=True)
             extra = {"probe": "responses", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "images": int(table["images"].max())}
             name = "responses.csv"
         else:
             if args.draws < 1 or (args.images is not None and args.images < 1):
                 raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
+            runs = [finished_run(Path(run)) for run in args.runs]  # every run checked before any is probed
             table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images) for run in args.runs], ignore_index=True)
-            runs = [finished_run(Path(run)) for run in args.runs]
             extra = {"probe": "lesion", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "seed": args.seed, "images": int(table["images"].max())}
             name = "lesion.csv"
     except (ValueError, DataError) as error:
