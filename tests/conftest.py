@@ -75,6 +75,15 @@ LONGEST_FILES_FIRST = (
 )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--full-smoke", action="store_true", help="also run the tests marked full_smoke: every configuration of a space trained (minutes; CI trains the cheapest)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {path: index for index, path in enumerate(LONGEST_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+    if not config.getoption("--full-smoke"):
+        skipped = pytest.mark.skip(reason="a full smoke of a space: pytest --full-smoke")
+        for item in items:
+            if "full_smoke" in item.keywords:
+                item.add_marker(skipped)

@@ -63,6 +63,24 @@ def test_collect_needs_neither_ray_nor_optuna_and_lists_what_has_not_finished(tm
     assert [(t.state, t.user_attrs["planned_trial_id"]) for t in study.trials] == [(optuna.trial.TrialState.COMPLETE, "trial_0000")]
 
 
+@pytest.mark.full_smoke
+def test_every_configuration_of_the_imagenet_space_trains_at_the_datas_size(tmp_path: Path) -> None:
+    """Tables 2 and 3 at 64 px on a small folder: plain (shortcut none) and residual 18/34,
+    shortcuts A/B/C at 34, ResNet-50/101/152 and VGG-16, each one epoch, through the planned runner."""
+    write_photo_folder(tmp_path / "photos", "train", per_class=30, classes=3, suffix=".jpg")
+    out = tmp_path / "imagenet"
+    assert main(["--space", "imagenet", "--budget", "smoke", "--data", str(tmp_path / "photos"), "--out", str(out), "--plan",
+                 "--recipe", "val_size=8", "test_size=8", "eval_batch_size=8", "train_subset=32", "batch_size=16", "epochs=1"]) == 0
+    assert run_planned(out, jobs=2, say=lambda line: None) == 0
+    rows = collect(out)
+    assert (rows["status"] == "completed").all() and len(rows) == len(PlannedExperiment.load(out).trials)
+    configured = [(row["model"], row["config_shortcut"] if isinstance(row["config_shortcut"], str) else None) for _, row in rows.iterrows()]
+    assert configured == [("resnet18", "none"), ("resnet18", "A"), ("resnet34", "none"), ("resnet34", "A"), ("resnet34", "B"), ("resnet34", "C"), ("resnet50", None), ("resnet101", None), ("resnet152", None), ("vgg16", None)]
+    for (model, shortcut), (_, row) in zip(configured, rows.iterrows(), strict=True):
+        overrides = {"shortcut": shortcut} if shortcut else {}
+        assert row["image_size"] == 64 and row["macs"] == zoo.complexity(model, num_classes=3, input_size=64, **overrides).macs, model
+
+
 def test_the_imagenet_space_plans_at_the_datas_size_and_trains_its_two_cheapest_nets(tmp_path: Path) -> None:
     write_photo_folder(tmp_path / "photos", "train", per_class=30, classes=3, suffix=".jpg")
     out = tmp_path / "imagenet"
