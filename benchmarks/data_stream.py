@@ -105,18 +105,20 @@ def peak_trial_memory(data: Path, out: Path, bound: int, rest: int) -> tuple[int
     return peak, json.loads((out / "summary.json").read_text())
 
 
-def decode_rates(files: list[str], workers: int, batch: int) -> tuple[float, float]:
-    """(GPU nvJPEG, CPU workers) full-size JPEG decodes per second of the same files."""
+def decode_rates(files: list[str], workers: int, batch: int, on_gpu: bool) -> tuple[float | None, float]:
+    """(GPU nvJPEG or None, CPU workers) full-size JPEG decodes per second of the same files."""
     from torchvision.io import decode_jpeg, read_file
 
     encoded = [read_file(path) for path in files]
-    decode_jpeg(encoded[:batch], device="cuda")  # warm-up: nvJPEG's handles and buffers
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for first in range(0, len(encoded), batch):
-        decode_jpeg(encoded[first : first + batch], device="cuda")
-    torch.cuda.synchronize()
-    gpu = len(encoded) / (time.perf_counter() - start)
+    gpu = None
+    if on_gpu:
+        decode_jpeg(encoded[:batch], device="cuda")  # warm-up: nvJPEG's handles and buffers
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for first in range(0, len(encoded), batch):
+            decode_jpeg(encoded[first : first + batch], device="cuda")
+        torch.cuda.synchronize()
+        gpu = len(encoded) / (time.perf_counter() - start)
 
     class Decode(torch.utils.data.Dataset):
         def __len__(self) -> int:
@@ -168,7 +170,7 @@ def main() -> None:
         print(f"growth from a folder 4x larger: {(rows[1][3] - rows[0][3]) / 2**20:+,.0f} MiB")
 
         if torch.cuda.is_available():
-            gpu, cpu = decode_rates(list(files.files), args.workers, args.batch)
+            gpu, cpu = decode_rates(list(files.files), args.workers, args.batch, on_gpu=True)
             print(f"\n3. JPEG decode on {torch.cuda.get_device_name()}: nvJPEG {gpu:,.0f} images/s vs {args.workers} CPU workers {cpu:,.0f} images/s ({gpu / cpu:.1f}x)")
 
 

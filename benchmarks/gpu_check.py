@@ -14,14 +14,18 @@ Steps (``--steps``, in this order):
 2. ``packing``: aggregate training images/s of 1, 2, 4 and 8 trials at once on the GPU (separate
    processes running the same step, timed together after a barrier), for ResNet-20 at the paper
    recipe's batch 128 and the quick recipe's 256, and ResNet-56 at 128.
-3. ``grid``: the `shortcuts` grid (depth 20 and 56 x A/B/C/none, the VGG-16-BN baseline, 3 seeds:
+3. ``decode``: JPEG decodes/s of ~500x375 photos the check writes (benchmarks/data_stream.py's):
+   batched nvJPEG on the GPU (``torchvision.io.decode_jpeg``) against the CPU loader workers
+   that the streaming path decodes with, all cores but one (seconds; the dry run measures the
+   CPU side only). It decides whether streamed ImageNet trials should decode on the GPU.
+4. ``grid``: the `shortcuts` grid (depth 20 and 56 x A/B/C/none, the VGG-16-BN baseline, 3 seeds:
    27 trials) at the quick budget, planned with ``search.run --plan`` into ``--experiment``
    (continued when it exists: finished trials are not re-run; by default the GPU campaign's first
    item, so ``python -m search.campaign run`` goes on from where the check stopped), run by ``--run-planned`` on the
    GPU with the packing step's best trial count, and collected. Its ResNet-20 (A) trials are the
    quick recipe's measurement: seconds to 85% and 90% validation, final accuracy, wall time.
 
-Writes into ``--out``: ``environment.json``, ``throughput.csv``, ``packing.csv``,
+Writes into ``--out``: ``environment.json``, ``throughput.csv``, ``packing.csv``, ``decode.csv``,
 ``quick_recipe.csv`` and ``check.md`` (all of them as tables), each as soon as its step ends;
 the grid's experiment stays in ``--experiment``. It needs torch, timm, pandas and matplotlib,
 never Ray or Optuna (a bare PyTorch image). It stops launching grid trials when their estimate
@@ -62,7 +66,7 @@ from search.provenance import autocast, record  # noqa: E402
 from search.testing import Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run  # noqa: E402
 
-STEPS = ("throughput", "packing", "grid")
+STEPS = ("throughput", "packing", "decode", "grid")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class Scale:
     seconds: float  # timed training per measurement
     reserve: float  # seconds a measurement needs left before it starts
     grid: dict[str, Any]  # the grid's search settings (as search.run's flags give them)
+    photos: int  # JPEGs the decode step writes and decodes
 
 
 GPU = Scale(
@@ -92,6 +97,7 @@ GPU = Scale(
     seconds=4.0,
     reserve=60.0,
     grid={"budget": "quick", "seeds": 3, "gpus_per_trial": 1.0},
+    photos=512,
 )
 DRY_RUN = Scale(
     device="cpu",
@@ -104,6 +110,7 @@ DRY_RUN = Scale(
     seconds=0.2,
     reserve=5.0,
     grid={"budget": "smoke", "trials": 2, "baselines": False, "recipe": {"epochs": 1, "train_subset": 64, "val_size": 32, "test_size": 32, "eval_batch_size": 32}},
+    photos=16,
 )
 
 
@@ -302,6 +309,24 @@ def grid_section(results: pd.DataFrame, out: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def decode(scale: Scale, out: Path) -> pd.DataFrame:
+    """JPEG decodes/s: nvJPEG batched on the GPU against the CPU loader workers, on the same files."""
+    from benchmarks.data_stream import decode_rates, write_photos
+
+    workers, batch = max(1, (os.cpu_count() or 2) - 1), 64
+    with tempfile.TemporaryDirectory() as folder:
+        write_photos(Path(folder), scale.photos)
+        files = sorted(str(path) for path in Path(folder).rglob("*.jpg"))
+        gpu, cpu = decode_rates(files, workers, min(batch, len(files)), on_gpu=scale.device == "cuda")
+    rows = [{"decoder": f"{workers} CPU loader workers (torchvision.io.decode_jpeg)", "images": len(files), "images_per_second": round(cpu, 1)}]
+    if gpu is not None:
+        rows.append({"decoder": f"nvJPEG on the GPU, batches of {batch}", "images": len(files), "images_per_second": round(gpu, 1)})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "decode.csv", index=False)
+    say(f"  decode: {', '.join(f'{row.decoder} {row.images_per_second:,.0f}/s' for row in frame.itertuples())}")
+    return frame
+
+
 def markdown(frame: pd.DataFrame) -> str:
     return markdown_table(list(frame.columns), frame.values.tolist()) + "\n"
 
@@ -357,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         step("throughput", "## Training images/s through search.train's step\n", lambda: markdown(throughput(scale, dataset, clock, out)))
     if "packing" in steps:
         step("packing", "## Trials packed on one device\n", lambda: markdown(packing(scale, data, clock, out)))
+    if "decode" in steps:
+        step("decode", "## JPEG decode: the GPU against the CPU loader workers\n", lambda: markdown(decode(scale, out)))
     if "grid" in steps:
         measured = pd.read_csv(out / "packing.csv") if (out / "packing.csv").exists() else None
         jobs = best_trial_count(measured, scale)
