@@ -141,7 +141,8 @@ def trial_resources(settings: SearchSettings) -> Resources:
     if gpus_per_trial > gpus:
         raise ValueError(f"--gpus-per-trial {gpus_per_trial:g}: {whose} needs {gpus_per_trial:g} GPU(s) but the cluster has {gpus:g}")
     if cpus_per_trial > cpus:
-        asked = "--cpus-per-trial" if settings.cpus_per_trial else f"--workers-per-trial {workers} (1 CPU per worker unless --cpus-per-trial says)" if workers > 1 else "--cpus-per-trial"
+        by_default = workers > 1 and not settings.cpus_per_trial
+        asked = f"--workers-per-trial {workers} (1 CPU per worker unless --cpus-per-trial says)" if by_default else "--cpus-per-trial"
         raise ValueError(f"{asked}: {whose} needs {cpus_per_trial:g} CPU(s) but the cluster has {cpus:g}")
     at_once = int(round(cpus / cpus_per_trial, 6))
     if gpus_per_trial > 0:

@@ -340,8 +340,8 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
                 max_concurrent_trials=resources.at_once,
                 # A trial's process is kept for the next one: a fresh worker pays seconds of imports
                 # (torch, zoo, search), which is most of a short or early-stopped trial. Not a trial
-                # of several workers: ending its process is what ends its Ray Train run (whose
-                # controller and workers it owns) when ASHA or the driver stops it.
+                # of several workers: when ASHA stops one, ending its process ends its Ray Train
+                # controller, and ReleaseStoppedWorkers then frees its workers.
                 reuse_actors=resources.workers == 1,
                 trial_dirname_creator=trial_dirname,
             ),

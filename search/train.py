@@ -479,12 +479,13 @@ def train(
 
     ``report(row)`` is called after each epoch's checkpoint is on disk; the search forwards it to
     Ray Tune. In a process group it is called on every rank (Ray Train's report is a collective),
-    the leader's with the epoch's row, the others' with the epoch alone. ``dataset`` skips loading when the caller holds it already. One process owns ``out``
-    at a time; another is refused, after waiting ``lease_wait`` seconds for a stale owner. Once
-    ``stop_file`` exists the run checkpoints at the next step and returns as interrupted.
+    the leader's with the epoch's row, the others' with the epoch alone. ``dataset`` skips
+    loading when the caller holds it already. One process owns ``out`` at a time; another is
+    refused, after waiting ``lease_wait`` seconds for a stale owner. Once ``stop_file`` exists
+    the run checkpoints at the next step and returns as interrupted.
 
     In a process group (``torchrun``, Ray Train's workers) every rank calls this; the leader owns
-    ``out`` and says, writes and reports (``search.distributed``).
+    ``out`` and says and writes (``search.distributed``).
     """
     out = Path(out).resolve()
     threads = torch.get_num_threads()

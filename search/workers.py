@@ -7,8 +7,8 @@ the CPU, NCCL on GPUs, one GPU per worker): the same loop, checkpoints and trial
 one-device trial (``search.distributed`` says who does what). The leader's report of each epoch
 reaches Tune through Ray Train's ``TuneReportCallback``, so ASHA sees it as any trial's; the
 trial's process reports the final row from the summary the leader wrote. When Tune stops the
-trial (ASHA), it ends the trial's process, which owns the Ray Train controller; the workers'
-placement group, named in every report, is released by the driver (``launch.ReleaseStoppedWorkers``),
+trial (ASHA), it ends the trial's process, which owns the Ray Train controller; the driver then
+releases the workers' placement group, named in every report (``launch.ReleaseStoppedWorkers``),
 which ends them.
 
 Imports Ray Train: ``search.trial`` imports this module only for a trial of several workers.
