@@ -1,6 +1,6 @@
 """The GPU campaign: the leaderboards re-run at budgets that settle them, as a list of items in
-priority order, each a planned grid (``search.planned``) that any number of short GPU sessions
-advance in turn.
+priority order, each a planned grid (``search.planned``) or a probe of a grid's trained nets
+(``search.probe``), that any number of short GPU sessions advance in turn.
 
     python -m search.campaign status [--root DIR]                      # what is done, what is next
     python -m search.campaign run --data .data/cifar10-jpeg --minutes 8.5 [--jobs N] [--bundle DIR]
@@ -12,7 +12,9 @@ its unfinished ``search.train`` commands on the GPU until ``--minutes`` are near
 running ones then stop with a checkpoint), collects its results and page, and goes on to the
 next item while time is left. Finished trials are never re-run, so each session continues what
 the last one left: carry ``ROOT`` to the device with the data, bring it back with ``--bundle``.
-``publish`` copies every item's tables (results, curves, settings) to ``leaderboards/PAGE/``;
+A probe item waits until its grid is done, then probes its nets one at a time, writing each
+net's rows as it goes. ``publish`` copies every item's tables (results, curves, settings; a
+probe's table and probe.json) to ``leaderboards/PAGE/``;
 ``python -m leaderboards`` then renders them, with the card's name in each page's provenance.
 
 Needs neither Ray nor Optuna (a bare PyTorch image has neither).
@@ -30,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 import zoo
 from search.planned import PLAN_FILE, PlannedExperiment, bundle, collect, finished_summary, plan_experiment, run_planned
+from search.probe import finished_run, lesion_probe, response_probe, runs_provenance, write_probe
 from search.settings import SETTINGS_FILE
 from zoo.commandline import OneLineParser
 
@@ -61,6 +65,41 @@ class Item:
     def settings(self, data: str, out: Path, gpus_per_trial: float | None) -> dict[str, Any]:
         return {"data": data, "budget": self.budget, "seeds": self.seeds, "recipe": dict(self.recipe), "trials": self.trials, "baselines": self.baselines, "out": str(out), "gpus_per_trial": gpus_per_trial}
 
+    def what(self) -> str:
+        return f"{self.space}, {self.budget}, {self.seeds} seed(s)"
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    """An entry that probes the nets a grid item trained (``search.probe``), once that item is
+    done; each run's rows are written as soon as it is probed, so a session continues the last."""
+
+    name: str  # the folder under the root
+    probe: str  # responses or lesion: also the leaderboard page it publishes (leaderboards/PROBE/)
+    source: str  # the item whose finished runs it probes
+    why: str
+    depths: tuple[int, ...] | None = None  # only the source's nets of these depths (None: all)
+    images: int | None = 1000  # validation images per evaluation (None: the whole split)
+    draws: int = 5  # lesion: random draws of k deleted units, for each k
+
+    def what(self) -> str:
+        return f"{self.probe} probe of {self.source}'s nets" + (f" at depth {', '.join(map(str, self.depths))}" if self.depths else "")
+
+    def runs(self, root: Path) -> list[Path]:
+        """The source's finished runs this probe covers, in plan order."""
+        plan = PlannedExperiment.load(root / self.source)
+        chosen = []
+        for command in plan.trials:
+            summary = finished_summary(command.out(plan.root))
+            if summary is not None and summary["status"] == "completed" and (self.depths is None or summary["architecture"]["depth"] in self.depths):
+                chosen.append(command.out(plan.root))
+        return chosen
+
+    def probe_run(self, run: Path) -> pd.DataFrame:
+        if self.probe == "responses":
+            return response_probe(run, self.images or 1000)
+        return lesion_probe(run, self.draws, seed=0, images=self.images)
+
 
 # In priority order (issue 12, section 4). Sizes come from the quick recipe's epochs on the full
 # 40k training split; a session advances the first unfinished item, then the next.
@@ -71,47 +110,84 @@ CAMPAIGN = (
     # Deviation, stated on its page: trained on 40k images with a 5k validation carve, not 45k.
     Item("table6", "depth", "paper", 1, "ResNet-20/32/44/56/110 at the paper's budget against Table 6 and akamaster", baselines=False),
     Item("preact", "preact", "quick", 3, "Identity Mappings' five orderings at ResNet-110 and -164 (its Table 2)", baselines=False),
+    # On the CPU cores of the GPU machine (the probes evaluate on the CPU): seconds per net for
+    # responses, a few minutes per ResNet-110 for lesion; resumed net by net across sessions.
+    ProbeItem("depth-responses", "responses", "depth", "layer responses of the plain and residual nets at 20-110 (He et al. Fig. 7, section 4.2)"),
+    ProbeItem("depth-lesion", "lesion", "depth", "accuracy with residual branches deleted, ResNet-56 and -110 (Veit et al.)", depths=(56, 110)),
 )
 DRY_RUN_ITEMS = tuple(
     Item(item.name, item.space, "smoke", 1, item.why, {"epochs": 1, "train_subset": 64, "val_size": 32, "test_size": 32, "eval_batch_size": 32}, trials=2, baselines=False)
+    if isinstance(item, Item) else ProbeItem(item.name, item.probe, item.source, item.why, images=8, draws=1)
     for item in CAMPAIGN
 )
 
 
 @dataclass(frozen=True)
 class ItemState:
-    item: Item
-    planned: int  # trials in its plan (0: not planned yet)
+    item: Item | ProbeItem
+    planned: int  # trials in its plan, or runs to probe (0: not planned yet, or its source not done)
     finished: int
-
-    @property
-    def done(self) -> bool:
-        return self.planned > 0 and self.finished == self.planned
+    done: bool
 
     def describe(self) -> str:
-        progress = "not planned" if not self.planned else f"{self.finished}/{self.planned} trials finished"
-        return f"{self.item.name}: {'done' if self.done else progress} ({self.item.space}, {self.item.budget}, {self.item.seeds} seed(s)): {self.item.why}"
+        unit = "runs probed" if isinstance(self.item, ProbeItem) else "trials finished"
+        waiting = f"waits for {self.item.source}" if isinstance(self.item, ProbeItem) else "not planned"
+        progress = waiting if not self.planned else f"{self.finished}/{self.planned} {unit}"
+        return f"{self.item.name}: {'done' if self.done else progress} ({self.item.what()}): {self.item.why}"
 
 
-def item_state(root: Path, item: Item) -> ItemState:
+def item_state(root: Path, item: Item | ProbeItem, items: tuple[Item | ProbeItem, ...] = ()) -> ItemState:
     experiment = root / item.name
+    if isinstance(item, ProbeItem):
+        source = next((candidate for candidate in items if candidate.name == item.source), None)
+        if source is None or not item_state(root, source, items).done:
+            return ItemState(item, 0, 0, False)
+        runs = {run.name for run in item.runs(root)}
+        table = experiment / f"{item.probe}.csv"
+        probed = set(pd.read_csv(table)["run"].astype(str)) & runs if table.exists() else set()
+        return ItemState(item, len(runs), len(probed), len(probed) == len(runs))
     if not (experiment / PLAN_FILE).exists():
-        return ItemState(item, 0, 0)
+        return ItemState(item, 0, 0, False)
     plan = PlannedExperiment.load(experiment)
     finished = sum(finished_summary(command.out(plan.root)) is not None for command in plan.trials)
-    return ItemState(item, len(plan.trials), finished)
+    return ItemState(item, len(plan.trials), finished, finished == len(plan.trials) > 0)
 
 
-def campaign_state(root: Path, items: tuple[Item, ...] = CAMPAIGN) -> list[ItemState]:
-    return [item_state(root, item) for item in items]
+def campaign_state(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN) -> list[ItemState]:
+    return [item_state(root, item, items) for item in items]
 
 
-def next_item(root: Path, items: tuple[Item, ...] = CAMPAIGN) -> Item | None:
+def next_item(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN) -> Item | ProbeItem | None:
     """The first item that is not done (planned or not), or None when the campaign is complete."""
     return next((state.item for state in campaign_state(root, items) if not state.done), None)
 
 
-def advance(root: Path, items: tuple[Item, ...], data: str, jobs: int, device: str, seconds: float, say: Any = print) -> list[str]:
+def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ...], seconds: float, say: Any) -> bool:
+    """Probe the source's runs not yet in the item's table, one at a time while ``seconds`` last;
+    whether there was anything to do."""
+    state = item_state(root, item, items)
+    if not state.planned:
+        say(f"{item.name}: waits for {item.source}")
+        return False
+    start, out = time.monotonic(), root / item.name
+    table_path = out / f"{item.probe}.csv"
+    table = pd.read_csv(table_path, dtype={"run": str}) if table_path.exists() else pd.DataFrame()
+    longest = 0.0  # the slowest net probed so far: the next one starts only if that much time is left
+    for run in item.runs(root):
+        if not table.empty and run.name in set(table["run"]):
+            continue
+        if time.monotonic() - start + longest > seconds:
+            break
+        began = time.monotonic()
+        table = pd.concat([table, item.probe_run(run)], ignore_index=True)
+        longest = max(longest, time.monotonic() - began)
+        extra = {"seed": 0} if item.probe == "lesion" else {}
+        write_probe(out, table, {**runs_provenance(item.probe, finished_run(run), table), **extra, "command": f"python -m search.campaign run (item {item.name})"})
+    say(item_state(root, item, items).describe())
+    return True
+
+
+def advance(root: Path, items: tuple[Item | ProbeItem, ...], data: str, jobs: int, device: str, seconds: float, say: Any = print) -> list[str]:
     """Work through unfinished items until ``seconds`` are nearly spent; returns the items touched.
 
     The running trials are stopped with a checkpoint (SIGTERM, as ``--run-planned`` handles it)
@@ -125,8 +201,12 @@ def advance(root: Path, items: tuple[Item, ...], data: str, jobs: int, device: s
         left = seconds - (time.monotonic() - start) - reserve
         if left <= reserve:
             break
-        state = item_state(root, item)
+        state = item_state(root, item, items)
         if state.done:
+            continue
+        if isinstance(item, ProbeItem):
+            if advance_probe(root, item, items, left, say):
+                touched.append(item.name)
             continue
         experiment = root / item.name
         if not state.planned:
@@ -140,20 +220,22 @@ def advance(root: Path, items: tuple[Item, ...], data: str, jobs: int, device: s
         finally:
             stop.cancel()
         collect(experiment)
-        say(item_state(root, item).describe())
+        say(item_state(root, item, items).describe())
     return touched
 
 
-def publish(root: Path, items: tuple[Item, ...] = CAMPAIGN, into: Path = LEADERBOARDS) -> list[Path]:
-    """Copy each collected item's tables to ``into/ITEM/`` (what ``python -m leaderboards`` renders)."""
+def publish(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN, into: Path = LEADERBOARDS) -> list[Path]:
+    """Copy each collected item's tables to ``into/ITEM/``, a probe's to ``into/PROBE/`` (what
+    ``python -m leaderboards`` renders)."""
     written = []
     for item in items:
         experiment = root / item.name
-        if not (experiment / "results.csv").exists():
+        probe = isinstance(item, ProbeItem)
+        if not (experiment / (f"{item.probe}.csv" if probe else "results.csv")).exists():
             continue
-        target = into / item.name
+        target = into / (item.probe if probe else item.name)
         target.mkdir(parents=True, exist_ok=True)
-        for name in TABLES:
+        for name in (f"{item.probe}.csv", "probe.json") if probe else TABLES:
             if (experiment / name).exists():
                 zoo.write_atomically(target / name, (experiment / name).read_text())
                 written.append(target / name)

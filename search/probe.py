@@ -250,6 +250,23 @@ def run_dataset(summary: dict[str, Any]) -> tuple[Dataset, int]:
     return dataset, workers
 
 
+def runs_provenance(probe: str, summary: dict[str, Any], table: pd.DataFrame) -> dict[str, Any]:
+    """What a probe of trained runs records about them (from the first run's summary)."""
+    return {"probe": probe, "data": summary["data_name"], "splits": summary["splits"], "budget": summary["budget"], "recipe": summary["recipe"], "images": int(table["images"].max())}
+
+
+def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any]) -> Path:
+    """``out/PROBE.csv`` and ``out/probe.json`` (each written whole), what ``python -m
+    leaderboards`` renders; ``provenance`` names the probe and how it was run."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{provenance['probe']}.csv"
+    zoo.write_atomically(path, table.to_csv(index=False))
+    recorded = {**record(torch.device("cpu")), **provenance}
+    recorded["started_at"] = recorded["recorded_at"]
+    zoo.write_atomically(out / "probe.json", json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def finished_run(run: Path) -> dict[str, Any]:
     summary_path = run / "summary.json"
     if not summary_path.exists():
@@ -304,31 +321,23 @@ def main(argv: list[str] | None = None) -> int:
             batch_size = args.batch_size or min(DEFAULT_BATCH_SIZE, len(dataset.val) // args.batches)
             table = gradient_probe(names, dataset, args.batches, batch_size, args.seed)
             extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed, "data_seed": args.data_seed, "batch_size": batch_size}
-            name = "gradients.csv"
         elif args.probe == "responses":
             if args.images < 1:
                 raise ValueError(f"--images must be positive, got {args.images}")
             runs = [finished_run(Path(run)) for run in args.runs]  # every run checked before any is probed
             table = pd.concat([response_probe(Path(run), args.images) for run in args.runs], ignore_index=True)
-            extra = {"probe": "responses", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "images": int(table["images"].max())}
-            name = "responses.csv"
+            extra = runs_provenance("responses", runs[0], table)
         else:
             if args.draws < 1 or (args.images is not None and args.images < 1):
                 raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
             runs = [finished_run(Path(run)) for run in args.runs]  # every run checked before any is probed
             table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images) for run in args.runs], ignore_index=True)
-            extra = {"probe": "lesion", "data": runs[0]["data_name"], "splits": runs[0]["splits"], "budget": runs[0]["budget"], "recipe": runs[0]["recipe"], "seed": args.seed, "images": int(table["images"].max())}
-            name = "lesion.csv"
+            extra = {**runs_provenance("lesion", runs[0], table), "seed": args.seed}
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    zoo.write_atomically(out / name, table.to_csv(index=False))
-    provenance = {**record(torch.device("cpu")), "command": command, **extra}
-    provenance["started_at"] = provenance["recorded_at"]
-    zoo.write_atomically(out / "probe.json", json.dumps(provenance, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {out / name} ({len(table)} rows)")
+    path = write_probe(Path(args.out), table, {"command": command, **extra})
+    print(f"wrote {path} ({len(table)} rows)")
     return 0
 
 
