@@ -79,7 +79,9 @@ def verdict(n: int, low: float, high: float) -> str:
 
 def compare(frame: pd.DataFrame, better: dict[str, object], worse: dict[str, object], metric: str, statement: str, lower_is_better: bool = False, unit: str = "") -> Claim | None:
     """A paired claim "``better`` beats ``worse`` on ``metric``" from completed trials, or None
-    when the page has no trial of one side (the space cannot speak to it)."""
+    when the page has no trial of one side or no such metric (the space cannot speak to it)."""
+    if metric not in frame.columns:
+        return None
     done = frame[rankable(frame)]
 
     def side(selector: dict[str, object]) -> pd.Series:
@@ -135,6 +137,9 @@ def trained_claims(frame: pd.DataFrame) -> list[Claim]:
     for shallow, deep in zip(depths, depths[1:]):
         claims.append(compare(frame, {**basic, "depth": shallow, "shortcut": "none"}, {**basic, "depth": deep, "shortcut": "none"}, "train_error", f"degradation: plain-{deep} has higher training error than plain-{shallow}", lower_is_better=True))
         claims.append(compare(frame, {**basic, "depth": deep, "shortcut": "A"}, {**basic, "depth": shallow, "shortcut": "A"}, "train_error", f"ResNet-{deep} has lower training error than ResNet-{shallow} (no degradation with shortcuts)", lower_is_better=True))
+    # He et al. section 4.2: ResNet-1202 trains (training error below 0.1%, as ResNet-110's) but
+    # tests worse than ResNet-110: overfitting. Its own claim, on test accuracy.
+    claims.append(compare(frame, {**basic, "depth": 110, "shortcut": "A"}, {**basic, "depth": 1202, "shortcut": "A"}, "test_accuracy", "ResNet-1202 overfits: ResNet-110 tests better (He et al. section 4.2: 6.43% vs 7.93% test error, at similar training error)"))
     # ImageNet (He et al. Table 3): deeper bottleneck nets are better; ResNet-152 beats VGG-16 at lower MACs.
     bottleneck = {"block": "bottleneck", "shortcut": "B"}
     deep_depths = sorted(int(d) for d in frame.loc[rankable(frame) & (frame["block"] == "bottleneck"), "depth"].dropna().unique())

@@ -114,6 +114,8 @@ CAMPAIGN = (
     # responses, a few minutes per ResNet-110 for lesion; resumed net by net across sessions.
     ProbeItem("depth-responses", "responses", "depth", "layer responses of the plain and residual nets at 20-110 (He et al. Fig. 7, section 4.2)"),
     ProbeItem("depth-lesion", "lesion", "depth", "accuracy with residual branches deleted, ResNet-56 and -110 (Veit et al.)", depths=(56, 110)),
+    # Optional, last: 30-90 GPU-minutes, so several sessions (trials checkpoint within epochs).
+    Item("very_deep", "very_deep", "paper", 1, "ResNet-1202 against ResNet-110 at the paper's budget (He et al. section 4.2: 7.93% vs 6.43% test error, overfitting)", baselines=False),
 )
 DRY_RUN_ITEMS = tuple(
     Item(item.name, item.space, "smoke", 1, item.why, {"epochs": 1, "train_subset": 64, "val_size": 32, "test_size": 32, "eval_batch_size": 32}, trials=2, baselines=False)

@@ -207,6 +207,14 @@ def block_designs() -> list[str]:
     return [name for name in zoo.list_blocks() if name not in ablations]
 
 
+@register_space("very_deep", sampler="grid")
+def very_deep(trial: Any) -> dict[str, Any]:
+    """ResNet-110 against ResNet-1202 (residual, A): over 1000 layers trains, and overfits (He et al. section 4.2)."""
+    value = trial.suggest_categorical("depth", [110, 1202])
+    trial.suggest_categorical("shortcut", ["A"])
+    return {"model": f"resnet{value}"}
+
+
 @register_space("blocks", sampler="grid")
 def blocks(trial: Any) -> dict[str, Any]:
     """Every registered block design (yours too) x shortcut A/B/C x depth 20, 56: post- vs pre-activation, basic vs bottleneck."""

@@ -228,3 +228,23 @@ def test_the_imagenet_claims_are_wired_to_the_spaces_configurations() -> None:
     ]
     for phrase in expected:
         assert [verdict for statement, verdict in claims.items() if phrase in statement] == [HOLDS], phrase
+
+
+def test_the_very_deep_spaces_overfitting_claim_reads_test_accuracy() -> None:
+    # ResNet-1202 fits the training set as well as ResNet-110 and tests worse, as the paper found;
+    # then the other way round.
+    def rows(test_110: float, test_1202: float) -> pd.DataFrame:
+        table = []
+        for depth, test in ((110, test_110), (1202, test_1202)):
+            for seed in range(3):
+                table.append({"model": f"resnet{depth}", "block": "basic", "shortcut": "A", "depth": depth, "status": "completed", "seed": seed,
+                              "val_accuracy": 0.93, "test_accuracy": test + 0.001 * seed, "train_error": 0.001, "params": 1, "macs": 1})
+        return pd.DataFrame(table)
+
+    def verdict(frame: pd.DataFrame) -> str:
+        [claim] = [c for c in trained_claims(frame) if c.statement.startswith("ResNet-1202 overfits")]
+        return claim.verdict
+
+    assert verdict(rows(0.9357, 0.9207)) == HOLDS
+    assert verdict(rows(0.9207, 0.9357)) == FAILS
+    assert not [c for c in trained_claims(results_table()) if "1202" in c.statement]  # a page without ResNet-1202 does not mention it

@@ -12,7 +12,8 @@ from search import spaces
 
 
 def test_builtin_spaces_are_listed_with_descriptions() -> None:
-    assert {"shortcuts", "depth", "blocks", "preact", "bottleneck", "vgg"} <= set(search.list_spaces())
+    assert {"shortcuts", "depth", "blocks", "preact", "bottleneck", "vgg", "very_deep", "imagenet"} <= set(search.list_spaces())
+    assert [(c["model"], c["shortcut"]) for c in spaces.all_configs(spaces.get_space("very_deep"))] == [("resnet110", "A"), ("resnet1202", "A")]
     assert all(spaces.describe(name) for name in search.list_spaces())
 
 
