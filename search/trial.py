@@ -120,7 +120,8 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         if context.workers > 1:
             from search.workers import train_on_workers  # Ray Train: imported by the trials that use it
 
-            summary = train_on_workers(trial, out, context, where, epochs, **options)
+            summary, leader = train_on_workers(trial, out, context, where, epochs, **options)
+            where.update(leader)  # the leader's node and GPUs, not this waiting process's
         else:
             summary = train(trial, out, report=report, log=None, **options)
     except ValueError as refused:

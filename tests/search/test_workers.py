@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import ray
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.util.placement_group import placement_group, placement_group_table
@@ -34,6 +35,7 @@ def test_a_trial_of_two_workers_killed_after_an_epoch_resumes_and_equals_its_tor
     assert (row["status"], row["epochs"], row["world_size"]) == ("completed", 2, 2)
     [trial] = tune.ExperimentAnalysis(str(tmp_path / "exp" / "ray")).trials
     assert trial.num_failures == 1  # Tune restarted the killed trial; its new workers resumed from the checkpoint
+    assert row["node"] == ray.get_runtime_context().get_node_id() and pd.isna(row["gpu_ids"])  # the leader's: this node, no GPU
     trained = tmp_path / "exp" / "trials" / row["trial_id"]
     assert json.loads((trained / "summary.json").read_text())["world_size"] == 2
     # The row's command launches the same two ranks under torchrun: uninterrupted, it computes
