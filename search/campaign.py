@@ -68,6 +68,23 @@ class Item:
     def what(self) -> str:
         return f"{self.space}, {self.budget}, {self.seeds} seed(s)"
 
+    unit = "trials finished"
+
+    def pending(self) -> str:
+        return "not planned"
+
+    def page(self) -> tuple[str, tuple[str, ...]]:
+        """The leaderboard folder it publishes into and its tables (the first one says it has results)."""
+        return self.name, TABLES
+
+    def state(self, root: Path, items: tuple[Item | ProbeItem, ...]) -> ItemState:
+        experiment = root / self.name
+        if not (experiment / PLAN_FILE).exists():
+            return ItemState(self, 0, 0, False)
+        plan = PlannedExperiment.load(experiment)
+        finished = sum(finished_summary(command.out(plan.root)) is not None for command in plan.trials)
+        return ItemState(self, len(plan.trials), finished, finished == len(plan.trials) > 0)
+
 
 @dataclass(frozen=True)
 class ProbeItem:
@@ -99,6 +116,28 @@ class ProbeItem:
         if self.probe == "responses":
             return response_probe(run, self.images or 1000)
         return lesion_probe(run, self.draws, seed=0, images=self.images)
+
+    unit = "runs probed"
+
+    def pending(self) -> str:
+        return f"waits for {self.source}"
+
+    def page(self) -> tuple[str, tuple[str, ...]]:
+        return self.probe, (f"{self.probe}.csv", "probe.json")
+
+    def table(self, root: Path) -> pd.DataFrame:
+        """The rows probed so far (empty before the first net)."""
+        path = root / self.name / f"{self.probe}.csv"
+        return pd.read_csv(path, dtype={"run": str}) if path.exists() else pd.DataFrame({"run": pd.Series(dtype=str)})
+
+    def state(self, root: Path, items: tuple[Item | ProbeItem, ...], runs: list[Path] | None = None) -> ItemState:
+        """Nothing to probe until the source is done; then its runs, and how many are in the table."""
+        source = next((candidate for candidate in items if candidate.name == self.source), None)
+        if source is None or not source.state(root, items).done:
+            return ItemState(self, 0, 0, False)
+        names = {run.name for run in (self.runs(root) if runs is None else runs)}
+        probed = set(self.table(root)["run"]) & names
+        return ItemState(self, len(names), len(probed), len(probed) == len(names))
 
 
 # In priority order (issue 12, section 4). Sizes come from the quick recipe's epochs on the full
@@ -132,31 +171,12 @@ class ItemState:
     done: bool
 
     def describe(self) -> str:
-        unit = "runs probed" if isinstance(self.item, ProbeItem) else "trials finished"
-        waiting = f"waits for {self.item.source}" if isinstance(self.item, ProbeItem) else "not planned"
-        progress = waiting if not self.planned else f"{self.finished}/{self.planned} {unit}"
+        progress = f"{self.finished}/{self.planned} {self.item.unit}" if self.planned else self.item.pending()
         return f"{self.item.name}: {'done' if self.done else progress} ({self.item.what()}): {self.item.why}"
 
 
-def item_state(root: Path, item: Item | ProbeItem, items: tuple[Item | ProbeItem, ...] = ()) -> ItemState:
-    experiment = root / item.name
-    if isinstance(item, ProbeItem):
-        source = next((candidate for candidate in items if candidate.name == item.source), None)
-        if source is None or not item_state(root, source, items).done:
-            return ItemState(item, 0, 0, False)
-        runs = {run.name for run in item.runs(root)}
-        table = experiment / f"{item.probe}.csv"
-        probed = set(pd.read_csv(table)["run"].astype(str)) & runs if table.exists() else set()
-        return ItemState(item, len(runs), len(probed), len(probed) == len(runs))
-    if not (experiment / PLAN_FILE).exists():
-        return ItemState(item, 0, 0, False)
-    plan = PlannedExperiment.load(experiment)
-    finished = sum(finished_summary(command.out(plan.root)) is not None for command in plan.trials)
-    return ItemState(item, len(plan.trials), finished, finished == len(plan.trials) > 0)
-
-
 def campaign_state(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN) -> list[ItemState]:
-    return [item_state(root, item, items) for item in items]
+    return [item.state(root, items) for item in items]
 
 
 def next_item(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN) -> Item | ProbeItem | None:
@@ -167,17 +187,14 @@ def next_item(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN) -> Ite
 def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ...], seconds: float, say: Any) -> bool:
     """Probe the source's runs not yet in the item's table, one at a time while ``seconds`` last;
     whether there was anything to do."""
-    state = item_state(root, item, items)
-    if not state.planned:
-        say(f"{item.name}: waits for {item.source}")
-        return False
     start, out = time.monotonic(), root / item.name
-    table_path = out / f"{item.probe}.csv"
-    table = pd.read_csv(table_path, dtype={"run": str}) if table_path.exists() else pd.DataFrame()
+    if not item.state(root, items).planned:
+        say(f"{item.name}: {item.pending()}")
+        return False
+    runs, table = item.runs(root), item.table(root)
+    probed = set(table["run"])
     longest = 0.0  # the slowest net probed so far: the next one starts only if that much time is left
-    for run in item.runs(root):
-        if not table.empty and run.name in set(table["run"]):
-            continue
+    for run in (run for run in runs if run.name not in probed):
         if time.monotonic() - start + longest > seconds:
             break
         began = time.monotonic()
@@ -185,7 +202,7 @@ def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ..
         longest = max(longest, time.monotonic() - began)
         extra = {"seed": 0} if item.probe == "lesion" else {}
         write_probe(out, table, {**runs_provenance(item.probe, finished_run(run), table), **extra, "command": f"python -m search.campaign run (item {item.name})"})
-    say(item_state(root, item, items).describe())
+    say(item.state(root, items, runs).describe())
     return True
 
 
@@ -203,7 +220,7 @@ def advance(root: Path, items: tuple[Item | ProbeItem, ...], data: str, jobs: in
         left = seconds - (time.monotonic() - start) - reserve
         if left <= reserve:
             break
-        state = item_state(root, item, items)
+        state = item.state(root, items)
         if state.done:
             continue
         if isinstance(item, ProbeItem):
@@ -222,7 +239,7 @@ def advance(root: Path, items: tuple[Item | ProbeItem, ...], data: str, jobs: in
         finally:
             stop.cancel()
         collect(experiment)
-        say(item_state(root, item, items).describe())
+        say(item.state(root, items).describe())
     return touched
 
 
@@ -232,12 +249,12 @@ def publish(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN, into: Pa
     written = []
     for item in items:
         experiment = root / item.name
-        probe = isinstance(item, ProbeItem)
-        if not (experiment / (f"{item.probe}.csv" if probe else "results.csv")).exists():
+        folder, tables = item.page()
+        if not (experiment / tables[0]).exists():
             continue
-        target = into / (item.probe if probe else item.name)
+        target = into / folder
         target.mkdir(parents=True, exist_ok=True)
-        for name in (f"{item.probe}.csv", "probe.json") if probe else TABLES:
+        for name in tables:
             if (experiment / name).exists():
                 zoo.write_atomically(target / name, (experiment / name).read_text())
                 written.append(target / name)

@@ -35,8 +35,11 @@ class World:
     def leader(self) -> bool:
         return self.rank == 0
 
-    def part(self, batch: Batch) -> Batch:
-        """This rank's contiguous share of a global batch (whose size the world divides)."""
+    def part(self, batch: Batch | None) -> Batch | None:
+        """This rank's contiguous share of a global batch (whose size the world divides); None
+        stays None (a batch without colour shifts)."""
+        if batch is None:
+            return None
         share = len(batch) // self.size
         return batch[self.rank * share : (self.rank + 1) * share]
 

@@ -310,15 +310,15 @@ class Run:
     precision: str
     state: TrainingState
     forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its compiled wrapper
+    # What evaluates: ``forward`` for one rank; with several, the model without
+    # DistributedDataParallel, which only the leader runs (DDP's forward would wait for the others).
+    evaluate_forward: Callable[[torch.Tensor], torch.Tensor]
     normalize: Normalize
     steps_per_epoch: int
     workers: int = 0  # loader workers of the streaming path
     train_order: EpochBatches | None = None  # the streaming loader's batches, set each epoch
     train_loader: DataLoader | None = None
     world: World = World()  # the ranks this run trains in (search.distributed)
-    # What evaluates: the model (or its compiled wrapper) without DistributedDataParallel, which
-    # only the leader runs (DDP's forward would wait for the other ranks).
-    evaluate_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @classmethod
     def build(cls, config: TrialConfig, recipe: Recipe, dataset: Dataset, device: torch.device, precision: str, workers: int = 0, world: World = World()) -> Run:
@@ -344,9 +344,10 @@ class Run:
         state = TrainingState(model, optimizer, scheduler, generator)
         configure_kernels(device, precision)
         trained = model if world.size == 1 else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        forward = compiled(trained, config.compile)
         run = cls(
-            config, recipe, dataset, train_split, dataset.val, device, precision, state, compiled(trained, config.compile), normalize, steps_per_epoch, workers,
-            world=world, evaluate_forward=None if world.size == 1 else model,
+            config, recipe, dataset, train_split, dataset.val, device, precision, state, forward, forward if world.size == 1 else model, normalize, steps_per_epoch, workers,
+            world=world,
         )
         if isinstance(train_split, FileSplit):
             run.train_order = EpochBatches()
@@ -367,7 +368,7 @@ class Run:
                 # The whole global batch's augmentation is drawn on every rank (the same random
                 # numbers as one process would draw); each rank trains on its part.
                 views, shifts = augment_at_rest(self.train_split.images[index], recipe, generator)
-                yield world.part(views), world.part(self.train_split.labels[index]), None if shifts is None else world.part(shifts)
+                yield world.part(views), world.part(self.train_split.labels[index]), world.part(shifts)
             return
         assert self.train_order is not None
         per_sample = recipe.augment in BOX_AUGMENTATIONS  # cropped by the workers from (seed, epoch, index): each rank loads its part
@@ -377,7 +378,7 @@ class Run:
                 yield flip_where(batch.images, batch.flips), batch.labels, batch.shifts if recipe.lighting else None
             else:
                 views, shifts = augment_at_rest(batch.images, recipe, generator)
-                yield world.part(views), world.part(batch.labels), None if shifts is None else world.part(shifts)
+                yield world.part(views), world.part(batch.labels), world.part(shifts)
 
     def train_epoch(self, epoch: int, faults: Faults, bar: ProgressBar, resume_at: EpochPosition | None, stop: Preemption, save_position: Callable[[EpochPosition], None] | None = None, checkpoint_seconds: float = math.inf) -> EpochResult:
         """One pass over the training split (or the rest of an interrupted one); within it,
@@ -444,7 +445,7 @@ class Run:
 
     def evaluate(self, split: Split | FileSplit) -> float:
         recipe = self.recipe
-        return evaluate(self.evaluate_forward or self.forward, split, self.normalize, recipe.eval_batch_size, self.device, self.precision, recipe.eval_crop, recipe.eval_crops, max(1, self.workers))
+        return evaluate(self.evaluate_forward, split, self.normalize, recipe.eval_batch_size, self.device, self.precision, recipe.eval_crop, recipe.eval_crops, max(1, self.workers))
 
 
 def configure_kernels(device: torch.device, precision: str) -> None:
@@ -634,7 +635,7 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
     # Batch 256 (the figure the leaderboards plot), or the recipe's smaller evaluation batch: a
     # recipe that evaluates 64 at a time asks for a cheap measurement, as tests and tiny runs do.
     inference_batch = min(INFERENCE_BATCH, run.recipe.eval_batch_size)
-    inference_rate = inference_throughput(run.evaluate_forward or run.forward, run.normalize, recipe.eval_crop, run.device, run.precision, inference_batch)
+    inference_rate = inference_throughput(run.evaluate_forward, run.normalize, recipe.eval_crop, run.device, run.precision, inference_batch)
     account_compiling()
     summary = {
         "status": status,
