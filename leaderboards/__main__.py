@@ -1,7 +1,7 @@
 """``python -m leaderboards [--results PATH[,PATH]] [--out DIR]``: regenerate pages from results tables.
 
-Without ``--results``: every table committed as ``leaderboards/SPACE/results.csv`` becomes
-``leaderboards/SPACE.md`` (with its plots), the probes' ``gradients/gradients.csv``,
+Without ``--results``: every table committed as ``leaderboards/NAME/results.csv`` becomes
+``leaderboards/NAME.md`` (with its plots; NAME is the space's, or the campaign item's), the probes' ``gradients/gradients.csv``,
 ``lesion/lesion.csv`` and ``responses/responses.csv`` become ``gradients.md``, ``lesion.md`` and
 ``responses.md``, plus the zoo's ``complexity.md``
 and the index ``README.md``. With ``--results``: those tables' pages, beside each table unless ``--out``.
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         out = Path(args.out) if args.out else HERE
         out.mkdir(parents=True, exist_ok=True)
-        pages: list[PageInfo] = [write_page(table.parent, out) for table in sorted(HERE.glob("*/results.csv"))]
+        # Each page is named after its folder: the campaign's table6 holds a second `depth` table.
+        pages: list[PageInfo] = [write_page(table.parent, out, name=table.parent.name) for table in sorted(HERE.glob("*/results.csv"))]
         pages += [write_probe_page(HERE / table, out) for table in PROBE_TABLES if (HERE / table).exists()]
         complexity = out / "complexity.md"
         zoo.write_atomically(complexity, render_complexity_page())

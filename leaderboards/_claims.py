@@ -16,7 +16,7 @@ import pandas as pd
 
 import zoo
 from leaderboards._tables import t_critical_95
-from leaderboards.schema import rankable
+from leaderboards.schema import rankable, ranking_metric
 
 MIN_PAIRED_SEEDS = 3
 HOLDS, FAILS, UNSETTLED = "holds", "does not hold at this budget", "not enough evidence"
@@ -126,14 +126,16 @@ def complexity_claims() -> list[Claim]:
 
 
 def trained_claims(frame: pd.DataFrame) -> list[Claim]:
-    """Every claim of the papers that this page's trials can speak to."""
+    """Every claim of the papers that this page's trials can speak to, on validation accuracy (or
+    test accuracy where the trials kept no validation split: ``ranking_metric``)."""
     claims: list[Claim | None] = []
+    accuracy = ranking_metric(frame)
     depths = sorted(int(d) for d in frame.loc[rankable(frame), "depth"].dropna().unique())
     basic = {"block": "basic"}
     for depth in depths:
-        claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "B"}, {**basic, "depth": depth, "shortcut": "A"}, "val_accuracy", f"depth {depth}: projection shortcuts on shape changes (B) beat zero-padding (A) (He et al. Table 3: 24.52 vs 25.03 top-1 error)"))
-        claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "C"}, {**basic, "depth": depth, "shortcut": "B"}, "val_accuracy", f"depth {depth}: projections everywhere (C) beat B, marginally (Table 3: 24.19 vs 24.52)"))
-        claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "A"}, {**basic, "depth": depth, "shortcut": "none"}, "val_accuracy", f"depth {depth}: the residual net (A) beats its plain twin"))
+        claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "B"}, {**basic, "depth": depth, "shortcut": "A"}, accuracy, f"depth {depth}: projection shortcuts on shape changes (B) beat zero-padding (A) (He et al. Table 3: 24.52 vs 25.03 top-1 error)"))
+        claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "C"}, {**basic, "depth": depth, "shortcut": "B"}, accuracy, f"depth {depth}: projections everywhere (C) beat B, marginally (Table 3: 24.19 vs 24.52)"))
+        claims.append(compare(frame, {**basic, "depth": depth, "shortcut": "A"}, {**basic, "depth": depth, "shortcut": "none"}, accuracy, f"depth {depth}: the residual net (A) beats its plain twin"))
     for shallow, deep in zip(depths, depths[1:]):
         claims.append(compare(frame, {**basic, "depth": shallow, "shortcut": "none"}, {**basic, "depth": deep, "shortcut": "none"}, "train_error", f"degradation: plain-{deep} has higher training error than plain-{shallow}", lower_is_better=True))
         claims.append(compare(frame, {**basic, "depth": deep, "shortcut": "A"}, {**basic, "depth": shallow, "shortcut": "A"}, "train_error", f"ResNet-{deep} has lower training error than ResNet-{shallow} (no degradation with shortcuts)", lower_is_better=True))
@@ -144,8 +146,8 @@ def trained_claims(frame: pd.DataFrame) -> list[Claim]:
     bottleneck = {"block": "bottleneck", "shortcut": "B"}
     deep_depths = sorted(int(d) for d in frame.loc[rankable(frame) & (frame["block"] == "bottleneck"), "depth"].dropna().unique())
     for shallow, deep in zip(deep_depths, deep_depths[1:]):
-        claims.append(compare(frame, {**bottleneck, "depth": deep}, {**bottleneck, "depth": shallow}, "val_accuracy", f"the deeper bottleneck net is better: ResNet-{deep} beats ResNet-{shallow} (Table 3: 22.85 / 21.75 / 21.43 top-1 error at 50 / 101 / 152)"))
-    claims.append(compare(frame, {"model": "resnet152"}, {"model": "vgg16"}, "val_accuracy", "ResNet-152 beats VGG-16 (Table 3: 21.43 vs 28.07 top-1 error) at lower cost (11.3 vs 15.3 GMACs)"))
+        claims.append(compare(frame, {**bottleneck, "depth": deep}, {**bottleneck, "depth": shallow}, accuracy, f"the deeper bottleneck net is better: ResNet-{deep} beats ResNet-{shallow} (Table 3: 22.85 / 21.75 / 21.43 top-1 error at 50 / 101 / 152)"))
+    claims.append(compare(frame, {"model": "resnet152"}, {"model": "vgg16"}, accuracy, "ResNet-152 beats VGG-16 (Table 3: 21.43 vs 28.07 top-1 error) at lower cost (11.3 vs 15.3 GMACs)"))
     for design, blocks in zoo.ORDERING_BLOCKS.items():
         paper_depth = 110 if design == "basic" else 164
         for depth in depths:
@@ -153,7 +155,7 @@ def trained_claims(frame: pd.DataFrame) -> list[Claim]:
                 for better, worse, finding in ORDERING_CLAIMS:
                     a, b = SEQUEL_TABLE2[better][design == "bottleneck"], SEQUEL_TABLE2[worse][design == "bottleneck"]
                     claims.append(compare(
-                        frame, {"block": blocks[better], "depth": depth, "shortcut": shortcut}, {"block": blocks[worse], "depth": depth, "shortcut": shortcut}, "val_accuracy",
+                        frame, {"block": blocks[better], "depth": depth, "shortcut": shortcut}, {"block": blocks[worse], "depth": depth, "shortcut": shortcut}, accuracy,
                         f"{design}, depth {depth}, shortcut {shortcut}: {finding} (Identity Mappings Table 2 at depth {paper_depth}: {a} vs {b} error)",
                     ))
     return [claim for claim in claims if claim is not None]
@@ -162,6 +164,7 @@ def trained_claims(frame: pd.DataFrame) -> list[Claim]:
 def per_parameter_gain(frame: pd.DataFrame) -> list[str]:
     """How much accuracy each shortcut option buys per extra parameter, over A."""
     done = frame[rankable(frame) & (frame["block"] == "basic")]
+    accuracy = ranking_metric(frame)
     lines = []
     for depth, rows in done.groupby("depth"):
         base = rows[rows["shortcut"] == "A"]
@@ -172,6 +175,6 @@ def per_parameter_gain(frame: pd.DataFrame) -> list[str]:
             if other.empty:
                 continue
             extra = int(other["params"].iloc[0]) - int(base["params"].iloc[0])
-            gain = other["val_accuracy"].mean() - base["val_accuracy"].mean()
-            lines.append(f"depth {int(depth)}: {shortcut} over A adds {extra:,} parameters for {gain:+.4f} validation accuracy ({gain / extra * 1e4:+.4f} per 10k parameters)")
+            gain = other[accuracy].mean() - base[accuracy].mean()
+            lines.append(f"depth {int(depth)}: {shortcut} over A adds {extra:,} parameters for {gain:+.4f} {accuracy.removesuffix('_accuracy').replace('val', 'validation')} accuracy ({gain / extra * 1e4:+.4f} per 10k parameters)")
     return lines

@@ -16,8 +16,9 @@ from leaderboards.schema import architecture  # noqa: E402
 FAMILY_MARKERS = {"ResNet (basic)": "o", "ResNet (bottleneck)": "s", "pre-act ResNet": "D", "plain": "x", "VGG": "^"}
 
 
-def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str) -> list[tuple[str, str]]:
-    """Write the PNGs and return (title, file name) for the page's links."""
+def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str, measured: str = "validation") -> list[tuple[str, str]]:
+    """Write the PNGs of ``measured`` (validation or test) accuracy and return (title, file name)
+    for the page's links."""
     written = []
     for column, axis, suffix in (("gmacs", "GMACs (conv + linear, one image)", "accuracy-vs-gmacs"), ("inference", "inference images/s (eval, batch 256, measured)", "accuracy-vs-throughput")):
         figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
@@ -25,21 +26,21 @@ def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str) -> list[tuple[s
             rows = ranked[[architecture(r).legend == name for _, r in ranked.iterrows()]]
             if rows.empty:
                 continue
-            axes.errorbar(rows[column], rows["val_mean"], yerr=rows["val_std"].fillna(0), fmt=marker, label=name, capsize=3, markersize=7)
-        label_points(axes, ranked[column].tolist(), ranked["val_mean"].tolist(), ranked["label"].tolist())
+            axes.errorbar(rows[column], rows["accuracy_mean"], yerr=rows["accuracy_std"].fillna(0), fmt=marker, label=name, capsize=3, markersize=7)
+        label_points(axes, ranked[column].tolist(), ranked["accuracy_mean"].tolist(), ranked["label"].tolist())
         front = ranked[ranked["pareto"]].sort_values("gmacs")
         if column == "gmacs" and len(front) > 1:
-            axes.plot(front["gmacs"], front["val_mean"], "--", color="grey", linewidth=1, label="Pareto front")
+            axes.plot(front["gmacs"], front["accuracy_mean"], "--", color="grey", linewidth=1, label="Pareto front")
         axes.set_xscale("log")
         axes.set_xlabel(axis)
-        axes.set_ylabel("validation accuracy (mean over seeds)")
+        axes.set_ylabel(f"{measured} accuracy (mean over seeds)")
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8)
         figure.tight_layout()
         name = f"{stem}-{suffix}.png"
         figure.savefig(out_dir / name, metadata={"Software": None})  # no version stamp: same data, same bytes
         plt.close(figure)
-        written.append((f"validation accuracy vs {axis.split(' (')[0]}", name))
+        written.append((f"{measured} accuracy vs {axis.split(' (')[0]}", name))
     return written
 
 
@@ -88,6 +89,8 @@ def curve_plot(frame: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, stem: s
             colour = colours[index % len(colours)]
             by_epoch = table[table["label"] == name].groupby("epoch")
             for column, width, suffix in (("train_error", 0.8, "train"), ("val_error", 2.0, "val")):
+                if by_epoch[column].count().sum() == 0:
+                    continue  # a run without a validation split: its training error only
                 middle, low, high = by_epoch[column].mean(), by_epoch[column].min(), by_epoch[column].max()
                 axes.plot(middle.index, middle.values, color=colour, linewidth=width, label=f"{name} {suffix}")
                 axes.fill_between(middle.index, low.values, high.values, color=colour, alpha=0.12, linewidth=0)

@@ -16,6 +16,7 @@ from leaderboards.schema import (
     architecture,
     config_columns,
     rankable,
+    ranking_metric,
     read_table,
 )
 
@@ -81,20 +82,22 @@ def pareto_front(accuracy: pd.Series, macs: pd.Series) -> pd.Series:
 
 
 def rank_configurations(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration over its completed seeds, best mean validation accuracy first."""
+    """One row per configuration over its completed seeds, best mean accuracy first (validation
+    accuracy, or test accuracy for trials without a validation split: ``ranking_metric``)."""
     done = frame[rankable(frame)]
     if done.empty:
         return pd.DataFrame()
     keys = config_columns(frame)
     grouped = done.groupby(keys, dropna=False, sort=False)
+    metric = ranking_metric(frame)
 
     def summarise(group: pd.DataFrame) -> pd.Series:
-        values = group["val_accuracy"].astype(float)
+        values = group[metric].astype(float)
         n = int(values.count())
         return pd.Series({
             "n": n,
-            "val_mean": values.mean(),
-            "val_std": values.std(ddof=1) if n > 1 else math.nan,
+            "accuracy_mean": values.mean(),
+            "accuracy_std": values.std(ddof=1) if n > 1 else math.nan,
             "test_mean": group["test_accuracy"].astype(float).mean() if "test_accuracy" in group else math.nan,
             "test_source": ",".join(sorted(set(map(str, group["test_source"].dropna())))) if "test_source" in group else "",
             "train_error": group["train_error"].astype(float).mean() if "train_error" in group else math.nan,
@@ -109,7 +112,7 @@ def rank_configurations(frame: pd.DataFrame) -> pd.DataFrame:
 
     table = grouped.apply(summarise, include_groups=False).reset_index()
     table["label"] = [architecture(row).label for _, row in table.iterrows()]
-    table["pareto"] = pareto_front(table["val_mean"], table["gmacs"])
-    table = table.sort_values(["val_mean", "gmacs", "label"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
+    table["pareto"] = pareto_front(table["accuracy_mean"], table["gmacs"])
+    table = table.sort_values(["accuracy_mean", "gmacs", "label"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table

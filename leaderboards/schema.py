@@ -17,7 +17,7 @@ import zoo
 
 COLUMNS = [
     "trial_id", "space", "model", "block", "shortcut", "depth", "status", "epochs", "epochs_planned",
-    "val_accuracy", "best_val_accuracy", "test_accuracy", "test_source", "train_error", "train_loss",
+    "val_accuracy", "best_val_accuracy", "val_source", "test_accuracy", "test_source", "train_error", "train_loss",
     "params", "macs", "wall_seconds", "images_per_second", "inference_images_per_second", "node", "device",
     "gpu_ids", "hardware", "precision", "seed", "data_seed", "data_name", "data_fingerprint", "splits", "image_size", "eval_size", "data_path", "world_size", "budget",
     "recipe", "torch_version", "git_commit", "reason", "error", "command",
@@ -30,7 +30,7 @@ CURVES_FILE = "curves.csv"  # beside results.csv: trial_id + each trial's metric
 CONFIG_PREFIX = "config_"  # a configuration key of the trial, as the space produced it
 # Identifiers and labels are text even when they look like numbers: Ray's trial ids are 8 hex
 # digits, and about 2% are all decimal digits ("00001234" would lose its zeros as a number).
-TEXT_COLUMNS = ("trial_id", "space", "model", "block", "shortcut", "status", "node", "gpu_ids", "git_commit", "run", "label", "units", "data_fingerprint", "data_path")
+TEXT_COLUMNS = ("trial_id", "space", "model", "block", "shortcut", "status", "node", "gpu_ids", "git_commit", "run", "label", "units", "data_fingerprint", "data_path", "val_source", "test_source")
 # Whole numbers that a row may lack (a timm baseline has no depth the zoo describes): nullable
 # integers, so 20 stays 20 and not 20.0 beside an empty cell.
 INTEGER_COLUMNS = ("depth",)
@@ -43,12 +43,27 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 NUMBER_COLUMNS = ("depth", "seed", "val_accuracy", "params", "macs", "epochs", "best_val_accuracy", "test_accuracy", "train_error", "train_loss", "wall_seconds", "images_per_second", "inference_images_per_second")
-RANK_NEEDS = ("val_accuracy", "params", "macs", "seed")  # a completed row without one is listed, not ranked
+NO_VALIDATION = "none"  # the val_source of a run that kept no validation split (recipe val_size 0)
+
+
+def ranking_metric(frame: pd.DataFrame) -> str:
+    """The accuracy a page ranks by and decides its claims on: validation accuracy, or test
+    accuracy for a table whose completed trials all kept no validation split. Those ran a fixed
+    schedule and nothing was chosen on their test split (He et al. trained Table 6 so)."""
+    completed = frame[frame["status"] == RANKED]
+    if "val_source" in frame and len(completed) and (completed["val_source"] == NO_VALIDATION).all():
+        return "test_accuracy"
+    return "val_accuracy"
+
+
+def rank_needs(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The numbers a completed row needs to be ranked; one without them is listed, not ranked."""
+    return (ranking_metric(frame), "params", "macs", "seed")
 
 
 def rankable(frame: pd.DataFrame) -> pd.Series:
     """Rows a page may rank: completed, with every number a rank is made of."""
-    return (frame["status"] == RANKED) & frame[list(RANK_NEEDS)].notna().all(axis=1)
+    return (frame["status"] == RANKED) & frame[list(rank_needs(frame))].notna().all(axis=1)
 
 
 def config_columns(frame: pd.DataFrame) -> list[str]:

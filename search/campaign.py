@@ -145,19 +145,20 @@ class ProbeItem:
 CAMPAIGN = (
     Item("shortcuts", "shortcuts", "quick", 3, "A/B/C/plain at 20 and 56 layers (He et al. Table 3 on CIFAR), with the VGG-16-BN baseline"),
     Item("depth", "depth", "quick", 3, "plain vs residual at 20-110 layers: degradation (He et al. Fig. 6), with curves", baselines=False),
-    # Table 6 at the paper's schedule (182 epochs, lr 0.1 /10 at 50% and 75%, fp32 with TF32 off).
-    # Deviation, stated on its page: trained on 40k images with a 5k validation carve, not 45k.
-    Item("table6", "depth", "paper", 1, "ResNet-20/32/44/56/110 at the paper's budget against Table 6 and akamaster", baselines=False),
+    # Table 6 at the paper's schedule (182 epochs, lr 0.1 /10 at 50% and 75%, fp32 with TF32 off),
+    # as the paper trained it: on all 45k non-test images, no validation carve (the schedule is
+    # fixed, nothing is chosen), ranked on the 5k carved test split.
+    Item("table6", "depth", "paper", 1, "ResNet-20/32/44/56/110 at the paper's budget against Table 6 and akamaster", {"val_size": 0}, baselines=False),
     Item("preact", "preact", "quick", 3, "Identity Mappings' five orderings at ResNet-110 and -164 (its Table 2)", baselines=False),
     # On the CPU cores of the GPU machine (the probes evaluate on the CPU): seconds per net for
     # responses, a few minutes per ResNet-110 for lesion; resumed net by net across sessions.
     ProbeItem("depth-responses", "responses", "depth", "layer responses of the plain and residual nets at 20-110 (He et al. Fig. 7, section 4.2)"),
     ProbeItem("depth-lesion", "lesion", "depth", "accuracy with residual branches deleted, ResNet-56 and -110 (Veit et al.)", depths=(56, 110)),
     # Optional, last: 30-90 GPU-minutes, so several sessions (trials checkpoint within epochs).
-    Item("very_deep", "very_deep", "paper", 1, "ResNet-1202 against ResNet-110 at the paper's budget (He et al. section 4.2: 7.93% vs 6.43% test error, overfitting)", baselines=False),
+    Item("very_deep", "very_deep", "paper", 1, "ResNet-1202 against ResNet-110 at the paper's budget (He et al. section 4.2: 7.93% vs 6.43% test error, overfitting)", {"val_size": 0}, baselines=False),
 )
-DRY_RUN_ITEMS = tuple(
-    Item(item.name, item.space, "smoke", 1, item.why, {"epochs": 1, "train_subset": 64, "val_size": 32, "test_size": 32, "eval_batch_size": 32}, trials=2, baselines=False)
+DRY_RUN_ITEMS = tuple(  # tiny, with each item's own recipe changes (table6 keeps no validation)
+    Item(item.name, item.space, "smoke", 1, item.why, {"epochs": 1, "train_subset": 64, "val_size": 32, "test_size": 32, "eval_batch_size": 32, **item.recipe}, trials=2, baselines=False)
     if isinstance(item, Item) else ProbeItem(item.name, item.probe, item.source, item.why, images=8, draws=1)
     for item in CAMPAIGN
 )

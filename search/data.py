@@ -73,19 +73,19 @@ class FileSplit:
 class Dataset:
     name: str
     train: Split | FileSplit
-    val: Split | FileSplit
+    val: Split | FileSplit | None  # None: the recipe keeps no validation split (val_size 0)
     test: Split | FileSplit | None
     num_classes: int
     mean: tuple[float, float, float]  # per channel, of the training split, in [0, 1]
     std: tuple[float, float, float]
-    val_source: str  # "folder" or "carved"
+    val_source: str  # "folder", "carved" or "none"
     test_source: str | None  # "folder", "carved" or None
     classes: tuple[str, ...] = ()  # the class names, in label order
     path: str = "memory"  # "memory" (Split) or "stream" (FileSplit)
     rest_size: int = 32  # every image's side at rest: what evaluation crops from
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test) if self.test else 0}
+        return {"train": len(self.train), "val": len(self.val) if self.val else 0, "test": len(self.test) if self.test else 0}
 
 
 def cache_root() -> Path:
@@ -434,7 +434,7 @@ def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int,
             is_folder = True
             read = functools.partial(_list_folder if path == "stream" else load_folder_cached, rest_size=rest_size)
             train, classes = read(root / "train")
-            if (root / "val").is_dir():
+            if (root / "val").is_dir() and val_size:
                 val, _ = read(root / "val")
             if (root / "test").is_dir():
                 test, _ = read(root / "test")
@@ -444,13 +444,13 @@ def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int,
     if isinstance(train, Split) and train.images.shape[-1] != rest_size:
         raise DataError(f"--data {source} holds {train.images.shape[-1]}-pixel images, and this recipe puts images at rest at {rest_size} (eval_resize); valid: eval_resize {train.images.shape[-1]}, or an ImageFolder, which is resized")
     test_source = "folder" if test is not None else "carved"
-    val_source = "folder" if val is not None else "carved"
+    val_source = "folder" if val is not None else "carved" if val_size else "none"
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(data_seed))
     start = 0
     if test is None:
         size = carve_size(test_size, len(train))
         test, start = train.take(order[:size]), size
-    if val is None:
+    if val is None and val_size:
         size = carve_size(val_size, len(train))
         val, start = train.take(order[start : start + size]), start + size
     train = train.take(order[start:])

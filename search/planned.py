@@ -274,6 +274,8 @@ def update_study(out: Path, space: str, objective: str, budget: str, rows: list[
         from search.study import STATE_OF_STATUS, open_study, row_outcome
     except ImportError:
         return
+    if rows and all(row.get("val_source") == "none" for row in rows if row["status"] == "completed"):
+        return  # trained without validation: nothing to tell a study that optimises validation accuracy
     study = open_study(out, space, objective, budget)
     recorded = {t.user_attrs.get("planned_trial_id") for t in study.get_trials(deepcopy=False)}
     function = spaces.get_space(space)

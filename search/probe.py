@@ -271,7 +271,10 @@ def finished_run(run: Path) -> dict[str, Any]:
     summary_path = run / "summary.json"
     if not summary_path.exists():
         raise ValueError(f"--runs {run} is not a finished search.train run (no summary.json)")
-    return json.loads(summary_path.read_text())
+    summary = json.loads(summary_path.read_text())
+    if summary.get("val_source") == "none":  # probes measure on held-out images the run never chose by
+        raise ValueError(f"--runs {run} kept no validation split (recipe val_size 0), and the probes measure on validation images; valid: a run trained with val_size 1 or more")
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -
     """
     settings = SearchSettings(space=space, **options)
     plugins = validate(settings)
+    if search_recipe(settings).val_size == 0:
+        raise ValueError("recipe val_size 0 keeps no validation split, and a Ray search samples and prunes on validation accuracy; valid: val_size 1 or more, or a planned grid (--plan, then --run-planned), which takes 0")
     out = Path(settings.out).resolve()
     resuming = continue_experiment(settings, out)
     plan = make_plan(settings)

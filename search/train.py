@@ -305,7 +305,7 @@ class Run:
     recipe: Recipe
     dataset: Dataset
     train_split: Split | FileSplit  # in memory: on the device, as is val_split (no copy per epoch)
-    val_split: Split | FileSplit
+    val_split: Split | FileSplit | None  # None: no validation split (recipe val_size 0)
     device: torch.device
     precision: str
     state: TrainingState
@@ -355,7 +355,7 @@ class Run:
             run.train_loader = stream_loader(files, run.train_order, max(1, workers), device, persistent=True)
         else:
             run.train_split = Split(train_split.images.to(device), train_split.labels.to(device))
-            run.val_split = Split(dataset.val.images.to(device), dataset.val.labels.to(device))
+            run.val_split = Split(dataset.val.images.to(device), dataset.val.labels.to(device)) if dataset.val is not None else None
         return run
 
     def batches(self, epoch: int, order: torch.Tensor, first_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
@@ -582,14 +582,14 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
                     report({"epoch": epoch})
                 faults.after_checkpoint(epoch, resumed)
                 continue
-            val_accuracy = run.evaluate(run.val_split)
+            val_accuracy = run.evaluate(run.val_split) if run.val_split is not None else None
             row = {
                 "epoch": epoch, "train_loss": train_loss, "train_error": train_error, "val_accuracy": val_accuracy,
                 "lr": run.state.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_second": seen / seconds,
             }
             done.rows.append(row)
             done.epoch = epoch
-            if val_accuracy > done.best_val_accuracy:
+            if val_accuracy is not None and val_accuracy > done.best_val_accuracy:
                 done.best_val_accuracy, done.best_epoch = val_accuracy, epoch
                 zoo.save(run.state.model, out / "model_best.safetensors")
             done.wall_seconds = wall_before + time.perf_counter() - started
@@ -599,7 +599,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
             write_metrics(out, done.rows)
             say(
                 f"epoch {epoch}/{recipe.epochs}  loss {train_loss:.4f}  train err {train_error:.4f}  "
-                f"val {val_accuracy:.4f}  lr {row['lr']:.4g}  {seconds:.1f}s  {row['images_per_second']:.0f} img/s"
+                f"val {'-' if val_accuracy is None else f'{val_accuracy:.4f}'}  lr {row['lr']:.4g}  {seconds:.1f}s  {row['images_per_second']:.0f} img/s"
             )
             if report is not None:
                 report(row)
@@ -627,7 +627,8 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
     status = "diverged" if diverged_at is not None else "completed"
     write_metrics(out, rows)
     zoo.save(run.state.model, out / "model_final.safetensors")
-    if rows and done.best_epoch == len(rows):  # the last epoch is the best: one file on disk, two names
+    # The last epoch is the best, or the run kept no validation to choose by: one file, two names.
+    if rows and (done.best_epoch == len(rows) or run.val_split is None):
         link_best_to_final(out)
     recipe = run.recipe
     measured = zoo.complexity(run.state.model, input_size=recipe.image_size)  # the MACs it trained at
@@ -642,7 +643,7 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "model": config.model,
         "model_overrides": config.model_overrides,
         "val_accuracy": rows[-1]["val_accuracy"] if rows else None,
-        "best_val_accuracy": done.best_val_accuracy if rows else None,
+        "best_val_accuracy": done.best_val_accuracy if rows and run.val_split is not None else None,
         "test_accuracy": test_accuracy,
         "train_error": rows[-1]["train_error"] if rows else None,
         "train_loss": rows[-1]["train_loss"] if rows else None,

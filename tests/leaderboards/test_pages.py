@@ -48,8 +48,8 @@ def test_ranks_means_stds_and_pareto() -> None:
     assert list(ranked["label"]) == ["ResNet-20 (B)", "ResNet-20 (A)", "plain-20"]
     assert list(ranked["rank"]) == [1, 2, 3]
     b = ranked.iloc[0]
-    assert b["n"] == 3 and b["val_mean"] == pytest.approx((0.82 + 0.84 + 0.835) / 3)
-    assert b["val_std"] == pytest.approx(pd.Series([0.82, 0.84, 0.835]).std(ddof=1))
+    assert b["n"] == 3 and b["accuracy_mean"] == pytest.approx((0.82 + 0.84 + 0.835) / 3)
+    assert b["accuracy_std"] == pytest.approx(pd.Series([0.82, 0.84, 0.835]).std(ddof=1))
     # plain-20 and A share MACs; A is more accurate, so plain is dominated; B costs more MACs and is best.
     assert list(ranked["pareto"]) == [True, True, False]
 
@@ -198,7 +198,7 @@ def test_a_completed_row_missing_a_number_is_listed_not_ranked(tmp_path: Path, c
     broken[column] = math.nan
     frame = results_table(extra_rows=[broken])
     ranked = rank_configurations(frame)
-    assert "ResNet-20 (C)" not in set(ranked["label"]) and not ranked["val_mean"].isna().any()
+    assert "ResNet-20 (C)" not in set(ranked["label"]) and not ranked["accuracy_mean"].isna().any()
     text = write_page(write_table(tmp_path / "exp", frame)).path.read_text()
     apart = text.split("## Not ranked")[1].split("##")[0]
     assert "t77" in apart and f"incomplete row: no {column}" in apart

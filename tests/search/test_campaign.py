@@ -3,14 +3,20 @@ item from whatever state the experiments are in, and publishes what it collected
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 
+from leaderboards import write_page
 from leaderboards._probes import write_probe_page
+from leaderboards.schema import read_table
 from search.campaign import DRY_RUN_ITEMS, ProbeItem, advance, campaign_state, main, next_item, publish
 from search.planned import plan_experiment
+from search.probe import finished_run
+from search.study import study_storage
 
 
 def test_the_runner_takes_the_next_missing_item_from_the_given_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,3 +63,30 @@ def test_run_without_a_gpu_or_with_bad_numbers_is_one_line_and_exit_2(tmp_path: 
     assert main(["run", "--dry-run", "--minutes", "0", "--root", str(tmp_path / "c")]) == 2
     assert "--minutes must be positive" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_table6_trains_without_a_validation_split_and_its_page_ranks_on_test_accuracy(tmp_path: Path) -> None:
+    """The paper trained Table 6 on every non-test image (a fixed schedule chooses nothing): the
+    campaign's table6 item keeps no validation split, its rows rank on test accuracy under its own
+    page name (it is a second `depth` table), and neither Optuna nor the probes are told a
+    validation accuracy that does not exist."""
+    table6 = next(item for item in DRY_RUN_ITEMS if item.name == "table6")
+    assert table6.recipe["val_size"] == 0 and table6.space == "depth"
+    root = tmp_path / "campaign"
+    assert advance(root, (table6,), "synthetic", jobs=2, device="cpu", seconds=300, say=lambda line: None) == ["table6"]
+    results = read_table(root / "table6" / "results.csv")
+    assert list(results["status"]) == ["completed", "completed"] and set(results["val_source"]) == {"none"}
+    assert results["val_accuracy"].isna().all() and results["test_accuracy"].notna().all()
+    assert [json.loads(splits)["val"] for splits in results["splits"]] == [0, 0]
+    trial = root / "table6" / "trials" / "trial_0000"
+    assert pd.read_csv(trial / "metrics.csv")["val_accuracy"].isna().all()
+    assert (trial / "model_best.safetensors").stat().st_ino == (trial / "model_final.safetensors").stat().st_ino  # the final weights are the result
+    assert optuna.load_study(study_name=None, storage=study_storage(root / "table6")).trials == []
+    publish(root, (table6,), into=tmp_path / "leaderboards")
+    page = write_page(tmp_path / "leaderboards" / "table6", tmp_path / "pages", name="table6")
+    text = page.path.read_text()
+    assert page.path.name == "table6.md" and (tmp_path / "pages" / "table6-curves.png").exists() and not (tmp_path / "pages" / "depth.md").exists()
+    assert "| test acc (mean +- std, n) |" in text and "kept no validation split" in text and "(no validation split to draw)" in text
+    assert "test accuracy" in page.headline and "No trial completed yet" not in text
+    with pytest.raises(ValueError, match="kept no validation split"):
+        finished_run(trial)

@@ -37,6 +37,10 @@ def test_carved_splits_are_disjoint_and_seeded(tmp_path: Path) -> None:
     rows = lambda split: {bytes(image.flatten().tolist()) for image in split.images}  # noqa: E731
     assert not rows(first.train) & rows(first.val) and not rows(first.train) & rows(first.test)
     assert not rows(first.val) & rows(first.test)
+    # No validation split (a fixed schedule): the same test split, and its images train instead.
+    unvalidated = load_dataset(str(tmp_path), data_seed=0, val_size=0)
+    assert unvalidated.sizes() == {"train": 108, "val": 0, "test": 12} and (unvalidated.val, unvalidated.val_source) == (None, "none")
+    assert torch.equal(unvalidated.test.images, first.test.images) and rows(unvalidated.train) == rows(first.train) | rows(first.val)
 
 
 def test_image_folder_with_val_and_test_folders(tmp_path: Path) -> None:

@@ -215,6 +215,7 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
         (["--space", "shortcuts", "--compile", "fast"], "unknown compile mode 'fast'; valid: off, default,"),
         (["--space", "shortcuts", "--log", "csv,wandb"], "unknown --log 'wandb'; valid: tensorboard, csv, mlflow"),
         (["--space", "bottleneck", "--plan"], "--plan needs a grid design; bottleneck is sampled"),
+        (["--space", "shortcuts", "--recipe", "val_size=0"], "recipe val_size 0 keeps no validation split, and a Ray search samples and prunes on validation accuracy; valid: val_size 1 or more, or a planned grid"),
         (["--space", "shortcuts", "--workers-per-trial", "0"], "--workers-per-trial must be a whole number of 1 or more, got 0"),
         (["--space", "shortcuts", "--gpus-per-trial", "1.5"], "--gpus-per-trial 1.5: above 1, a trial's GPUs are its workers' (one each), so a whole number"),
         (["--space", "shortcuts", "--workers-per-trial", "2", "--gpus-per-trial", "1"], "each worker drives one whole GPU, so give --gpus-per-trial 2"),
