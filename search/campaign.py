@@ -112,10 +112,10 @@ class ProbeItem:
                 chosen.append(command.out(plan.root))
         return chosen
 
-    def probe_run(self, run: Path) -> pd.DataFrame:
+    def probe_run(self, run: Path, device: torch.device) -> pd.DataFrame:
         if self.probe == "responses":
-            return response_probe(run, self.images or 1000)
-        return lesion_probe(run, self.draws, seed=0, images=self.images)
+            return response_probe(run, self.images or 1000, device)
+        return lesion_probe(run, self.draws, seed=0, images=self.images, device=device)
 
     unit = "runs probed"
 
@@ -150,8 +150,8 @@ CAMPAIGN = (
     # fixed, nothing is chosen), ranked on the 5k carved test split.
     Item("table6", "depth", "paper", 1, "ResNet-20/32/44/56/110 at the paper's budget against Table 6 and akamaster", {"val_size": 0}, baselines=False),
     Item("preact", "preact", "quick", 3, "Identity Mappings' five orderings at ResNet-110 and -164 (its Table 2)", baselines=False),
-    # On the CPU cores of the GPU machine (the probes evaluate on the CPU): seconds per net for
-    # responses, a few minutes per ResNet-110 for lesion; resumed net by net across sessions.
+    # On the run's device (the GPU; the CPU in a dry run): seconds per net; resumed net by net
+    # across sessions.
     ProbeItem("depth-responses", "responses", "depth", "layer responses of the plain and residual nets at 20-110 (He et al. Fig. 7, section 4.2)"),
     ProbeItem("depth-lesion", "lesion", "depth", "accuracy with residual branches deleted, ResNet-56 and -110 (Veit et al.)", depths=(56, 110)),
     # Optional, last: 30-90 GPU-minutes, so several sessions (trials checkpoint within epochs).
@@ -185,9 +185,9 @@ def next_item(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN) -> Ite
     return next((state.item for state in campaign_state(root, items) if not state.done), None)
 
 
-def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ...], seconds: float, say: Any) -> bool:
-    """Probe the source's runs not yet in the item's table, one at a time while ``seconds`` last;
-    whether there was anything to do."""
+def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ...], device: torch.device, seconds: float, say: Any) -> bool:
+    """Probe the source's runs not yet in the item's table on ``device``, one at a time while
+    ``seconds`` last; whether there was anything to do."""
     start, out = time.monotonic(), root / item.name
     if not item.state(root, items).planned:
         say(f"{item.name}: {item.pending()}")
@@ -199,10 +199,10 @@ def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ..
         if time.monotonic() - start + longest > seconds:
             break
         began = time.monotonic()
-        table = pd.concat([table, item.probe_run(run)], ignore_index=True)
+        table = pd.concat([table, item.probe_run(run, device)], ignore_index=True)
         longest = max(longest, time.monotonic() - began)
         extra = {"seed": 0} if item.probe == "lesion" else {}
-        write_probe(out, table, {**runs_provenance(item.probe, finished_run(run), table), **extra, "command": f"python -m search.campaign run (item {item.name})"})
+        write_probe(out, table, {**runs_provenance(item.probe, finished_run(run), table), **extra, "command": f"python -m search.campaign run (item {item.name})"}, device)
     say(item.state(root, items, runs).describe())
     return True
 
@@ -225,7 +225,7 @@ def advance(root: Path, items: tuple[Item | ProbeItem, ...], data: str, jobs: in
         if state.done:
             continue
         if isinstance(item, ProbeItem):
-            if advance_probe(root, item, items, left, say):
+            if advance_probe(root, item, items, torch.device(device), left, say):
                 touched.append(item.name)
             continue
         experiment = root / item.name

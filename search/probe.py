@@ -20,10 +20,12 @@ from them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,9 @@ import torch.nn.functional as F
 
 import zoo
 from search.augment import Normalize, center_crop
-from search.data import DataError, Dataset, load_dataset, walking_once
+from search.data import DataError, Dataset, Split, load_dataset, walking_once
 from search.measure import evaluate, split_batches
-from search.provenance import record, resolve_precision
+from search.provenance import DEVICES, record, resolve_device, resolve_precision
 from search.stream import loader_workers
 from search.train import available_cpus
 from zoo.commandline import OneLineParser, comma_list
@@ -44,6 +46,7 @@ from zoo.commandline import OneLineParser, comma_list
 DEFAULT_MODELS = "plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110"
 DEFAULT_BATCH_SIZE = 64
 PERTURBATION = 0.05  # std of the noise added to a (normalised) input for the shattering probe
+CPU = torch.device("cpu")
 
 
 def residual_units(model: nn.Module, what: str) -> list[zoo.ResidualUnit]:
@@ -119,24 +122,26 @@ def gradient_probe(model_names: list[str], dataset: Dataset, batches: int, batch
 # Lesions
 
 
-def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5, images: int | None = None) -> pd.DataFrame:
+def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5, images: int | None = None, device: torch.device = CPU) -> pd.DataFrame:
     """Validation accuracy of a trained run with branches deleted: each one alone, then k at
-    random; on the first ``images`` validation images (default all)."""
+    random; on the first ``images`` validation images (default all), evaluated on ``device``."""
     summary = finished_run(run)
     model = zoo.load(run / "model_final.safetensors").eval()
     units = residual_units(model, str(run))
     recipe = summary["recipe"]
-    dataset, workers = run_dataset(summary)
-    normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=True)
-    model = model.to(memory_format=torch.channels_last)
-    precision = resolve_precision(summary.get("precision", "fp32"), torch.device("cpu"))
+    dataset, workers = run_dataset(summary, device)
+    normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
+    model = model.to(device, memory_format=torch.channels_last)
+    precision = resolve_precision(summary.get("precision", "fp32"), device)
     split = dataset.val if images is None else dataset.val.take(torch.arange(min(images, len(dataset.val))))
+    if isinstance(split, Split):  # on the device once: every lesion evaluates the same images
+        split = Split(split.images.to(device), split.labels.to(device))
 
     def accuracy(lesioned: list[int]) -> float:
         for index, unit in enumerate(units):
             unit.lesion(index in lesioned)
         try:
-            return evaluate(model, split, normalize, 500, torch.device("cpu"), precision, recipe.get("eval_crop"), recipe.get("eval_crops", 1), workers)
+            return evaluate(model, split, normalize, 500, device, precision, recipe.get("eval_crop"), recipe.get("eval_crops", 1), workers)
         finally:
             for unit in units:
                 unit.lesion(False)
@@ -191,12 +196,12 @@ def layer_responses(model: zoo.ResNet, images: torch.Tensor, batch_size: int) ->
     Accumulated in float64 over batches; the model is evaluated as it would be (eval mode).
     """
     layers = response_layers(model)
-    totals = {name: torch.zeros(3, dtype=torch.float64) for name, _ in layers}  # count, sum, sum of squares
+    totals = {name: torch.zeros(3, dtype=torch.float64, device=images.device) for name, _ in layers}  # count, sum, sum of squares
 
     def accumulate(name: str) -> Any:
         def hook(_: nn.Module, __: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             values = output.detach().double()
-            totals[name] += torch.stack([torch.tensor(float(values.numel()), dtype=torch.float64), values.sum(), values.square().sum()])
+            totals[name] += torch.stack([values.new_tensor(float(values.numel())), values.sum(), values.square().sum()])
         return hook
 
     handles = [module.register_forward_hook(accumulate(name)) for name, module in layers]
@@ -216,19 +221,21 @@ def layer_responses(model: zoo.ResNet, images: torch.Tensor, batch_size: int) ->
     return stds
 
 
-def response_probe(run: Path, images: int) -> pd.DataFrame:
-    """One row per 3x3 layer of a trained run: its response std on ``images`` validation images."""
+def response_probe(run: Path, images: int, device: torch.device = CPU) -> pd.DataFrame:
+    """One row per 3x3 layer of a trained run: its response std on ``images`` validation images,
+    in fp32 on ``device`` (TF32 off on CUDA: a std is a sum over every element of a response)."""
     summary = finished_run(run)
-    model = zoo.load(run / "model_final.safetensors").eval()
+    model = zoo.load(run / "model_final.safetensors").eval().to(device)
     residual_units(model, str(run))
     recipe = summary["recipe"]
-    dataset, workers = run_dataset(summary)
+    dataset, workers = run_dataset(summary, device)
     count = min(images, len(dataset.val))
-    normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=False)
+    normalize = Normalize(dataset.mean, dataset.std, device, channels_last=False)
     first = dataset.val.take(torch.arange(count))
     crop = recipe.get("eval_crop", dataset.rest_size)
-    views = torch.cat([center_crop(batch, crop) for batch, _ in split_batches(first, 250, torch.device("cpu"), workers)])  # what evaluation sees
-    responses = layer_responses(model, normalize(views), batch_size=250)
+    views = torch.cat([center_crop(batch, crop) for batch, _ in split_batches(first, 250, device, workers)])  # what evaluation sees
+    with full_fp32(device):
+        responses = layer_responses(model, normalize(views), batch_size=250)
     described = zoo.describe(model)
     base = {
         "run": run.name, "model": summary["model"], "label": described.label, "family": described.design,
@@ -240,11 +247,26 @@ def response_probe(run: Path, images: int) -> pd.DataFrame:
     return pd.DataFrame([{**base, "layer": index + 1, "name": name, "std": std, "rank": ranks[index] + 1} for index, (name, std) in enumerate(responses)])
 
 
-def run_dataset(summary: dict[str, Any]) -> tuple[Dataset, int]:
+@contextlib.contextmanager
+def full_fp32(device: torch.device) -> Iterator[None]:
+    """TF32 off on CUDA for the block (convolutions default to it there), restored after."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def run_dataset(summary: dict[str, Any], device: torch.device = CPU) -> tuple[Dataset, int]:
     """A trained run's data, split as it was, on the path it trained on (an ImageNet-sized folder
-    streams from its files, evaluation included), and the loader workers that decode it."""
+    streams from its files, evaluation included), and the loader workers that decode it for
+    ``device``."""
     recipe, path = summary["recipe"], summary.get("data_path") or "memory"
-    workers = loader_workers(available_cpus(), torch.device("cpu"))[0] if path == "stream" else 1
+    workers = loader_workers(available_cpus(), device)[0] if path == "stream" else 1
     with walking_once():
         dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"], rest_size=recipe.get("eval_resize", 32), path=path, workers=workers)
     return dataset, workers
@@ -255,13 +277,13 @@ def runs_provenance(probe: str, summary: dict[str, Any], table: pd.DataFrame) ->
     return {"probe": probe, "data": summary["data_name"], "splits": summary["splits"], "budget": summary["budget"], "recipe": summary["recipe"], "images": int(table["images"].max())}
 
 
-def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any]) -> Path:
+def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any], device: torch.device = CPU) -> Path:
     """``out/PROBE.csv`` and ``out/probe.json`` (each written whole), what ``python -m
-    leaderboards`` renders; ``provenance`` names the probe and how it was run."""
+    leaderboards`` renders; ``provenance`` names the probe and how it was run, on ``device``."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{provenance['probe']}.csv"
     zoo.write_atomically(path, table.to_csv(index=False))
-    recorded = {**record(torch.device("cpu")), **provenance}
+    recorded = {**record(device), **provenance}
     recorded["started_at"] = recorded["recorded_at"]
     zoo.write_atomically(out / "probe.json", json.dumps(recorded, indent=2, sort_keys=True) + "\n")
     return path
@@ -305,12 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     lesion.add_argument("--seed", type=int, default=0)
     lesion.add_argument("--images", type=int, default=None, help="validation images each lesion is evaluated on (default: the whole split)")
     lesion.add_argument("--out", default="experiments/lesion")
+    lesion.add_argument("--device", choices=DEVICES, default="auto", help="where the lesioned nets evaluate (auto: CUDA where visible)")
     responses = commands.add_parser("responses", help="std of every 3x3 layer's response (He et al. Fig. 7)")
     add_runs_option(responses)
     responses.add_argument("--images", type=int, default=1000, help="validation images (default 1000, or what the split holds)")
     responses.add_argument("--out", default="experiments/responses")
+    responses.add_argument("--device", choices=DEVICES, default="auto", help="where the nets run (auto: CUDA where visible); fp32, TF32 off")
     args = parser.parse_args(argv)
     command = "python -m search.probe " + " ".join(sys.argv[1:] if argv is None else argv)
+    device = CPU
     try:
         if args.probe == "gradients":
             names = args.models
@@ -328,18 +353,20 @@ def main(argv: list[str] | None = None) -> int:
             if args.images < 1:
                 raise ValueError(f"--images must be positive, got {args.images}")
             runs = [finished_run(Path(run)) for run in args.runs]  # every run checked before any is probed
-            table = pd.concat([response_probe(Path(run), args.images) for run in args.runs], ignore_index=True)
+            device = resolve_device(args.device)
+            table = pd.concat([response_probe(Path(run), args.images, device) for run in args.runs], ignore_index=True)
             extra = runs_provenance("responses", runs[0], table)
         else:
             if args.draws < 1 or (args.images is not None and args.images < 1):
                 raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
             runs = [finished_run(Path(run)) for run in args.runs]  # every run checked before any is probed
-            table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images) for run in args.runs], ignore_index=True)
+            device = resolve_device(args.device)
+            table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images, device=device) for run in args.runs], ignore_index=True)
             extra = {**runs_provenance("lesion", runs[0], table), "seed": args.seed}
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    path = write_probe(Path(args.out), table, {"command": command, **extra})
+    path = write_probe(Path(args.out), table, {"command": command, **extra}, device)
     print(f"wrote {path} ({len(table)} rows)")
     return 0
 

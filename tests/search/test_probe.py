@@ -151,7 +151,8 @@ def test_layer_response_is_the_std_of_the_bn_output_over_every_element() -> None
 def test_responses_probe_on_trained_runs_and_its_page(trained_pair: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "responses"
     runs = [str(trained_pair / name) for name in ("resnet20", "plain20")]
-    assert main(["responses", "--runs", ",".join(map(str, runs)), "--images", "50", "--out", str(out)]) == 0
+    assert main(["responses", "--runs", ",".join(map(str, runs)), "--images", "50", "--device", "cpu", "--out", str(out)]) == 0
+    assert json.loads((out / "probe.json").read_text())["device"] == "cpu"
     table = pd.read_csv(out / "responses.csv")
     assert table.groupby("label").size().to_dict() == {"ResNet-20 (A)": 19, "plain-20": 19}
     assert (table["std"] > 0).all() and set(table["images"]) == {50}
@@ -176,6 +177,12 @@ def test_bad_responses_input_exits_2_and_writes_nothing(trained_pair: Path, tmp_
     assert "--images must be positive, got 0" in capsys.readouterr().err
     assert main(["responses", "--runs", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "not a finished search.train run" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["responses", "--runs", str(trained_pair / "resnet20"), "--device", "tpu", "--out", str(tmp_path / "r")])
+    assert exit_info.value.code == 2 and "invalid choice 'tpu'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["lesion", "--runs", str(trained_pair / "resnet20"), "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
+        assert "no CUDA device is visible" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
