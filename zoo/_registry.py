@@ -22,6 +22,8 @@ class Published:
 
     ``error`` is a test error in percent on ``dataset`` (CIFAR-10 test set, or ImageNet top-1
     10-crop validation); ``macs`` counts multiply-accumulates (the ResNet paper's "FLOPs").
+    ``reproduced`` is the same error from a public re-implementation, and where it comes from:
+    what a careful reproduction reaches, beside what the paper printed.
     """
 
     params: float | None = None
@@ -30,6 +32,7 @@ class Published:
     dataset: str | None = None
     source: str = ""
     note: str = ""
+    reproduced: tuple[float, str] | None = None
 
 
 @dataclass(frozen=True)
