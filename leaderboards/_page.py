@@ -83,8 +83,9 @@ def reference_rows(ranked: pd.DataFrame) -> list[list[Any]]:
             row["label"],
             f"{published.params / 1e6:.2f}M" if published.params else "-",
             f"{row['params'] / 1e6:.3f}M",
-            published.error if published.error is not None else None,
-            None if math.isnan(row["test_mean"]) else round(100 * (1 - row["test_mean"]), 2),
+            f"{published.error:.2f}" if published.error is not None else None,  # percent, as printed
+            f"{published.reproduced[0]:.2f} ({published.reproduced[1]})" if published.reproduced else "-",
+            None if math.isnan(row["test_mean"]) else f"{100 * (1 - row['test_mean']):.2f}",
             f"{published.source} {published.note}".strip(),
         ])
     return rows
@@ -145,7 +146,7 @@ def render_page(frame: pd.DataFrame, settings: dict[str, Any], title: str, out_d
         references = reference_rows(ranked)
         if references:
             parts += ["## Against the papers", ""]
-            parts += [markdown_table(["configuration", "paper params", "measured params", "paper test error %", "measured test error %", "source"], references), ""]
+            parts += [markdown_table(["configuration", "paper params", "measured params", "paper test error %", "reproduced test error %", "measured test error %", "source"], references), ""]
             parts += ["Measured errors come from this page's budget, recipe and data (see Provenance), not the papers' 64k-iteration schedule on the original CIFAR-10 test set: a short run's higher error is not a failed reproduction.", ""]
     parts += claims_section(trained_claims(frame), per_parameter_gain(frame))
     return "\n".join(parts).rstrip() + "\n", ranked

@@ -88,5 +88,7 @@ def test_table6_trains_without_a_validation_split_and_its_page_ranks_on_test_acc
     assert page.path.name == "table6.md" and (tmp_path / "pages" / "table6-curves.png").exists() and not (tmp_path / "pages" / "depth.md").exists()
     assert "| test acc (mean +- std, n) |" in text and "kept no validation split" in text and "(no validation split to draw)" in text
     assert "test accuracy" in page.headline and "No trial completed yet" not in text
+    # Held against the paper's Table 6 and the reference PyTorch reproduction of it.
+    assert "| ResNet-20 (A) | 0.27M | 0.270M | 8.75 | 8.27 (akamaster/pytorch_resnet_cifar10) |" in text
     with pytest.raises(ValueError, match="kept no validation split"):
         finished_run(trial)
