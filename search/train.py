@@ -608,7 +608,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     if not world.leader:
         return {"status": "diverged" if diverged_at is not None else "completed", "rank": world.rank, "world_size": world.size}
     summary = summarise(run, out, done, diverged_at, lambda: wall_before + time.perf_counter() - started, account_compiling, identity["data"])
-    say(f"{summary['status']}: val {summary['val_accuracy']}, test {summary['test_accuracy']} ({summary['wall_seconds']:.0f} s) -> {out}")
+    say(f"{summary['status']}: val {'-' if summary['val_accuracy'] is None else summary['val_accuracy']}, test {summary['test_accuracy']} ({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
 
 
