@@ -16,7 +16,7 @@ import pandas as pd
 
 import zoo
 from leaderboards._tables import t_critical_95
-from leaderboards.schema import rankable, ranking_metric
+from leaderboards.schema import ACCURACY_NAMES, rankable, ranking_metric
 
 MIN_PAIRED_SEEDS = 3
 HOLDS, FAILS, UNSETTLED = "holds", "does not hold at this budget", "not enough evidence"
@@ -176,5 +176,5 @@ def per_parameter_gain(frame: pd.DataFrame) -> list[str]:
                 continue
             extra = int(other["params"].iloc[0]) - int(base["params"].iloc[0])
             gain = other[accuracy].mean() - base[accuracy].mean()
-            lines.append(f"depth {int(depth)}: {shortcut} over A adds {extra:,} parameters for {gain:+.4f} {accuracy.removesuffix('_accuracy').replace('val', 'validation')} accuracy ({gain / extra * 1e4:+.4f} per 10k parameters)")
+            lines.append(f"depth {int(depth)}: {shortcut} over A adds {extra:,} parameters for {gain:+.4f} {ACCURACY_NAMES[accuracy]} accuracy ({gain / extra * 1e4:+.4f} per 10k parameters)")
     return lines

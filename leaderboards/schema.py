@@ -44,6 +44,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 NUMBER_COLUMNS = ("depth", "seed", "val_accuracy", "params", "macs", "epochs", "best_val_accuracy", "test_accuracy", "train_error", "train_loss", "wall_seconds", "images_per_second", "inference_images_per_second")
 NO_VALIDATION = "none"  # the val_source of a run that kept no validation split (recipe val_size 0)
+ACCURACY_NAMES = {"val_accuracy": "validation", "test_accuracy": "test"}  # what a page calls the accuracy it ranks by
 
 
 def ranking_metric(frame: pd.DataFrame) -> str:
