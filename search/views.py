@@ -43,18 +43,25 @@ class ImageError(ValueError):
     """An image file that cannot be decoded; the message names it."""
 
 
-def _open(path: str | Path, want: Callable[[int, int], tuple[int, int]] | None = None):  # -> PIL.Image.Image
-    """The file as RGB; a JPEG decoded at the smallest DCT scale that still covers the size
-    ``want(width, height)`` asks for (one open: the header gives the size first)."""
+def _open(path: str | Path, want: Callable[[int, int], tuple[int, int]] | None = None):  # -> (PIL.Image.Image, float)
+    """The file as RGB, and the factor from its pixels to the file's; a JPEG decoded at the
+    smallest DCT scale that still covers the size ``want(width, height)`` asks for (one open: the
+    header gives the size first)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as handle:
+            factor = 1.0
             if want is not None and handle.format == "JPEG":
-                handle.draft("RGB", want(*handle.size))
+                width = handle.size[0]
+                drafted = handle.draft("RGB", want(*handle.size))
+                # The DCT scale 1/s, exactly: the decoded sides are rounded up (ceil(side / s)),
+                # so their ratio to the file's sides is not the scale, and a box reaching the
+                # far edge scaled by it would overshoot the decoded image.
+                factor = width / drafted[1][2] if drafted is not None else 1.0
             image = handle.convert("RGB")
             image.load()
-            return image
+            return image, factor
     except (OSError, UnidentifiedImageError, ValueError) as error:
         raise ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
 
@@ -67,7 +74,7 @@ def at_rest(path: str | Path, size: int) -> torch.Tensor:
     """The shorter side resized to ``size`` (bicubic), then the central ``size`` x ``size`` square."""
     from PIL import Image
 
-    image = _open(path)
+    image, _ = _open(path)
     width, height = image.size
     if (width, height) != (size, size):
         # Sizes and offsets rounded as torchvision's Resize(size) and CenterCrop round them, so
@@ -118,11 +125,11 @@ def training_crop(path: str | Path, image_size: int, box_of: Callable[[int, int]
         chosen.append((width, height, box))
         return math.ceil(width * image_size / box[2]), math.ceil(height * image_size / box[3])
 
-    image = _open(path, want)
+    image, scale = _open(path, want)
     if not chosen:  # not a JPEG: decoded whole, the box chosen now
         chosen.append((image.size[0], image.size[1], box_of(*image.size)))
-    width, _, (left, top, box_w, box_h) = chosen[0]
-    factor = image.size[0] / width
+    _, _, (left, top, box_w, box_h) = chosen[0]
+    factor = 1 / scale
     scaled = (left * factor, top * factor, (left + box_w) * factor, (top + box_h) * factor)
     return _to_tensor(image.resize((image_size, image_size), Image.Resampling.BILINEAR, box=scaled, reducing_gap=3.0))
 

@@ -71,6 +71,19 @@ def test_a_training_crop_decoded_at_reduced_size_matches_the_full_decode(tmp_pat
         assert image.size[0] < 640
 
 
+def test_a_reduced_decode_of_odd_sides_crops_a_box_reaching_its_far_edges(tmp_path: Path) -> None:
+    # 159x136 decoded at 1/2 is 80x68 (sides rounded up): a box to the bottom edge, scaled by
+    # 80/159 instead of the scale, overshot the decoded image and failed in Pillow.
+    rows, cols = np.mgrid[0:136, 0:159]
+    path = tmp_path / "odd.jpg"
+    Image.fromarray(np.stack([rows * 255 // 136, cols * 255 // 159, (rows + cols) * 255 // 295], axis=2).astype(np.uint8)).save(path, quality=95)
+    box = (4.0, 1.0, 155.0, 135.0)
+    crop = training_crop(path, 48, lambda width, height: box)
+    with Image.open(path) as image:
+        full = torch.from_numpy(np.array(image.convert("RGB").resize((48, 48), Image.Resampling.BILINEAR, box=(4, 1, 159, 136)))).permute(2, 0, 1)
+    assert (crop.float() - full.float()).abs().mean() < 2.0
+
+
 def test_an_undecodable_file_is_named(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not a jpeg")
