@@ -13,6 +13,8 @@ one run, and the peak memory of a trial on a folder that does not fit its in-mem
    process tree (trainer and loader workers), against the same trial on a folder a quarter the size.
 3. On a machine with CUDA: JPEG decode images/s of batched nvJPEG (``torchvision.io.decode_jpeg``
    on the GPU) against the CPU loader workers decoding the same files (full size, no crop).
+   (benchmarks/gpu_check.py also times the streaming path's training batches on the GPU with
+   each ``--decode`` place, through ``resbench_rate``.)
 
 Run it on an otherwise idle machine; it prints the ratios the README reports.
 """
@@ -34,7 +36,7 @@ from PIL import Image
 
 from search.augment import Normalize, flip_where
 from search.data import FileSplit
-from search.measure import tree_memory_bytes
+from search.measure import synchronize, tree_memory_bytes
 from search.provenance import hardware_name
 from search.stream import EpochBatches, TrainingFiles, loader, on_device
 
@@ -53,23 +55,27 @@ def write_photos(root: Path, count: int, classes: int = 10, size: tuple[int, int
         Image.fromarray(pixels).save(folder / f"{index:05d}.jpg", quality=90)
 
 
-def resbench_rate(files: FileSplit, size: int, batch: int, workers: int, seconds: float) -> float:
-    device = torch.device("cpu")
+def resbench_rate(files: FileSplit, size: int, batch: int, workers: int, seconds: float, device: torch.device = torch.device("cpu"), decode: str = "workers") -> float:
+    """Training batches/s of the streaming path, normalised on ``device``, JPEGs decoded where
+    ``decode`` says (search.stream.DECODE_PLACES)."""
     normalize = Normalize(MEAN, STD, device, channels_last=True)
-    dataset = TrainingFiles(files, "random_resized_crop", size, size, flip=True, lighting=False, seed=0)
-    order, epoch = EpochBatches(), 0
+    dataset = TrainingFiles(files, "random_resized_crop", size, size, flip=True, lighting=False, seed=0, decode=decode)
+    order, epoch, steps = EpochBatches(), 0, 0
     data = loader(dataset, order, workers, device, persistent=True)
     seen, start = 0, None
     while True:
         epoch += 1
         order.set(epoch, torch.randperm(len(files)), batch, 0, len(files) // batch)
-        for step, ready in enumerate(on_device(iter(data), device)):
+        for ready in on_device(iter(data), device):
             normalize(flip_where(ready.images, ready.flips))
-            if start is None and step == 2:  # workers started, first batches out
+            steps += 1
+            if steps == 3:  # workers started, first batches out
+                synchronize(device)
                 start = time.perf_counter()
             elif start is not None:
                 seen += batch
                 if time.perf_counter() - start >= seconds:
+                    synchronize(device)
                     return seen / (time.perf_counter() - start)
 
 

@@ -17,7 +17,9 @@ Steps (``--steps``, in this order):
 3. ``decode``: JPEG decodes/s of ~500x375 photos the check writes (benchmarks/data_stream.py's):
    batched nvJPEG on the GPU (``torchvision.io.decode_jpeg``) against the CPU loader workers
    that the streaming path decodes with, all cores but one (seconds; the dry run measures the
-   CPU side only). It decides whether streamed ImageNet trials should decode on the GPU.
+   CPU side only); then the streaming path's 224-px training batches ready on the GPU with
+   ``--decode workers`` and ``--decode device``. It decides whether streamed ImageNet trials
+   should decode on the GPU by default.
 4. ``grid``: the `shortcuts` grid (depth 20 and 56 x A/B/C/none, the VGG-16-BN baseline, 3 seeds:
    27 trials) at the quick budget, planned with ``search.run --plan`` into ``--experiment``
    (continued when it exists: finished trials are not re-run; by default the GPU campaign's first
@@ -59,10 +61,11 @@ import zoo  # noqa: E402
 from leaderboards import markdown_table, write_page  # noqa: E402
 from search.compilation import seconds_compiling  # noqa: E402
 from search.config import TrialConfig  # noqa: E402
-from search.data import Dataset, load_dataset  # noqa: E402
+from search.data import Dataset, FileSplit, load_dataset  # noqa: E402
 from search.measure import synchronize  # noqa: E402
 from search.planned import PLAN_FILE, bundle, collect, plan_experiment, run_planned  # noqa: E402
 from search.provenance import autocast, record  # noqa: E402
+from search.stream import DECODE_PLACES  # noqa: E402
 from search.testing import Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run  # noqa: E402
 
@@ -310,17 +313,25 @@ def grid_section(results: pd.DataFrame, out: Path) -> str:
 
 
 def decode(scale: Scale, out: Path) -> pd.DataFrame:
-    """JPEG decodes/s: nvJPEG batched on the GPU against the CPU loader workers, on the same files."""
-    from benchmarks.data_stream import decode_rates, write_photos
+    """JPEG decodes/s: nvJPEG batched on the GPU against the CPU loader workers, on the same files;
+    then the streaming path's 224-px training batches/s on the device with each ``--decode`` place."""
+    from benchmarks.data_stream import decode_rates, resbench_rate, write_photos
 
     workers, batch = max(1, (os.cpu_count() or 2) - 1), 64
+    stream_batch = min(batch, scale.photos // 2)  # two steps an epoch at least
+    device = torch.device(scale.device)
     with tempfile.TemporaryDirectory() as folder:
         write_photos(Path(folder), scale.photos)
         files = sorted(str(path) for path in Path(folder).rglob("*.jpg"))
         gpu, cpu = decode_rates(files, workers, min(batch, len(files)), on_gpu=scale.device == "cuda")
+        split = FileSplit(tuple(files), torch.zeros(len(files), dtype=torch.int64), 224)
+        streamed = {place: resbench_rate(split, 224, stream_batch, workers, scale.seconds, device, place) for place in DECODE_PLACES}
     rows = [{"decoder": f"{workers} CPU loader workers (torchvision.io.decode_jpeg)", "images": len(files), "images_per_second": round(cpu, 1)}]
     if gpu is not None:
         rows.append({"decoder": f"nvJPEG on the GPU, batches of {batch}", "images": len(files), "images_per_second": round(gpu, 1)})
+    batched = "nvJPEG" if device.type == "cuda" else "torchvision's CPU decoder"
+    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode workers ({workers} loader workers, Pillow)", "images": len(files), "images_per_second": round(streamed["workers"], 1)})
+    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode device (batched {batched})", "images": len(files), "images_per_second": round(streamed["device"], 1)})
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "decode.csv", index=False)
     say(f"  decode: {', '.join(f'{row.decoder} {row.images_per_second:,.0f}/s' for row in frame.itertuples())}")

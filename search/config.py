@@ -27,9 +27,9 @@ RESERVED_KEYS = ("model", "seed")
 class TrialConfig:
     """Everything that defines a run; two runs with equal identities compute the same thing.
 
-    ``threads``, ``device``, ``compile`` and ``checkpoint_minutes`` are how it runs, not what it
-    computes: they stay out of the identity, so a run planned or started on one machine resumes on
-    another, compiled or not.
+    ``threads``, ``device``, ``compile``, ``decode`` and ``checkpoint_minutes`` are how it runs, not
+    what it computes: they stay out of the identity, so a run planned or started on one machine
+    resumes on another, compiled or not.
     """
 
     model: str
@@ -42,6 +42,7 @@ class TrialConfig:
     threads: int | None = None  # None: leave torch's setting alone
     device: str = "auto"
     compile: str = "off"  # a torch.compile mode (search.compilation)
+    decode: str = "workers"  # where a streamed run decodes its JPEG training crops (search.stream.DECODE_PLACES)
     checkpoint_minutes: float = 10.0  # within a long epoch, a checkpoint at least this often
     # Whose budgets the recipe comes from; None: the model's own family. A search sets its
     # space's, so a timm baseline in a CIFAR search trains at 32 px with the CIFAR recipe.
@@ -85,6 +86,8 @@ class TrialConfig:
         words += ["--device", self.device]
         if self.compile != "off":
             words += ["--compile", self.compile]
+        if self.decode != TrialConfig.decode:
+            words += ["--decode", self.decode]
         if self.checkpoint_minutes != TrialConfig.checkpoint_minutes:
             words += ["--checkpoint-minutes", str(self.checkpoint_minutes)]
         words += ["--out", str(out)]

@@ -119,7 +119,7 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
             model=model, data=settings.data, budget=settings.budget, model_overrides=model_overrides,
             recipe_overrides={**settings.recipe, "precision": precision, **recipe_overrides}, seed=trial.seed,
             data_seed=settings.data_seed, threads=max(1, int(settings.cpus_per_trial or 1)),
-            device="cuda" if on_gpu else "cpu", compile=settings.compile, family=spaces.space_family(space),
+            device="cuda" if on_gpu else "cpu", compile=settings.compile, decode=settings.decode, family=spaces.space_family(space),
         )
         trial_id = f"trial_{index:04d}"
         commands.append(PlannedCommand(trial_id, config, trial_config.command(os.path.relpath(out / "trials" / trial_id, root))))

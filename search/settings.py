@@ -14,6 +14,7 @@ from search import spaces
 from search.compilation import check_mode
 from search.plugins import Plugin, import_plugins
 from search.recipes import Recipe, resolve_recipe
+from search.stream import DECODE_PLACES
 
 OBJECTIVES = ("accuracy", "pareto")
 # The VGG trained beside every space of its family on the same data and recipe, unless the
@@ -50,6 +51,7 @@ class SearchSettings:
     data_seed: int = 0
     retries: int = 2  # Ray restarts a trial that crashed (not one refused for bad input) this many times
     compile: str = "off"  # how trials run (search.compilation), not what they compute: a resume may change it
+    decode: str = "workers"  # where streamed trials decode JPEG training crops (search.stream.DECODE_PLACES); how they run
     log: list[str] = field(default_factory=list)  # experiment loggers (LOGGERS), how a search is watched, not what it is
 
     def command(self) -> str:
@@ -71,6 +73,8 @@ class SearchSettings:
             words += ["--baselines", ",".join(self.baselines)]
         if self.compile != SearchSettings.compile:
             words += ["--compile", self.compile]
+        if self.decode != SearchSettings.decode:
+            words += ["--decode", self.decode]
         if self.retries != SearchSettings.retries:
             words += ["--retries", str(self.retries)]
         if self.data_seed != SearchSettings.data_seed:
@@ -136,6 +140,8 @@ def validate(settings: SearchSettings) -> list[Plugin]:
         raise ValueError(f"unknown objective {settings.objective!r}; valid: {', '.join(OBJECTIVES)}")
     search_recipe(settings)
     check_mode(settings.compile)
+    if settings.decode not in DECODE_PLACES:
+        raise ValueError(f"unknown --decode {settings.decode!r}; valid: {', '.join(DECODE_PLACES)}")
     for logger in settings.log:
         if logger not in LOGGERS:
             raise ValueError(f"unknown --log {logger!r}; valid: {', '.join(LOGGERS)}")

@@ -13,31 +13,60 @@ What a worker makes of a sample depends on the augmentation:
 - ``pad_crop`` and ``none`` crop from the image at rest, so the worker sends the image at rest and
   the device augments the batch exactly as the in-memory path does, from the run's generator: on
   these, the two paths train on the same pixels.
+
+Where a JPEG training crop is decoded is how a run executes (``DECODE_PLACES``), not what it
+computes: ``workers`` decode it in Pillow (at a reduced DCT scale where the box allows);
+``device`` has the workers send the file's bytes with the box they drew, and the training process
+decodes the whole batch at once on its device (``torchvision.io.decode_jpeg``: batched nvJPEG on
+CUDA) and resizes each box there. The boxes, flips and colours are the same either way; the
+pixels differ by the decoders' and resamplers' rounding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader
 
 from search.data import DataError, FileSplit, channel_stats
 from search.distributed import World
-from search.views import ImageError, at_rest, crop_box, lighting_shift, sample_rng, training_crop
+from search.views import ImageError, at_rest, crop_box, jpeg_header, lighting_shift, sample_rng, training_crop
 
 BOX_AUGMENTATIONS = ("random_resized_crop", "scale")  # cropped from the file, in the workers
 PREFETCH_BATCHES = 2  # per worker: enough to hide a decode's jitter, little memory
+DECODE_PLACES = ("workers", "device")  # where JPEG training crops are decoded (module docstring)
+
+
+class Sample(NamedTuple):
+    """What a loader worker makes of one file."""
+
+    image: torch.Tensor | None  # uint8 (3, S, S); None: encoded (the device decodes it) or failed
+    label: int
+    flip: bool = False
+    shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    error: str | None = None  # a file that would not decode, named
+    encoded: torch.Tensor | None = None  # the JPEG file's bytes (uint8, 1-D), for the device to decode
+    box: tuple[float, float, float, float] | None = None  # its crop (x1, y1, x2, y2) in the file's pixels
+    path: str = ""
+    size: int = 0  # the training crop's side, for an encoded sample
 
 
 @dataclass
 class Batch:
-    images: torch.Tensor  # uint8 (B, 3, S, S)
+    images: torch.Tensor  # uint8 (B, 3, S, S); the encoded samples' places hold zeros until decoded
     labels: torch.Tensor  # int64 (B,)
     flips: torch.Tensor | None = None  # bool (B,): box augmentations' draws, applied on the device
     shifts: torch.Tensor | None = None  # float32 (B, 3): their colour draws (RGB, in [0, 1] units)
     error: str | None = None  # a file that would not decode; raised in the training process
+    # JPEGs the training process decodes (decode "device"): their bytes (on the host, where the
+    # decoder reads them), their places in the batch, their boxes and files (to name a bad one).
+    encoded: list[torch.Tensor] | None = None
+    encoded_at: torch.Tensor | None = None
+    boxes: torch.Tensor | None = None  # float32 (n, 4): x1, y1, x2, y2 in each file's pixels
+    paths: list[str] | None = None
 
     def pin_memory(self) -> Batch:  # DataLoader(pin_memory=True) calls this in its pinning thread
         if self.error is None:
@@ -46,33 +75,102 @@ class Batch:
 
     def to(self, device: torch.device) -> Batch:
         move = lambda tensor: None if tensor is None else tensor.to(device, non_blocking=True)  # noqa: E731
-        return Batch(move(self.images), move(self.labels), move(self.flips), move(self.shifts), self.error)
+        return Batch(move(self.images), move(self.labels), move(self.flips), move(self.shifts), self.error, self.encoded, move(self.encoded_at), move(self.boxes), self.paths)
+
+    def decoded(self) -> Batch:
+        """The batch with its encoded JPEGs decoded on its device, as one batched call, and each
+        box resized there to the crop's side; a file that fails the batched decoder (CMYK, a PNG
+        named .jpg) is cropped by Pillow as the workers would, and one that fails that is named."""
+        if not self.encoded:
+            return self
+        assert self.encoded_at is not None and self.boxes is not None and self.paths is not None
+        device, side = self.images.device, self.images.shape[-1]
+        try:
+            pictures: list[torch.Tensor | None] = list(decode_jpegs(self.encoded, device))
+        except RuntimeError:  # the batched call fails as a whole: find which file, one at a time
+            pictures = [_decode_one(data, device) for data in self.encoded]
+        crops = []
+        for picture, box, path in zip(pictures, self.boxes, self.paths, strict=True):
+            if picture is None:
+                left, top, right, bottom = box.tolist()
+                try:
+                    crops.append(training_crop(path, side, lambda _w, _h: (left, top, right - left, bottom - top)).to(device))
+                except ImageError as error:
+                    raise DataError(str(error)) from None
+            else:
+                crops.append(_resize_box(picture, box, side))
+        images = self.images.clone()
+        images[self.encoded_at] = torch.stack(crops)
+        return Batch(images, self.labels, self.flips, self.shifts)
+
+
+def decode_jpegs(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """JPEG bytes (uint8, 1-D, on the host) -> RGB uint8 pictures on ``device``, in one call
+    (batched nvJPEG on CUDA)."""
+    import warnings
+
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its image decoders for TorchCodec's (torchcodec 0.16, torch
+        # >= 2.11), which is not in ResBench's stack nor on the GPU machines yet: until it is,
+        # torchvision's nvJPEG binding is the one at hand.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
+
+
+def _decode_one(data: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    try:
+        return decode_jpegs([data], device)[0]
+    except RuntimeError:
+        return None
+
+
+def _resize_box(picture: torch.Tensor, box: torch.Tensor, side: int) -> torch.Tensor:
+    """The box (x1, y1, x2, y2) of a decoded uint8 picture, resized to ``side`` square: bilinear
+    samples averaged over each output pixel's footprint (roi_align's adaptive sampling, as many
+    samples as the box has pixels per output pixel: no aliasing however large the photo), rounded
+    to uint8 as the workers' crops are."""
+    from torchvision.ops import roi_align
+
+    indexed = torch.cat([box.new_zeros(1), box.to(torch.float32)])[None]
+    crop = roi_align(picture[None].float(), indexed, output_size=side, spatial_scale=1.0, sampling_ratio=0, aligned=True)[0]
+    return crop.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class TrainingFiles(torch.utils.data.Dataset):
-    """Sample ``(epoch, index)``: its training crop (box augmentations) or its image at rest."""
+    """Sample ``(epoch, index)``: its training crop (box augmentations) or its image at rest; with
+    ``decode="device"``, a JPEG's crop is sent encoded, with its box, for the device to decode."""
 
-    def __init__(self, split: FileSplit, augment: str, image_size: int, rest_size: int, flip: bool, lighting: bool, seed: int) -> None:
+    def __init__(self, split: FileSplit, augment: str, image_size: int, rest_size: int, flip: bool, lighting: bool, seed: int, decode: str = "workers") -> None:
         self.files, self.labels = split.files, split.labels
         self.augment, self.image_size, self.rest_size, self.flip, self.lighting = augment, image_size, rest_size, flip, lighting
-        self.seed = seed
+        self.seed, self.decode = seed, decode
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, int, bool, tuple[float, float, float], str | None]:
+    def __getitem__(self, key: tuple[int, int]) -> Sample:
         epoch, index = key
-        path = self.files[index]
+        path, label = self.files[index], int(self.labels[index])
         try:
             if self.augment not in BOX_AUGMENTATIONS:
-                return at_rest(path, self.rest_size), int(self.labels[index]), False, (0.0, 0.0, 0.0), None
+                return Sample(at_rest(path, self.rest_size), label)
             rng = sample_rng(self.seed, epoch, index)
-            image = training_crop(path, self.image_size, lambda width, height: crop_box(self.augment, width, height, self.image_size, rng))
-            flip = self.flip and bool(rng.random() < 0.5)
-            shift = lighting_shift(rng) if self.lighting else (0.0, 0.0, 0.0)
-            return image, int(self.labels[index]), flip, shift, None
+            box_of = lambda width, height: crop_box(self.augment, width, height, self.image_size, rng)  # noqa: E731
+            if self.decode == "device" and (header := jpeg_header(path)) is not None:
+                data, (width, height) = header
+                left, top, box_w, box_h = box_of(width, height)  # drawn first, as the workers' crop draws it
+                encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+                return Sample(None, label, *self._colour_draws(rng), encoded=encoded, box=(left, top, left + box_w, top + box_h), path=path, size=self.image_size)
+            image = training_crop(path, self.image_size, box_of)
+            return Sample(image, label, *self._colour_draws(rng))
         except ImageError as error:
-            return None, int(self.labels[index]), False, (0.0, 0.0, 0.0), str(error)
+            return Sample(None, label, error=str(error))
+
+    def _colour_draws(self, rng) -> tuple[bool, tuple[float, float, float]]:  # rng: numpy Generator
+        flip = self.flip and bool(rng.random() < 0.5)
+        return flip, lighting_shift(rng) if self.lighting else (0.0, 0.0, 0.0)
 
 
 class RestingFiles(torch.utils.data.Dataset):
@@ -84,20 +182,35 @@ class RestingFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, int, bool, tuple[float, float, float], str | None]:
+    def __getitem__(self, index: int) -> Sample:
         try:
-            return at_rest(self.files[index], self.rest_size), int(self.labels[index]), False, (0.0, 0.0, 0.0), None
+            return Sample(at_rest(self.files[index], self.rest_size), int(self.labels[index]))
         except ImageError as error:
-            return None, int(self.labels[index]), False, (0.0, 0.0, 0.0), str(error)
+            return Sample(None, int(self.labels[index]), error=str(error))
 
 
-def collate(samples: list[tuple[torch.Tensor | None, int, bool, tuple[float, float, float], str | None]]) -> Batch:
-    """uint8 images stacked as they are (a quarter of float32's bytes to pin and copy)."""
-    errors = [error for *_, error in samples if error is not None]
+def collate(samples: list[Sample]) -> Batch:
+    """uint8 images stacked as they are (a quarter of float32's bytes to pin and copy); encoded
+    JPEGs travel as their bytes, their places left zero for the device to fill."""
+    errors = [sample.error for sample in samples if sample.error is not None]
     if errors:
         return Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), error=errors[0])
-    images, labels, flips, shifts, _ = zip(*samples, strict=True)
-    return Batch(torch.stack(images), torch.tensor(labels, dtype=torch.int64), torch.tensor(flips, dtype=torch.bool), torch.tensor(shifts, dtype=torch.float32))
+    labels = torch.tensor([sample.label for sample in samples], dtype=torch.int64)
+    flips = torch.tensor([sample.flip for sample in samples], dtype=torch.bool)
+    shifts = torch.tensor([sample.shift for sample in samples], dtype=torch.float32)
+    encoded = [place for place, sample in enumerate(samples) if sample.encoded is not None]
+    if not encoded:
+        return Batch(torch.stack([sample.image for sample in samples]), labels, flips, shifts)
+    side = samples[encoded[0]].size
+    images = torch.zeros(len(samples), 3, side, side, dtype=torch.uint8)
+    for place, sample in enumerate(samples):
+        if sample.image is not None:
+            images[place] = sample.image
+    chosen = [samples[place] for place in encoded]
+    return Batch(
+        images, labels, flips, shifts, encoded=[sample.encoded for sample in chosen], encoded_at=torch.tensor(encoded, dtype=torch.int64),
+        boxes=torch.tensor([sample.box for sample in chosen], dtype=torch.float32), paths=[sample.path for sample in chosen],
+    )
 
 
 class EpochBatches:
@@ -132,13 +245,14 @@ def _one_thread(_: int) -> None:
 
 
 def on_device(batches: Iterator[Batch], device: torch.device) -> Iterator[Batch]:
-    """Batches on ``device``: the next one's copy is issued before this one is handed out, so on
-    CUDA it overlaps the step (pinned memory, non-blocking). A file that failed is raised here."""
+    """Batches on ``device``: the next one's copy (and decode, for encoded JPEGs) is issued before
+    this one is handed out, so on CUDA it overlaps the step (pinned memory, non-blocking). A file
+    that failed is raised here."""
     pending: Batch | None = None
     for batch in batches:
         if batch.error is not None:
             raise DataError(batch.error)
-        ready, pending = pending, batch.to(device)
+        ready, pending = pending, batch.to(device).decoded()
         if ready is not None:
             yield ready
     if pending is not None:

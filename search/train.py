@@ -2,7 +2,7 @@
 
     python -m search.train --model resnet20 [--shortcut A] [--block basic] [zoo overrides ...]
         --data DATA --budget smoke|quick|paper [--epochs N] [recipe fields ...]
-        [--seed S] [--data-seed S] [--threads T] [--device auto|cpu|cuda] [--compile MODE]
+        [--seed S] [--data-seed S] [--threads T] [--device auto|cpu|cuda] [--compile MODE] [--decode workers|device]
         [--checkpoint-minutes M] --out DIR
 
 Writes ``DIR/metrics.csv`` (a row per epoch), ``DIR/summary.json``, the final and best-validation
@@ -72,7 +72,7 @@ from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import DEVICES, autocast, record, resolve_device, resolve_precision
 from search.recipes import BUDGET_NAMES, FAMILIES, Recipe, recipe_fields
-from search.stream import BOX_AUGMENTATIONS, EpochBatches, TrainingFiles, loader_workers, on_device
+from search.stream import BOX_AUGMENTATIONS, DECODE_PLACES, EpochBatches, TrainingFiles, loader_workers, on_device
 from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
 from zoo.commandline import OneLineParser
@@ -176,6 +176,8 @@ def validate(config: TrialConfig, memory_share: float = 1.0) -> Recipe:
     device = resolve_device(config.device)
     check_fits(config, recipe, device, memory_share)
     check_mode(config.compile)
+    if config.decode not in DECODE_PLACES:
+        raise ValueError(f"unknown --decode {config.decode!r}; valid: {', '.join(DECODE_PLACES)}")
     describe_source(config.data)
     if recipe.data_path == "stream":
         choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)  # a source that has no files is refused
@@ -351,7 +353,7 @@ class Run:
         )
         if isinstance(train_split, FileSplit):
             run.train_order = EpochBatches()
-            files = TrainingFiles(train_split, recipe.augment, recipe.image_size, dataset.rest_size, recipe.flip, recipe.lighting, config.seed)
+            files = TrainingFiles(train_split, recipe.augment, recipe.image_size, dataset.rest_size, recipe.flip, recipe.lighting, config.seed, config.decode)
             run.train_loader = stream_loader(files, run.train_order, max(1, workers), device, persistent=True)
         else:
             run.train_split = Split(train_split.images.to(device), train_split.labels.to(device))
@@ -655,6 +657,7 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "images_per_second": done.images_seen / done.train_seconds if done.train_seconds else None,  # compiling excluded
         "compile": config.compile,
         "compile_seconds": done.compile_seconds,
+        "decode": config.decode,  # where JPEG training crops were decoded (a streamed run's)
         "inference_images_per_second": inference_rate,
         "inference_batch_size": inference_batch,
         "peak_memory_bytes": peak_memory_bytes(run.device),
@@ -691,7 +694,7 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-TRAIN_FLAGS = ("model", "data", "budget", "family", "seed", "data_seed", "threads", "device", "compile", "checkpoint_minutes", "out")
+TRAIN_FLAGS = ("model", "data", "budget", "family", "seed", "data_seed", "threads", "device", "compile", "decode", "checkpoint_minutes", "out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -718,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all this process may use)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA where visible, else the CPU")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode: {', '.join(COMPILE_MODES)} (how it runs, not what it computes: a run resumes under another mode)")
+    parser.add_argument("--decode", default=TrialConfig.decode, help=f"where a streamed run decodes its JPEG training crops: {', '.join(DECODE_PLACES)} (workers: Pillow in the loader workers; device: batched on the training device, nvJPEG on CUDA; how it runs, not what it computes)")
     parser.add_argument("--checkpoint-minutes", type=float, default=TrialConfig.checkpoint_minutes, help="within an epoch, checkpoint at least this often (a long ImageNet epoch; a killed run resumes from there)")
     parser.add_argument("--out", required="out" not in from_file)
     parser.set_defaults(**{key: value for key, value in from_file.items() if key in TRAIN_FLAGS})
@@ -738,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads or available_cpus(),
             device=args.device,
             compile=args.compile,
+            decode=args.decode,
             checkpoint_minutes=args.checkpoint_minutes,
             family=args.family,
         )

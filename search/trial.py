@@ -43,6 +43,7 @@ class TrialContext:
     threads: int
     device: str
     compile: str  # a torch.compile mode
+    decode: str  # where streamed runs decode JPEG training crops (search.stream.DECODE_PLACES)
     max_gmacs: float | None
     data_seed: int
     memory_share: float  # of the machine's memory (CPU trials) or of a GPU, per trial (per worker)
@@ -97,6 +98,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         threads=context.threads,
         device=context.device,
         compile=context.compile,
+        decode=context.decode,
         family=context.family,
         workers=context.workers,
     )

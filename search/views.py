@@ -66,6 +66,21 @@ def _open(path: str | Path, want: Callable[[int, int], tuple[int, int]] | None =
         raise ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
 
 
+def jpeg_header(path: str | Path) -> tuple[bytes, tuple[int, int]] | None:
+    """(the file's bytes, its (width, height)) if it is a JPEG, read once and not decoded (for a
+    decoder elsewhere); None for another format."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data)) as handle:  # the header only
+            return (data, handle.size) if handle.format == "JPEG" else None
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
+
+
 def _to_tensor(image) -> torch.Tensor:  # PIL RGB -> uint8 (3, H, W)
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
 

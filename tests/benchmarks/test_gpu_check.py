@@ -34,7 +34,9 @@ def test_the_dry_run_measures_every_step_and_bundles_what_a_device_brings_back(t
     packing = pd.read_csv(out / "packing.csv")
     assert list(packing["trials"]) == [1, 2] and (packing["aggregate_images_per_second"] > 0).all()
     decoded = pd.read_csv(out / "decode.csv")  # the CPU side only: nvJPEG needs the device
-    assert list(decoded["images"]) == [16] and decoded["decoder"].iloc[0].endswith("CPU loader workers (torchvision.io.decode_jpeg)") and (decoded["images_per_second"] > 0).all()
+    assert list(decoded["images"]) == [16] * 3 and (decoded["images_per_second"] > 0).all()
+    assert decoded["decoder"].iloc[0].endswith("CPU loader workers (torchvision.io.decode_jpeg)")
+    assert [decoder.split(", ")[1].split(" (")[0] for decoder in decoded["decoder"].iloc[1:]] == ["--decode workers", "--decode device"]
     results = pd.read_csv(tmp_path / "grid" / "results.csv")
     assert list(results["status"]) == ["completed", "completed"]
     quick = pd.read_csv(out / "quick_recipe.csv")

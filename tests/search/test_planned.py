@@ -84,14 +84,16 @@ def test_every_configuration_of_the_imagenet_space_trains_at_the_datas_size(tmp_
 def test_the_imagenet_space_plans_at_the_datas_size_and_trains_its_two_cheapest_nets(tmp_path: Path) -> None:
     write_photo_folder(tmp_path / "photos", "train", per_class=30, classes=3, suffix=".jpg")
     out = tmp_path / "imagenet"
-    assert main(["--space", "imagenet", "--budget", "smoke", "--data", str(tmp_path / "photos"), "--trials", "2", "--out", str(out), "--plan",
-                 "--recipe", "val_size=8", "test_size=8", "eval_batch_size=8", "train_subset=32", "batch_size=16", "epochs=1"]) == 0
+    assert main(["--space", "imagenet", "--budget", "smoke", "--data", str(tmp_path / "photos"), "--trials", "2", "--out", str(out), "--plan", "--decode", "device",
+                 "--recipe", "val_size=8", "test_size=8", "eval_batch_size=8", "train_subset=32", "batch_size=16", "epochs=1", "data_path=stream"]) == 0
     experiment = PlannedExperiment.load(out)
     assert [t.config for t in experiment.trials] == [{"model": "resnet18", "shortcut": "none", "seed": 0}, {"model": "resnet18", "shortcut": "A", "seed": 0}]
     assert "--image-size" not in experiment.trials[0].command, "the ImageNet family's smoke budget sets 64 px itself"
+    assert "--decode device" in experiment.trials[0].command, "how the search runs reaches every planned command"
     assert run_planned(out, jobs=2, say=lambda line: None) == 0
     rows = collect(out)
     assert list(rows["status"]) == ["completed", "completed"] and list(rows["shortcut"]) == ["none", "A"]
     summary = json.loads((out / "trials" / "trial_0000" / "summary.json").read_text())
     assert summary["image_size"] == 64 and summary["eval_size"] == {"resize": 73, "crop": 64, "crops": 1}
+    assert (summary["data_path"], summary["decode"]) == ("stream", "device")
     assert summary["macs"] == zoo.complexity("resnet18", shortcut="none", num_classes=3, input_size=64).macs

@@ -213,6 +213,7 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
         (["--space", "shortcuts", "--resume"], "--resume: no experiment"),
         (["--space", "shortcuts", "--data", "/no/such/dir"], "neither a data set name"),
         (["--space", "shortcuts", "--compile", "fast"], "unknown compile mode 'fast'; valid: off, default,"),
+        (["--space", "shortcuts", "--decode", "gpu"], "unknown --decode 'gpu'; valid: workers, device"),
         (["--space", "shortcuts", "--log", "csv,wandb"], "unknown --log 'wandb'; valid: tensorboard, csv, mlflow"),
         (["--space", "bottleneck", "--plan"], "--plan needs a grid design; bottleneck is sampled"),
         (["--space", "shortcuts", "--recipe", "val_size=0"], "recipe val_size 0 keeps no validation split, and a Ray search samples and prunes on validation accuracy; valid: val_size 1 or more, or a planned grid"),

@@ -3,6 +3,7 @@ agree, bounded memory when the folder is streamed, resumes from within an epoch,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,9 +17,9 @@ import pytest
 import torch
 
 from search.config import TrialConfig
-from search.data import FileSplit, choose_data_path, load_dataset
+from search.data import DataError, FileSplit, choose_data_path, load_dataset
 from search.measure import tree_memory_bytes
-from search.stream import loader_workers
+from search.stream import DECODE_PLACES, TrainingFiles, collate, loader_workers, on_device
 from search.train import main, train
 from tests.search.helpers import write_photo_folder
 
@@ -62,6 +63,35 @@ def test_jpeg_folders_train_alike_on_both_paths(folders: dict[str, Path], tmp_pa
     assert (losses[0] - losses[1]).abs().max() < 1e-3, "the same decoder on both paths: a tolerance for another's rounding"
     assert abs(runs[0]["val_accuracy"] - runs[1]["val_accuracy"]) <= 1 / 24
     # (Random-resized crops from the files train in the memory and kill tests below.)
+
+
+def test_jpegs_decoded_on_the_device_get_the_workers_boxes_and_train(folders: dict[str, Path], tmp_path: Path) -> None:
+    # decode "device": the workers send each JPEG's bytes and the box they drew; the training
+    # process decodes the batch in one call (torchvision's decoder here, nvJPEG on CUDA: the same
+    # call) and resizes each box. The boxes, flips and colours are the workers' own; a PNG in the
+    # batch is cropped by its worker either way.
+    jpegs = sorted(str(path) for path in (folders["jpg"] / "train").rglob("*.jpg"))[::12]
+    files = (*jpegs, str(next((folders["png"] / "train").rglob("*.png"))))
+    split = FileSplit(files, torch.arange(len(files)), 72)
+    batches = {}
+    for place in DECODE_PLACES:
+        samples = TrainingFiles(split, "random_resized_crop", 48, 72, flip=True, lighting=True, seed=3, decode=place)
+        collated = collate([samples[(1, index)] for index in range(len(files))])
+        assert (collated.encoded_at.tolist() if collated.encoded_at is not None else []) == (list(range(len(jpegs))) if place == "device" else [])
+        [batches[place]] = on_device(iter([collated]), torch.device("cpu"))
+    workers, device = batches["workers"], batches["device"]
+    assert device.images.shape == workers.images.shape == (len(files), 3, 48, 48) and device.images.dtype == torch.uint8
+    differences = (device.images.float() - workers.images.float()).abs().mean((1, 2, 3))
+    assert differences.max() < 3, "the same boxes: only the decoders' and resamplers' rounding differ"
+    assert differences[-1] == 0 and torch.equal(device.flips, workers.flips) and torch.equal(device.shifts, workers.shifts)
+    # A file the batched decoder cannot read is tried by Pillow, then named.
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(Path(jpegs[0]).read_bytes()[:400])
+    samples = TrainingFiles(FileSplit((jpegs[1], str(truncated)), torch.zeros(2, dtype=torch.int64), 72), "scale", 48, 72, flip=False, lighting=False, seed=0, decode="device")
+    with pytest.raises(DataError, match=f"cannot decode image {truncated}"):
+        list(on_device(iter([collate([samples[(1, 0)], samples[(1, 1)]])]), torch.device("cpu")))
+    run = train(dataclasses.replace(config(folders["jpg"], epochs=1, data_path="stream", augment="random_resized_crop"), decode="device"), tmp_path / "run", log=None)
+    assert run["decode"] == "device" and run["status"] == "completed" and 0 < run["train_loss"] < 5
 
 
 def test_auto_streams_a_folder_whose_decoded_size_passes_the_bound(folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,6 +183,7 @@ def test_a_run_killed_within_an_epoch_resumes_from_its_last_checkpoint_there(fol
         (["--model", "resnet20", "--data", "synthetic", "--eval-crops", "5"], "eval_crops must be 1 or 10"),
         (["--model", "resnet20", "--data", "synthetic", "--augment", "mixup"], "unknown augment 'mixup'; valid: pad_crop, random_resized_crop, scale, none"),
         (["--model", "resnet20", "--data", "synthetic", "--checkpoint-minutes", "0"], "--checkpoint-minutes must be positive"),
+        (["--model", "resnet20", "--data", "synthetic", "--decode", "gpu"], "unknown --decode 'gpu'; valid: workers, device"),
     ],
 )
 def test_bad_sizes_and_paths_are_one_line_and_write_nothing(words: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
