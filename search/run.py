@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     baselines.add_argument("--baselines", type=comma_list, default=None, metavar="MODEL[,MODEL]", help="models trained beside the space on the same data and recipe: zoo names or timm:NAME (timm's networks, e.g. timm:resnet18d); default: the family's VGG-16")
     baselines.add_argument("--no-baselines", action="store_true", help="train no baseline beside the space")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode for every trial: {', '.join(COMPILE_MODES)} (not part of a trial's identity: a resume may change it)")
-    parser.add_argument("--decode", default="workers", help=f"where streamed trials decode JPEG training crops: {', '.join(DECODE_PLACES)} (workers: Pillow in the loader workers; device: batched on the trial's device, nvJPEG on CUDA; not part of a trial's identity)")
+    parser.add_argument("--decode", default=SearchSettings.decode, help=f"where streamed trials decode JPEG training crops: {', '.join(DECODE_PLACES)} (workers: Pillow in the loader workers; device: batched on the trial's device, nvJPEG on CUDA; not part of a trial's identity)")
     parser.add_argument("--log", type=comma_list, default=[], metavar="LOGGER[,LOGGER]", help="experiment loggers: tensorboard, csv (files per trial under OUT/ray/), mlflow (a file store in OUT/mlruns; the mlflow extra)")
     parser.add_argument("--retries", type=int, default=2, help="restarts of a trial that crashed (a lost node, a full disk; bad input is never retried)")
     parser.add_argument("--out", default=None, help="experiment directory (default: experiments/SPACE)")

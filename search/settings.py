@@ -14,7 +14,7 @@ from search import spaces
 from search.compilation import check_mode
 from search.plugins import Plugin, import_plugins
 from search.recipes import Recipe, resolve_recipe
-from search.stream import DECODE_PLACES
+from search.stream import check_decode
 
 OBJECTIVES = ("accuracy", "pareto")
 # The VGG trained beside every space of its family on the same data and recipe, unless the
@@ -140,8 +140,7 @@ def validate(settings: SearchSettings) -> list[Plugin]:
         raise ValueError(f"unknown objective {settings.objective!r}; valid: {', '.join(OBJECTIVES)}")
     search_recipe(settings)
     check_mode(settings.compile)
-    if settings.decode not in DECODE_PLACES:
-        raise ValueError(f"unknown --decode {settings.decode!r}; valid: {', '.join(DECODE_PLACES)}")
+    check_decode(settings.decode)
     for logger in settings.log:
         if logger not in LOGGERS:
             raise ValueError(f"unknown --log {logger!r}; valid: {', '.join(LOGGERS)}")

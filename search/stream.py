@@ -40,6 +40,12 @@ PREFETCH_BATCHES = 2  # per worker: enough to hide a decode's jitter, little mem
 DECODE_PLACES = ("workers", "device")  # where JPEG training crops are decoded (module docstring)
 
 
+def check_decode(place: str) -> str:
+    if place not in DECODE_PLACES:
+        raise ValueError(f"unknown --decode {place!r}; valid: {', '.join(DECODE_PLACES)}")
+    return place
+
+
 class Sample(NamedTuple):
     """What a loader worker makes of one file."""
 
@@ -99,9 +105,8 @@ class Batch:
                     raise DataError(str(error)) from None
             else:
                 crops.append(_resize_box(picture, box, side))
-        images = self.images.clone()
-        images[self.encoded_at] = torch.stack(crops)
-        return Batch(images, self.labels, self.flips, self.shifts)
+        self.images[self.encoded_at] = torch.stack(crops)  # this batch's own tensor, made by collate
+        return Batch(self.images, self.labels, self.flips, self.shifts)
 
 
 def decode_jpegs(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:

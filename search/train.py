@@ -72,7 +72,15 @@ from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import DEVICES, autocast, record, resolve_device, resolve_precision
 from search.recipes import BUDGET_NAMES, FAMILIES, Recipe, recipe_fields
-from search.stream import BOX_AUGMENTATIONS, DECODE_PLACES, EpochBatches, TrainingFiles, loader_workers, on_device
+from search.stream import (
+    BOX_AUGMENTATIONS,
+    DECODE_PLACES,
+    EpochBatches,
+    TrainingFiles,
+    check_decode,
+    loader_workers,
+    on_device,
+)
 from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
 from zoo.commandline import OneLineParser
@@ -176,8 +184,7 @@ def validate(config: TrialConfig, memory_share: float = 1.0) -> Recipe:
     device = resolve_device(config.device)
     check_fits(config, recipe, device, memory_share)
     check_mode(config.compile)
-    if config.decode not in DECODE_PLACES:
-        raise ValueError(f"unknown --decode {config.decode!r}; valid: {', '.join(DECODE_PLACES)}")
+    check_decode(config.decode)
     describe_source(config.data)
     if recipe.data_path == "stream":
         choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)  # a source that has no files is refused

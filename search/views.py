@@ -63,7 +63,12 @@ def _open(path: str | Path, want: Callable[[int, int], tuple[int, int]] | None =
             image.load()
             return image, factor
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
+        raise undecodable(path, error) from None
+
+
+def undecodable(path: str | Path, error: Exception) -> ImageError:
+    """One line naming the file and the decoder's first words on it."""
+    return ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}")
 
 
 def jpeg_header(path: str | Path) -> tuple[bytes, tuple[int, int]] | None:
@@ -78,7 +83,7 @@ def jpeg_header(path: str | Path) -> tuple[bytes, tuple[int, int]] | None:
         with Image.open(io.BytesIO(data)) as handle:  # the header only
             return (data, handle.size) if handle.format == "JPEG" else None
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise ImageError(f"cannot decode image {path}: {str(error).splitlines()[0][:120]}") from None
+        raise undecodable(path, error) from None
 
 
 def _to_tensor(image) -> torch.Tensor:  # PIL RGB -> uint8 (3, H, W)
