@@ -1,8 +1,8 @@
-"""Pages for the probes (``search.probe``): gradient flow and the lesion study, from their tables.
+"""Pages for the probes (``search.probe``): gradient flow, the lesion study and layer responses, from their tables.
 
-Verdicts follow stated rules: paired comparisons across batches use the same rule as the search
-pages (at least 3 pairs, a 95% t-interval that excludes zero); the two threshold claims say their
-threshold in the claim itself.
+Verdicts follow stated rules: paired comparisons use the same rule as the search pages (at least 3
+pairs of batches or seeds, a 95% t-interval that excludes zero); a lesion claim states its threshold
+and is decided over at least 3 seeds by the same interval, which must lie past the threshold.
 """
 
 from __future__ import annotations
@@ -19,18 +19,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import zoo  # noqa: E402
-from leaderboards._claims import FAILS, HOLDS, RULE, Claim, paired_difference, verdict  # noqa: E402
+from leaderboards._claims import HOLDS, RULE, Claim, paired_difference, verdict  # noqa: E402
 from leaderboards._page import PageInfo, claims_section, markdown_table  # noqa: E402
 from leaderboards._tables import ResultsError  # noqa: E402
 from leaderboards.schema import read_table  # noqa: E402
 
 GRADIENT_COLUMNS = ("model", "family", "depth", "unit", "position", "grad_norm", "correlation", "grad_norm_by_batch", "correlation_by_batch")
-LESION_COLUMNS = ("run", "model", "label", "family", "depth", "num_classes", "kind", "k", "units", "draw", "changes_shape", "status", "accuracy")
+LESION_COLUMNS = ("run", "model", "label", "family", "depth", "seed", "num_classes", "images", "kind", "k", "units", "draw", "changes_shape", "status", "accuracy")
 PROBE_RULE = (
     "A comparison of two models holds when at least 3 batches pair them (the same images through both) and the "
     "95% confidence interval (Student t) of the mean paired difference excludes zero in the claimed direction; it "
     "does not hold when the interval excludes zero the other way; otherwise there is not enough evidence. A claim "
     "with a threshold states it and holds when the measured value passes it."
+)
+LESION_RULE = (
+    "Each net is one number: the share of its margin above chance (1 / classes) that its single lesions keep on "
+    "average; a net within 2 standard errors of chance (binomial, on the images evaluated) has no margin and is "
+    "left out. A claim states its threshold and holds when at least 3 seeds of the design measure it and the 95% "
+    "confidence interval (Student t) of their mean lies past the threshold; it does not hold when the interval lies "
+    "on the other side; otherwise there is not enough evidence. One net can only ever say \"not enough evidence\": "
+    "the page shows its numbers, but a verdict needs seeds."
 )
 # Lesion thresholds, on the margin above chance (1 / classes) so they mean the same at any budget:
 BARELY_HURTS = 0.9  # Veit et al.'s "barely hurts": single lesions keep 90% or more of the margin
@@ -141,64 +149,98 @@ def render_gradients_page(table: pd.DataFrame, settings: dict[str, Any], out_dir
     return "\n".join(parts).rstrip() + "\n"
 
 
+def lesion_per_net(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per lesioned run: its label, seed, intact accuracy, its single lesions' mean and
+    worst, and the share of its margin above chance (1 / classes) the single lesions keep."""
+    rows = []
+    for run, group in table.groupby("run", sort=False):
+        base = float(group.loc[group["kind"] == "none", "accuracy"].iloc[0])
+        single = group[(group["kind"] == "single") & (group["status"] == "ok") & (~group["changes_shape"].astype(bool))]
+        chance = 1.0 / float(group["num_classes"].iloc[0])
+        mean = float(single["accuracy"].mean())  # NaN when no unit could be deleted alone
+        # A margin within 2 binomial standard errors of chance (on the images evaluated) is noise:
+        # an untrained net at 10.4% on 1000 images would "keep" a share of nothing.
+        noise = 2 * math.sqrt(chance * (1 - chance) / float(group["images"].iloc[0]))
+        kept = (mean - chance) / (base - chance) if base - chance > noise else math.nan
+        rows.append({"run": run, "label": group["label"].iloc[0], "family": group["family"].iloc[0], "seed": int(group["seed"].iloc[0]), "intact": base, "single_mean": mean, "single_worst": float(single["accuracy"].min()), "singles": len(single), "chance": chance, "kept": kept})
+    return pd.DataFrame(rows)
+
+
 def lesion_claims(table: pd.DataFrame) -> list[Claim]:
+    """One threshold claim per net design, decided over its seeds: the t-interval of the kept
+    share (the seeds' mean) must lie past the threshold, as a paired claim's must exclude zero."""
+    per_net = lesion_per_net(table)
     claims = []
-    for run, rows in table.groupby("run", sort=False):
-        base = float(rows.loc[rows["kind"] == "none", "accuracy"].iloc[0])
-        single = rows[(rows["kind"] == "single") & (rows["status"] == "ok") & (~rows["changes_shape"].astype(bool))]
-        if single.empty:
-            continue
-        chance = 1.0 / float(rows["num_classes"].iloc[0])
-        kept = (float(single["accuracy"].mean()) - chance) / (base - chance) if base > chance else math.nan
-        model, family = rows["label"].iloc[0], rows["family"].iloc[0]
+    for label, nets in per_net[per_net["singles"] > 0].groupby("label", sort=False):
+        # A net not clearly above chance has no margin to keep: it is listed and left out of the interval.
+        kept = nets.groupby("seed")["kept"].mean().dropna()
+        plain = nets["family"].iloc[0] == "plain"
+        bar = pd.Series(CATASTROPHIC if plain else BARELY_HURTS, index=kept.index)
+        n, mean, low, high = paired_difference(bar, kept) if plain else paired_difference(kept, bar)  # positive: past the bar
+        half = high - mean  # the interval's half-width, the same for the kept share as for its distance to the bar
+        interval = f"[{kept.mean() - half:.1%}, {kept.mean() + half:.1%}]" if not math.isnan(low) else "n/a"
         # The kept share to one decimal: 89.7% rounded to "90%" would read as meeting the 90% bar.
-        evidence = (
-            f"{model}: {base:.4f} intact, {single['accuracy'].mean():.4f} mean over {len(single)} single lesions "
-            f"(worst {single['accuracy'].min():.4f}; chance {chance:.2f}): {kept:.1%} of the margin above chance kept"
-        )
-        if family == "plain":
-            claims.append(Claim(f"{model}: deleting one layer block of a plain net is catastrophic (keeps {CATASTROPHIC:.0%} or less of its margin above chance)", evidence, HOLDS if kept <= CATASTROPHIC else "does not hold"))
+        if n:
+            measured = f"{kept.mean():.1%} of the margin above chance kept (mean over {n} seed(s): {', '.join(f'{share:.1%}' for share in kept)}; 95% CI {interval})"
+            if len(nets) > n:
+                measured += f"; {len(nets) - n} net(s) not clearly above chance left out"
         else:
-            claims.append(Claim(f"{model}: deleting one residual branch barely hurts (keeps {BARELY_HURTS:.0%} or more of its margin above chance; Veit et al.)", evidence, HOLDS if kept >= BARELY_HURTS else FAILS))
+            measured = "no net clearly above chance, so no margin to keep"
+        evidence = (
+            f"{label}: {measured}; intact {nets['intact'].mean():.4f}, single lesions {nets['single_mean'].mean():.4f} on average "
+            f"(worst {nets['single_worst'].min():.4f}; chance {nets['chance'].iloc[0]:.2f})"
+        )
+        if plain:
+            statement = f"{label}: deleting one layer block of a plain net is catastrophic (keeps {CATASTROPHIC:.0%} or less of its margin above chance)"
+        else:
+            statement = f"{label}: deleting one residual branch barely hurts (keeps {BARELY_HURTS:.0%} or more of its margin above chance; Veit et al.)"
+        claims.append(Claim(statement, evidence, verdict(n, low, high)))
     return claims
 
 
 def render_lesion_page(table: pd.DataFrame, settings: dict[str, Any], out_dir: Path) -> str:
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
     curves = []
-    for run, rows in table.groupby("run", sort=False):
-        base = float(rows.loc[rows["kind"] == "none", "accuracy"].iloc[0])
-        by_k = rows[rows["kind"] == "random"].groupby("k")["accuracy"]
-        ks = [0, *by_k.mean().index.tolist()]
-        means = [base, *by_k.mean().tolist()]
-        axes.errorbar(ks, means, yerr=[0, *by_k.std(ddof=1).fillna(0).tolist()], fmt="--o" if rows["family"].iloc[0] == "plain" else "-o", capsize=3, label=rows["label"].iloc[0])
-        curves += [[rows["label"].iloc[0], k, m, int(by_k.count().get(k, 1)) if k else 1] for k, m in zip(ks, means)]
+    for label, rows in table.groupby("label", sort=False):
+        # k = 0 is each seed's intact net; k >= 1 pools every draw of every seed.
+        by_k = pd.concat([rows[rows["kind"] == "none"], rows[rows["kind"] == "random"]]).groupby("k")["accuracy"]
+        means, spreads, counts = by_k.mean(), by_k.std(ddof=1).fillna(0), by_k.count()
+        axes.errorbar(means.index, means.values, yerr=spreads.values, fmt="--o" if rows["family"].iloc[0] == "plain" else "-o", capsize=3, label=label)
+        curves += [[label, int(k), means[k], int(counts[k])] for k in means.index]
     axes.set_xlabel("blocks removed at random")
     axes.set_ylabel("validation accuracy")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
     _save(figure, out_dir / "lesion-accuracy-vs-removed.png")
-    singles = table[table["kind"] == "single"]
-    single_rows = [[r["label"], r["units"], "yes" if r["changes_shape"] else "no", r["accuracy"], r["status"]] for _, r in singles.iterrows()]
+    per_net = lesion_per_net(table)
+    net_rows = [[r["label"], r["seed"], r["intact"], r["single_mean"], r["single_worst"], "-" if math.isnan(r["kept"]) else f"{r['kept']:.1%}"] for _, r in per_net.iterrows()]
+    singles = table[table["kind"] == "single"].groupby(["label", "units"], sort=False)
+    single_rows = [
+        [label, unit, "yes" if rows["changes_shape"].astype(bool).iloc[0] else "no", rows["accuracy"].mean(), rows["accuracy"].min(), len(rows), rows["status"].iloc[0]]
+        for (label, unit), rows in singles
+    ]
     recipe = settings.get("recipe", {})
     parts = [
         "# Probe: lesion study", "",
         "Generated by `python -m leaderboards` from `lesion/lesion.csv`, written by `search.probe lesion`. Each "
         "residual unit in turn has its branch deleted (the shortcut stays: identity, or the projection / zero-padding "
         "of a unit that changes shape, reported apart); for a plain net the unit becomes the identity where its shape "
-        "allows and is refused elsewhere. Then k random units that keep their shape are deleted together.", "",
+        "allows and is refused elsewhere. Then k random units that keep their shape are deleted together. Nets of "
+        "one design trained with different seeds are pooled by design.", "",
         "## Provenance", "", *_provenance(settings),
         f"- trained with budget {settings.get('budget', '-')}: recipe `{json.dumps(recipe, sort_keys=True)}`"
         + (f"; each lesion evaluated on {settings['images']} validation images" if "images" in settings else ""), "",
         "These are short CPU budget runs, not the papers' schedules: a `--budget paper` run on a GPU would train the "
         "nets to convergence, where Veit et al. measured.", "",
+        "## Per net", "",
+        markdown_table(["model", "seed", "intact accuracy", "single lesions' mean", "worst single lesion", "margin above chance kept"], net_rows), "",
         "## Accuracy against blocks removed", "",
-        markdown_table(["model", "k", "mean validation accuracy", "draws"], curves), "",
+        markdown_table(["model", "k", "mean validation accuracy", "evaluations (seeds x draws)"], curves), "",
         "![accuracy vs blocks removed](lesion-accuracy-vs-removed.png)", "",
         "## Single lesions", "",
-        markdown_table(["model", "unit", "changes shape", "validation accuracy", "status"], single_rows), "",
+        markdown_table(["model", "unit", "changes shape", "mean validation accuracy", "worst", "seeds", "status"], single_rows), "",
     ]
-    parts += claims_section(lesion_claims(table), [], PROBE_RULE)
+    parts += claims_section(lesion_claims(table), [], LESION_RULE)
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -147,7 +147,7 @@ def lesion_probe(run: Path, draws: int, seed: int, max_k: int = 5, images: int |
                 unit.lesion(False)
 
     described = zoo.describe(model)
-    base = {"run": run.name, "model": summary["model"], "label": described.label, "family": described.design, "depth": model.depth, "num_classes": dataset.num_classes, "images": len(split)}
+    base = {"run": run.name, "model": summary["model"], "label": described.label, "family": described.design, "depth": model.depth, "seed": summary["seed"], "num_classes": dataset.num_classes, "images": len(split)}
     rows = [{**base, "kind": "none", "k": 0, "units": "", "draw": 0, "changes_shape": False, "status": "ok", "accuracy": accuracy([])}]
     for index, unit in enumerate(units):
         if unit.shortcut is None and unit.changes_shape:

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 import zoo
-from leaderboards._probes import write_probe_page
+from leaderboards._probes import lesion_per_net, write_probe_page
 from search.config import TrialConfig
 from search.data import load_dataset
 from search.probe import gradient_probe, layer_responses, lesion_probe, main, response_probe
@@ -90,6 +90,36 @@ def test_lesion_probe_on_a_trained_run_and_its_page(trained_pair: Path, tmp_path
     page = write_probe_page(out / "lesion.csv", out)
     text = page.path.read_text()
     assert "## Claims" in text and (out / "lesion-accuracy-vs-removed.png").exists()
+    # One net per design: each claim shows its numbers and cannot be settled.
+    assert text.count("**not enough evidence**") == 2 and "**holds**" not in text
+    # Three seeds of each design, intact at 80% (chance 10%): the residual nets' single lesions keep
+    # about 98% of the margin and the plain nets' about 3%, so both claims hold ...
+    def seeds(residual_single: float) -> pd.DataFrame:
+        copies = []
+        for seed in (1, 2, 3):
+            copy_ = table.assign(seed=seed, run=table["run"] + f"-{seed}")
+            single = (copy_["kind"] == "single") & copy_["accuracy"].notna()
+            copy_.loc[copy_["kind"] == "none", "accuracy"] = 0.8
+            copy_.loc[single & (copy_["family"] == "residual"), "accuracy"] = residual_single + 0.01 * seed
+            copy_.loc[single & (copy_["family"] == "plain"), "accuracy"] = 0.1 + 0.01 * seed
+            copies.append(copy_)
+        return pd.concat(copies)
+
+    seeds(0.77).to_csv(out / "lesion.csv", index=False)
+    text = write_probe_page(out / "lesion.csv", out).path.read_text()
+    assert text.count("| **holds** |") == 2 and "98.6% of the margin above chance kept (mean over 3 seed(s)" in text
+    assert "| ResNet-20 (A) | 3 | 0.8000 |" in text  # the per-net table lists each seed
+    # ... and a residual net whose single lesions keep about half of it does not hold.
+    seeds(0.42).to_csv(out / "lesion.csv", index=False)
+    text = write_probe_page(out / "lesion.csv", out).path.read_text()
+    assert "barely hurts" in text and "| **does not hold at this budget** |" in text and text.count("| **holds** |") == 1
+    # A net within 2 binomial standard errors of chance keeps no share: 10.4% on 1000 images of 10
+    # classes is 0.4 points above chance, under 2 x 0.95; 12% on the same images is clear of it.
+    for intact, measured in ((0.104, False), (0.12, True)):
+        untrained = seeds(0.77).assign(images=1000)
+        untrained.loc[untrained["kind"] == "none", "accuracy"] = intact
+        per_net = lesion_per_net(untrained)
+        assert per_net["kept"].notna().all() == measured
 
 
 def test_bad_probe_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
