@@ -301,7 +301,9 @@ def render_responses_page(table: pd.DataFrame, settings: dict[str, Any], out_dir
     by_layer.set_xlabel("layer index (original order)")
     by_rank.set_xlabel("layer index (sorted by magnitude)")
     for axes in (by_layer, by_rank):
-        axes.set_ylabel("std of the layer's response")
+        # Log scale: a net that diverged (responses in the hundreds) leaves the trained ones readable.
+        axes.set_yscale("log")
+        axes.set_ylabel("std of the layer's response (log scale)")
     _finish_axes(by_layer, by_rank)
     _save(figure, out_dir / "responses-by-layer.png")
     per_run = mean_responses(table)
