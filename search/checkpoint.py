@@ -30,6 +30,13 @@ def previous_path(path: Path) -> Path:
     return path.with_name("previous.pt")
 
 
+def has_checkpoint(path: Path) -> bool:
+    """Whether a checkpoint was ever completed at ``path``. The folder alone says nothing: a run
+    killed (or out of disk) while writing its first checkpoint leaves only a partial temporary
+    file there, and the run starts from the beginning."""
+    return path.exists() or previous_path(path).exists()
+
+
 def load_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only`` (tensors and plain values; nothing runs)."""
     try:

@@ -53,6 +53,7 @@ from search.checkpoint import (
     check_resumable,
     checkpoint_path,
     drop_resumable_state,
+    has_checkpoint,
 )
 from search.compilation import COMPILE_MODES, check_mode, compiled, seconds_compiling
 from search.config import TrialConfig, config_option, config_words, parse_words, typed_overrides
@@ -537,7 +538,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     if world.leader:
         out.mkdir(parents=True, exist_ok=True)
     done = Progress(precision=run.precision, data_path=dataset.path)
-    if state_path.parent.exists():
+    if has_checkpoint(state_path):
         done, note = run.state.restore(state_path, device)
         if note:
             say(note)

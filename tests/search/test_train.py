@@ -137,6 +137,21 @@ def checkpoint_after_one_epoch(config: TrialConfig, out: Path) -> Path:
     return out / "checkpoint" / "checkpoint.pt"
 
 
+@pytest.mark.parametrize("leftover", ["nothing", "a partial temporary file"])
+def test_a_run_whose_first_checkpoint_was_never_completed_trains_from_the_start(tmp_path: Path, leftover: str) -> None:
+    # A write that failed (a full disk) leaves the checkpoint folder empty; a write killed midway
+    # leaves its temporary file there. Neither is a checkpoint: the run starts over and completes.
+    folder = tmp_path / "interrupted" / "checkpoint"
+    folder.mkdir(parents=True)
+    if leftover != "nothing":
+        (folder / ".checkpoint.pt.4242.d913df5a.tmp").write_bytes(b"PK\x03\x04 cut short")
+    summary = train(TINY, tmp_path / "interrupted", log=None)
+    assert summary["status"] == "completed" and not folder.exists()
+    train(TINY, tmp_path / "whole", log=None)
+    got, expected = (pd.read_csv(tmp_path / name / "metrics.csv")[DETERMINISTIC_COLUMNS] for name in ("interrupted", "whole"))
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
 def test_auto_precision_is_decided_when_a_run_starts_and_kept_by_its_resume(tmp_path: Path) -> None:
     here = resolve_precision("auto", torch.device("cpu"))
     elsewhere = "bf16" if here == "fp32" else "fp32"  # what a machine of the other kind decides
