@@ -30,13 +30,6 @@ def previous_path(path: Path) -> Path:
     return path.with_name("previous.pt")
 
 
-def has_checkpoint(path: Path) -> bool:
-    """Whether a checkpoint was ever completed at ``path``. The folder alone says nothing: a run
-    killed (or out of disk) while writing its first checkpoint leaves only a partial temporary
-    file there, and the run starts from the beginning."""
-    return path.exists() or previous_path(path).exists()
-
-
 def load_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only`` (tensors and plain values; nothing runs)."""
     try:
@@ -160,10 +153,13 @@ class TrainingState:
         load_state(path)  # read back before the previous one goes
         previous.unlink(missing_ok=True)
 
-    def restore(self, path: Path, device: torch.device) -> tuple[Progress, str | None]:
+    def restore(self, path: Path, device: torch.device) -> tuple[Progress, str | None] | None:
+        """The progress of the newest completed checkpoint and its note, or None when none was
+        ever completed: the folder alone says nothing, since a run killed (or out of disk) while
+        writing its first checkpoint leaves it empty or holding a partial temporary file."""
         state, note = latest_state(path, device)
         if state is None:
-            raise ValueError(f"no checkpoint to resume at {path}")
+            return None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -53,7 +53,6 @@ from search.checkpoint import (
     check_resumable,
     checkpoint_path,
     drop_resumable_state,
-    has_checkpoint,
 )
 from search.compilation import COMPILE_MODES, check_mode, compiled, seconds_compiling
 from search.config import TrialConfig, config_option, config_words, parse_words, typed_overrides
@@ -538,8 +537,9 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     if world.leader:
         out.mkdir(parents=True, exist_ok=True)
     done = Progress(precision=run.precision, data_path=dataset.path)
-    if has_checkpoint(state_path):
-        done, note = run.state.restore(state_path, device)
+    restored = run.state.restore(state_path, device)
+    if restored is not None:
+        done, note = restored
         if note:
             say(note)
         within = f", step {done.in_epoch.step} of epoch {done.in_epoch.epoch}" if done.in_epoch else ""
