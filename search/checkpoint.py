@@ -30,21 +30,24 @@ def previous_path(path: Path) -> Path:
     return path.with_name("previous.pt")
 
 
-def load_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only`` (tensors and plain values; nothing runs)."""
+def load_state(path: Path) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU with ``weights_only`` (tensors and plain values; nothing runs)."""
     try:
-        return torch.load(path, weights_only=True, map_location=device)
+        return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:  # truncated, garbage or foreign files raise many kinds
         reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
         raise ValueError(f"checkpoint {path} is unreadable ({reason}); delete it to train this run from the start") from None
 
 
-def latest_state(path: Path, device: torch.device | str = "cpu") -> tuple[dict[str, Any] | None, str | None]:
-    """The newest readable checkpoint and, when it is the previous epoch's, a note saying why."""
+def latest_state(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The newest readable checkpoint, on the CPU, and, when it is the previous epoch's, a note
+    saying why; None when none was ever completed (a run killed, or out of disk, while writing its
+    first checkpoint leaves the folder empty or holding a partial temporary file). Read once per
+    run: an ImageNet checkpoint with its optimizer state is hundreds of megabytes."""
     previous = previous_path(path)
     if path.exists():
         try:
-            return load_state(path, device), None
+            return load_state(path), None
         except ValueError as error:
             if not previous.exists():
                 raise
@@ -53,16 +56,14 @@ def latest_state(path: Path, device: torch.device | str = "cpu") -> tuple[dict[s
         problem = f"checkpoint {path} was not written"
     else:
         return None, None
-    return load_state(previous, device), f"{problem}; resuming from the previous epoch's checkpoint {previous}"
+    return load_state(previous), f"{problem}; resuming from the previous epoch's checkpoint {previous}"
 
 
-def check_resumable(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """Refuse to resume a checkpoint of a different run (other model, data, recipe or seed);
-    return the checkpoint's choices made at the start (``precision``, ``data_path``), if any."""
-    state, _ = latest_state(path)
-    if state is not None and not same_run(state.get("config"), identity):
+def check_same_run(state: dict[str, Any], identity: dict[str, Any], path: Path) -> None:
+    """Refuse to resume a checkpoint (read from ``path``) of a different run: other model, data,
+    recipe or seed."""
+    if not same_run(state.get("config"), identity):
         raise ValueError(f"{path.parent.parent} holds a different run (checkpoint config differs); choose another --out")
-    return None if state is None else {"precision": state.get("precision"), "data_path": state.get("data_path")}
 
 
 def same_run(stored: dict[str, Any] | None, identity: dict[str, Any]) -> bool:
@@ -111,8 +112,12 @@ class EpochPosition:
         return {"epoch": self.epoch, "step": self.step, "order": self.order, "loss_sum": self.loss_sum, "wrong": self.wrong, "seconds": self.seconds}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any] | None) -> EpochPosition | None:
-        return cls(**state) if state else None
+    def from_state(cls, state: dict[str, Any] | None, device: torch.device) -> EpochPosition | None:
+        """The saved position, its tensors on the run's ``device`` (the epoch goes on there)."""
+        if not state:
+            return None
+        moved = {key: state[key].to(device) for key in ("order", "loss_sum", "wrong")}
+        return cls(**{**state, **moved})
 
 
 @dataclass
@@ -153,24 +158,21 @@ class TrainingState:
         load_state(path)  # read back before the previous one goes
         previous.unlink(missing_ok=True)
 
-    def restore(self, path: Path, device: torch.device) -> tuple[Progress, str | None] | None:
-        """The progress of the newest completed checkpoint and its note, or None when none was
-        ever completed: the folder alone says nothing, since a run killed (or out of disk) while
-        writing its first checkpoint leaves it empty or holding a partial temporary file."""
-        state, note = latest_state(path, device)
-        if state is None:
-            return None
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def restore(self, state: dict[str, Any], device: torch.device) -> Progress:
+        """Load a checkpoint read on the CPU (``latest_state``) into the run on ``device`` and
+        return its progress. Generator states stay on the CPU: ``set_state`` takes only a CPU
+        ByteTensor, for a CUDA generator too (a checkpoint mapped onto the GPU cannot resume)."""
+        self.model.load_state_dict(state["model"])  # copies onto the parameters' device
+        self.optimizer.load_state_dict(state["optimizer"])  # moves its state to the parameters' device
         self.scheduler.load_state_dict(state["scheduler"])
-        self.generator.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
-        torch.set_rng_state(state["torch_rng"].cpu())
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
         return Progress(
             rows=list(state["metrics"]), epoch=state["epoch"], best_val_accuracy=state["best_val_accuracy"],
             wall_seconds=state["wall_seconds"], train_seconds=state["train_seconds"], images_seen=state["images_seen"],
-            best_epoch=state.get("best_epoch", 0), in_epoch=EpochPosition.from_state(state.get("in_epoch")),
+            best_epoch=state.get("best_epoch", 0), in_epoch=EpochPosition.from_state(state.get("in_epoch"), device),
             precision=state.get("precision"), data_path=state.get("data_path"), compile_seconds=state.get("compile_seconds", 0.0),
-        ), note
+        )
 
 
 def drop_resumable_state(out: Path) -> None:

@@ -50,9 +50,10 @@ from search.checkpoint import (
     EpochPosition,
     Progress,
     TrainingState,
-    check_resumable,
+    check_same_run,
     checkpoint_path,
     drop_resumable_state,
+    latest_state,
 )
 from search.compilation import COMPILE_MODES, check_mode, compiled, seconds_compiling
 from search.config import TrialConfig, config_option, config_words, parse_words, typed_overrides
@@ -520,12 +521,14 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     state_path = checkpoint_path(out)
     # Per-rank BatchNorm statistics make a run on several ranks another computation.
     identity = {**config.identity(), **({"world_size": world.size} if world.size > 1 else {})}
-    started_with = check_resumable(state_path, identity) or {}
+    saved, note = latest_state(state_path)
+    if saved is not None:
+        check_same_run(saved, identity, state_path)
     device = resolve_device(config.device)
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", torch.cuda.current_device())  # each rank's, set by its launcher
     # "auto" was decided when the run started: a resume on another machine keeps the data path.
-    data_path = dataset.path if dataset is not None else started_with.get("data_path") or choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)
+    data_path = dataset.path if dataset is not None else (saved or {}).get("data_path") or choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)
     threads = config.threads or torch.get_num_threads()
     workers, training_threads = loader_workers(threads, device) if data_path == "stream" else (0, threads)
     if config.threads is not None:
@@ -537,9 +540,9 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     if world.leader:
         out.mkdir(parents=True, exist_ok=True)
     done = Progress(precision=run.precision, data_path=dataset.path)
-    restored = run.state.restore(state_path, device)
-    if restored is not None:
-        done, note = restored
+    if saved is not None:
+        done = run.state.restore(saved, device)
+        del saved  # the weights and optimizer state now live in the run
         if note:
             say(note)
         within = f", step {done.in_epoch.step} of epoch {done.in_epoch.epoch}" if done.in_epoch else ""
