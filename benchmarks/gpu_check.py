@@ -20,7 +20,11 @@ Steps (``--steps``, in this order):
    CPU side only); then the streaming path's 224-px training batches ready on the GPU with
    ``--decode workers`` and ``--decode device``. It decides whether streamed ImageNet trials
    should decode on the GPU by default.
-4. ``grid``: the `shortcuts` grid (depth 20 and 56 x A/B/C/none, the VGG-16-BN baseline, 3 seeds:
+4. ``resume``: ResNet-20 killed after its first epoch and resumed on the device, against the same
+   run uninterrupted (the two side by side): the resumed run must finish, and on CUDA match within
+   a tolerance (its kernels are not deterministic); on the CPU bitwise. The grid's continuation
+   relies on it: a trial stopped at the time limit resumes from its checkpoint in the next run.
+5. ``grid``: the `shortcuts` grid (depth 20 and 56 x A/B/C/none, the VGG-16-BN baseline, 3 seeds:
    27 trials) at the quick budget, planned with ``search.run --plan`` into ``--experiment``
    (continued when it exists: finished trials are not re-run; by default the GPU campaign's first
    item, so ``python -m search.campaign run`` goes on from where the check stopped), run by ``--run-planned`` on the
@@ -28,7 +32,7 @@ Steps (``--steps``, in this order):
    quick recipe's measurement: seconds to 85% and 90% validation, final accuracy, wall time.
 
 Writes into ``--out``: ``environment.json``, ``throughput.csv``, ``packing.csv``, ``decode.csv``,
-``quick_recipe.csv`` and ``check.md`` (all of them as tables), each as soon as its step ends;
+``resume.csv``, ``quick_recipe.csv`` and ``check.md`` (all of them as tables), each as soon as its step ends;
 the grid's experiment stays in ``--experiment``. It needs torch, timm, pandas and matplotlib,
 never Ray or Optuna (a bare PyTorch image). It stops launching grid trials when their estimate
 no longer fits, stops the running ones with a checkpoint at ``--minutes``, and exits.
@@ -66,10 +70,14 @@ from search.measure import synchronize  # noqa: E402
 from search.planned import PLAN_FILE, bundle, collect, plan_experiment, run_planned  # noqa: E402
 from search.provenance import autocast, record  # noqa: E402
 from search.stream import DECODE_PLACES  # noqa: E402
-from search.testing import Faults  # noqa: E402
+from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run  # noqa: E402
 
-STEPS = ("throughput", "packing", "decode", "grid")
+STEPS = ("throughput", "packing", "decode", "resume", "grid")
+# A run resumed on CUDA against the same run uninterrupted: nondeterministic kernels (atomics,
+# cuDNN's algorithm choice) make two runs of one seed differ a little; a lost optimizer or
+# generator state, or a schedule restarted, differs by far more.
+RESUME_TOLERANCE = {"val_accuracy": 0.03, "train_loss": 0.05}  # absolute; relative
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class Scale:
     reserve: float  # seconds a measurement needs left before it starts
     grid: dict[str, Any]  # the grid's search settings (as search.run's flags give them)
     photos: int  # JPEGs the decode step writes and decodes
+    resume: tuple[str, ...]  # search.train's flags for the resume step's two-epoch ResNet-20
 
 
 GPU = Scale(
@@ -101,6 +110,7 @@ GPU = Scale(
     reserve=60.0,
     grid={"budget": "quick", "seeds": 3, "gpus_per_trial": 1.0},
     photos=512,
+    resume=("--budget", "quick", "--epochs", "2", "--train-subset", "10000"),
 )
 DRY_RUN = Scale(
     device="cpu",
@@ -114,6 +124,7 @@ DRY_RUN = Scale(
     reserve=5.0,
     grid={"budget": "smoke", "trials": 2, "baselines": False, "recipe": {"epochs": 1, "train_subset": 64, "val_size": 32, "test_size": 32, "eval_batch_size": 32}},
     photos=16,
+    resume=("--budget", "smoke", "--depth", "8", "--epochs", "2", "--train-subset", "64", "--val-size", "32", "--test-size", "32", "--batch-size", "32"),
 )
 
 
@@ -256,7 +267,52 @@ def packing(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-# Step 3: the grid, planned, run on the GPU, collected
+# Step 4: a run killed and resumed on the device
+
+
+def resume(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
+    """Per epoch, a ResNet-20 run killed after epoch 1 and resumed beside the same run
+    uninterrupted (both started at once, each with half the cores); fails when the resumed run
+    does not finish or leaves the tolerance (on the CPU: when it is not bitwise the same)."""
+    if clock.left() < 2 * scale.reserve:
+        raise RuntimeError(f"time is short ({clock.left():.0f} s left): not measured")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+    with tempfile.TemporaryDirectory() as folder:
+
+        def command(name: str) -> list[str]:
+            flags = ["--model", "resnet20", "--data", data, *scale.resume, "--seed", "0", "--device", scale.device]
+            return [sys.executable, "-m", "search.train", *flags, "--threads", str(max(1, cores // 2)), "--out", str(Path(folder) / name)]
+
+        def finish(process: subprocess.Popen[str], expected: int, what: str) -> None:
+            _, errors = process.communicate(timeout=300)
+            if process.returncode != expected:
+                raise RuntimeError(f"{what} exited {process.returncode}, not {expected}: {errors.strip().splitlines()[-1][:200] if errors.strip() else ''}")
+
+        options = {"cwd": REPO, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
+        killed = subprocess.Popen(command("resumed"), env={**os.environ, FAULT_VARIABLE: "exit_after_epoch:1"}, **options)
+        whole = subprocess.Popen(command("uninterrupted"), **options)
+        finish(killed, EXIT_STATUS, "the run killed after epoch 1")
+        finish(subprocess.Popen(command("resumed"), **options), 0, "the resumed run")
+        finish(whole, 0, "the uninterrupted run")
+        resumed, uninterrupted = (pd.read_csv(Path(folder) / name / "metrics.csv") for name in ("resumed", "uninterrupted"))
+    columns = ["epoch", "train_loss", "val_accuracy", "lr"]
+    frame = resumed[columns].merge(uninterrupted[columns], on="epoch", suffixes=("_resumed", "_uninterrupted"))
+    frame["val_accuracy_difference"] = frame["val_accuracy_resumed"] - frame["val_accuracy_uninterrupted"]
+    frame["train_loss_relative_difference"] = frame["train_loss_resumed"] / frame["train_loss_uninterrupted"] - 1
+    frame.to_csv(out / "resume.csv", index=False)
+    last = frame.iloc[-1]
+    say(f"  resume: epoch {int(last['epoch'])} val accuracy {last['val_accuracy_resumed']:.4f} resumed vs {last['val_accuracy_uninterrupted']:.4f} uninterrupted")
+    if len(frame) != len(uninterrupted) or not (frame["lr_resumed"] == frame["lr_uninterrupted"]).all():
+        raise RuntimeError("the resumed run's epochs or learning rates are not the uninterrupted run's")
+    if scale.device == "cpu" and not resumed[columns].equals(uninterrupted[columns]):
+        raise RuntimeError("on the CPU a resumed run is bitwise the uninterrupted one, and this one is not")
+    if abs(last["val_accuracy_difference"]) > RESUME_TOLERANCE["val_accuracy"] or abs(last["train_loss_relative_difference"]) > RESUME_TOLERANCE["train_loss"]:
+        raise RuntimeError(f"the resumed run left the tolerance {RESUME_TOLERANCE}: {last.to_dict()}")
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 5: the grid, planned, run on the GPU, collected
 
 
 def best_trial_count(packing_table: pd.DataFrame | None, scale: Scale) -> int:
@@ -310,6 +366,7 @@ def grid_section(results: pd.DataFrame, out: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Step 3: JPEG decode on the device and in the loader workers
 
 
 def decode(scale: Scale, out: Path) -> pd.DataFrame:
@@ -395,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         step("packing", "## Trials packed on one device\n", lambda: markdown(packing(scale, data, clock, out)))
     if "decode" in steps:
         step("decode", "## JPEG decode: the GPU against the CPU loader workers\n", lambda: markdown(decode(scale, out)))
+    if "resume" in steps:
+        step("resume", "## A run killed after epoch 1 and resumed, beside it uninterrupted\n", lambda: markdown(resume(scale, data, clock, out)))
     if "grid" in steps:
         measured = pd.read_csv(out / "packing.csv") if (out / "packing.csv").exists() else None
         jobs = best_trial_count(measured, scale)
