@@ -149,6 +149,14 @@ def render_gradients_page(table: pd.DataFrame, settings: dict[str, Any], out_dir
     return "\n".join(parts).rstrip() + "\n"
 
 
+def clearly_above_chance(accuracy: float, num_classes: int, images: int) -> bool:
+    """Whether an accuracy on ``images`` images lies more than 2 binomial standard errors above
+    chance (1 / classes): below that a net has learned nothing a probe could compare (an
+    untrained net at 10.4% on 1000 images of 10 classes)."""
+    chance = 1.0 / num_classes
+    return accuracy - chance > 2 * math.sqrt(chance * (1 - chance) / images)
+
+
 def lesion_per_net(table: pd.DataFrame) -> pd.DataFrame:
     """One row per lesioned run: its label, seed, intact accuracy, its single lesions' mean and
     worst, and the share of its margin above chance (1 / classes) the single lesions keep."""
@@ -158,10 +166,9 @@ def lesion_per_net(table: pd.DataFrame) -> pd.DataFrame:
         single = group[(group["kind"] == "single") & (group["status"] == "ok") & (~group["changes_shape"].astype(bool))]
         chance = 1.0 / float(group["num_classes"].iloc[0])
         mean = float(single["accuracy"].mean())  # NaN when no unit could be deleted alone
-        # A margin within 2 binomial standard errors of chance (on the images evaluated) is noise:
-        # an untrained net at 10.4% on 1000 images would "keep" a share of nothing.
-        noise = 2 * math.sqrt(chance * (1 - chance) / float(group["images"].iloc[0]))
-        kept = (mean - chance) / (base - chance) if base - chance > noise else math.nan
+        # A margin within noise of chance (on the images evaluated) has no share to keep.
+        trained = clearly_above_chance(base, int(group["num_classes"].iloc[0]), int(group["images"].iloc[0]))
+        kept = (mean - chance) / (base - chance) if trained else math.nan
         rows.append({"run": run, "label": group["label"].iloc[0], "family": group["family"].iloc[0], "seed": int(group["seed"].iloc[0]), "intact": base, "single_mean": mean, "single_worst": float(single["accuracy"].min()), "singles": len(single), "chance": chance, "kept": kept})
     return pd.DataFrame(rows)
 
@@ -244,9 +251,11 @@ def render_lesion_page(table: pd.DataFrame, settings: dict[str, Any], out_dir: P
     return "\n".join(parts).rstrip() + "\n"
 
 
-RESPONSE_COLUMNS = ("run", "model", "label", "family", "depth", "seed", "budget", "val_accuracy", "images", "layer", "name", "std", "rank")
+RESPONSE_COLUMNS = ("run", "model", "label", "family", "depth", "seed", "budget", "num_classes", "val_accuracy", "val_images", "images", "layer", "name", "std", "rank")
 RESPONSE_RULE = (
-    "Each net is one number: the mean over its 3x3 layers of the response std. A comparison of two nets holds when "
+    "Each net is one number: the mean over its 3x3 layers of the response std. A net whose validation accuracy is "
+    "within 2 standard errors of chance (binomial, on its validation split) has learned no function to compare: it is "
+    "listed, and its seed's pair is left out. A comparison of two nets holds when "
     "at least 3 seeds pair them (same seed and data split, same budget) and the 95% confidence interval (Student t) "
     "of the mean paired difference excludes zero in the claimed direction; it does not hold when the interval "
     "excludes zero the other way; otherwise there is not enough evidence. One pair of nets can only ever say "
@@ -255,20 +264,29 @@ RESPONSE_RULE = (
 
 
 def mean_responses(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per trained run: its label, design, depth, seed and mean layer-response std."""
-    return (
+    """One row per trained run: its label, design, depth, seed, mean layer-response std, and
+    whether it learned anything (``trained``: clearly above chance on its validation split)."""
+    per_run = (
         table.groupby("run", sort=False)
-        .agg(label=("label", "first"), family=("family", "first"), depth=("depth", "first"), seed=("seed", "first"), budget=("budget", "first"), val_accuracy=("val_accuracy", "first"), layers=("std", "size"), mean_std=("std", "mean"), min_std=("std", "min"), max_std=("std", "max"))
+        .agg(label=("label", "first"), family=("family", "first"), depth=("depth", "first"), seed=("seed", "first"), budget=("budget", "first"), num_classes=("num_classes", "first"), val_accuracy=("val_accuracy", "first"), val_images=("val_images", "first"), layers=("std", "size"), mean_std=("std", "mean"), min_std=("std", "min"), max_std=("std", "max"))
         .reset_index()
     )
+    trained = [clearly_above_chance(r["val_accuracy"], int(r["num_classes"]), int(r["val_images"])) for _, r in per_run.iterrows()]
+    return per_run.assign(trained=trained)
 
 
 def _smaller(per_run: pd.DataFrame, smaller: str, larger: str, statement: str) -> Claim:
-    """Claim that ``smaller``'s mean response is below ``larger``'s, paired by seed."""
+    """Claim that ``smaller``'s mean response is below ``larger``'s, paired by seed over the
+    seeds where both nets learned something."""
     by_seed = {label: per_run[per_run["label"] == label].groupby("seed")["mean_std"].mean() for label in (smaller, larger)}
-    n, mean, low, high = paired_difference(by_seed[larger], by_seed[smaller])  # positive: smaller responses
+    untrained = set(per_run.loc[per_run["label"].isin([smaller, larger]) & ~per_run["trained"], "seed"])
+    kept = {label: seeds.drop(index=list(untrained & set(seeds.index))) for label, seeds in by_seed.items()}
+    n, mean, low, high = paired_difference(kept[larger], kept[smaller])  # positive: smaller responses
     interval = f"[{low:+.4f}, {high:+.4f}]" if not math.isnan(low) else "n/a"
-    evidence = f"mean layer std {by_seed[smaller].mean():.4f} ({smaller}) vs {by_seed[larger].mean():.4f} ({larger}); paired difference {mean:+.4f}, 95% CI {interval}, n={n} paired seed(s)"
+    evidence = f"mean layer std {by_seed[smaller].mean():.4f} ({smaller}) vs {by_seed[larger].mean():.4f} ({larger}); "
+    evidence += f"paired difference {mean:+.4f}, 95% CI {interval}, n={n} paired seed(s)" if n else "no seed pairs two nets that learned"
+    if untrained:
+        evidence += f"; left out: seed(s) {', '.join(map(str, sorted(untrained)))}, where a net is not clearly above chance"
     return Claim(statement, evidence, verdict(n, low, high))
 
 
@@ -307,7 +325,7 @@ def render_responses_page(table: pd.DataFrame, settings: dict[str, Any], out_dir
     _finish_axes(by_layer, by_rank)
     _save(figure, out_dir / "responses-by-layer.png")
     per_run = mean_responses(table)
-    rows = [[r["label"], int(r["seed"]), r["val_accuracy"], int(r["layers"]), r["mean_std"], r["min_std"], r["max_std"]] for _, r in per_run.iterrows()]
+    rows = [[r["label"], int(r["seed"]), r["val_accuracy"], "yes" if r["trained"] else "no", int(r["layers"]), r["mean_std"], r["min_std"], r["max_std"]] for _, r in per_run.iterrows()]
     recipe = settings.get("recipe", {})
     parts = [
         "# Probe: layer responses", "",
@@ -319,7 +337,7 @@ def render_responses_page(table: pd.DataFrame, settings: dict[str, Any], out_dir
         "## Provenance", "", *_provenance(settings),
         f"- trained with budget {settings.get('budget', '-')}: recipe `{json.dumps(recipe, sort_keys=True)}`; {settings.get('images', '-')} validation images per net", "",
         "## Per net", "",
-        markdown_table(["net", "seed", "validation accuracy", "3x3 layers", "mean std", "min std", "max std"], rows), "",
+        markdown_table(["net", "seed", "validation accuracy", "clearly above chance", "3x3 layers", "mean std", "min std", "max std"], rows), "",
         "![response std by layer, in network order and sorted](responses-by-layer.png)", "",
     ]
     parts += claims_section(response_claims(table), [], RESPONSE_RULE)

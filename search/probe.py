@@ -240,7 +240,7 @@ def response_probe(run: Path, images: int, device: torch.device = CPU) -> pd.Dat
     base = {
         "run": run.name, "model": summary["model"], "label": described.label, "family": described.design,
         "depth": model.depth, "seed": summary["seed"], "data_seed": summary["data_seed"], "budget": summary["budget"],
-        "val_accuracy": summary.get("val_accuracy"), "images": count,
+        "num_classes": dataset.num_classes, "val_accuracy": summary.get("val_accuracy"), "val_images": len(dataset.val), "images": count,
     }
     order = sorted(range(len(responses)), key=lambda i: -responses[i][1])
     ranks = {index: rank for rank, index in enumerate(order)}

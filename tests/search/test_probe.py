@@ -186,20 +186,30 @@ def test_responses_probe_on_trained_runs_and_its_page(trained_pair: Path, tmp_pa
     table = pd.read_csv(out / "responses.csv")
     assert table.groupby("label").size().to_dict() == {"ResNet-20 (A)": 19, "plain-20": 19}
     assert (table["std"] > 0).all() and set(table["images"]) == {50}
+    assert set(table["num_classes"]) == {10} and set(table["val_images"]) == {json.loads(Path(runs[0], "summary.json").read_text())["splits"]["val"]}
     assert sorted(table.loc[table["label"] == "plain-20", "rank"]) == list(range(1, 20))
     page = write_probe_page(out / "responses.csv", out)
     text = page.path.read_text()
     # One pair of nets: the claim is stated with its numbers and cannot be settled.
     assert "ResNet-20 (A) has smaller responses than plain-20" in text and "**not enough evidence**" in text
     assert "**holds**" not in text and (out / "responses-by-layer.png").exists()
-    # Three paired seeds where the residual net's responses are half its plain twin's: it holds.
+    # Three paired seeds of trained nets where the residual net's responses are half its plain
+    # twin's: it holds.
     seeds = []
     for seed in (1, 2, 3):
-        copy_ = table.assign(seed=seed, run=table["run"] + f"-{seed}")
+        copy_ = table.assign(seed=seed, run=table["run"] + f"-{seed}", val_accuracy=0.8, val_images=1000)
         copy_.loc[copy_["family"] == "residual", "std"] *= 0.5
         seeds.append(copy_)
     pd.concat(seeds).to_csv(out / "responses.csv", index=False)
     assert "| **holds** |" in write_probe_page(out / "responses.csv", out).path.read_text()
+    # A plain net that never left chance (10.4% on 1000 images of 10 classes: within 2 binomial
+    # standard errors) has learned no function to compare: its seed's pair is left out, and two
+    # pairs cannot settle the claim.
+    seeds[2].loc[seeds[2]["family"] == "plain", "val_accuracy"] = 0.104
+    pd.concat(seeds).to_csv(out / "responses.csv", index=False)
+    text = write_probe_page(out / "responses.csv", out).path.read_text()
+    assert "n=2 paired seed(s); left out: seed(s) 3, where a net is not clearly above chance | **not enough evidence** |" in text
+    assert "| plain-20 | 3 | 0.1040 | no |" in text and "| plain-20 | 2 | 0.8000 | yes |" in text
 
 
 def test_bad_responses_input_exits_2_and_writes_nothing(trained_pair: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
