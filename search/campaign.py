@@ -38,6 +38,7 @@ import torch
 import zoo
 from search.planned import PLAN_FILE, PlannedExperiment, bundle, collect, finished_summary, plan_experiment, run_planned
 from search.probe import finished_run, lesion_probe, response_probe, runs_provenance, write_probe
+from search.provenance import now
 from search.settings import SETTINGS_FILE
 from zoo.commandline import OneLineParser
 
@@ -188,7 +189,7 @@ def next_item(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN) -> Ite
 def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ...], device: torch.device, seconds: float, say: Any) -> bool:
     """Probe the source's runs not yet in the item's table on ``device``, one at a time while
     ``seconds`` last; whether there was anything to do."""
-    start, out = time.monotonic(), root / item.name
+    start, started_at, out = time.monotonic(), now(), root / item.name
     if not item.state(root, items).planned:
         say(f"{item.name}: {item.pending()}")
         return False
@@ -202,7 +203,7 @@ def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ..
         table = pd.concat([table, item.probe_run(run, device)], ignore_index=True)
         longest = max(longest, time.monotonic() - began)
         extra = {"seed": 0} if item.probe == "lesion" else {}
-        write_probe(out, table, {**runs_provenance(item.probe, finished_run(run), table), **extra, "command": f"python -m search.campaign run (item {item.name})"}, device)
+        write_probe(out, table, {**runs_provenance(item.probe, finished_run(run), table), **extra, "command": f"python -m search.campaign run (item {item.name})"}, started_at, device)
     say(item.state(root, items, runs).describe())
     return True
 

@@ -38,7 +38,7 @@ import zoo
 from search.augment import Normalize, center_crop
 from search.data import DataError, Dataset, Split, load_dataset, walking_once
 from search.measure import evaluate, split_batches
-from search.provenance import DEVICES, record, resolve_device, resolve_precision
+from search.provenance import DEVICES, now, record, resolve_device, resolve_precision
 from search.stream import loader_workers
 from search.train import available_cpus
 from zoo.commandline import OneLineParser, comma_list
@@ -277,14 +277,15 @@ def runs_provenance(probe: str, summary: dict[str, Any], table: pd.DataFrame) ->
     return {"probe": probe, "data": summary["data_name"], "splits": summary["splits"], "budget": summary["budget"], "recipe": summary["recipe"], "images": int(table["images"].max())}
 
 
-def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any], device: torch.device = CPU) -> Path:
+def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any], started_at: str, device: torch.device = CPU) -> Path:
     """``out/PROBE.csv`` and ``out/probe.json`` (each written whole), what ``python -m
     leaderboards`` renders; ``provenance`` names the probe and how it was run, on ``device``."""
+    # Recorded before anything is written: a probe writing into the repository (leaderboards/)
+    # would otherwise find its own output and call its commit dirty.
+    recorded = {**record(device), **provenance, "started_at": started_at}
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{provenance['probe']}.csv"
     zoo.write_atomically(path, table.to_csv(index=False))
-    recorded = {**record(device), **provenance}
-    recorded["started_at"] = recorded["recorded_at"]
     zoo.write_atomically(out / "probe.json", json.dumps(recorded, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -335,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     responses.add_argument("--device", choices=DEVICES, default="auto", help="where the nets run (auto: CUDA where visible); fp32, TF32 off")
     args = parser.parse_args(argv)
     command = "python -m search.probe " + " ".join(sys.argv[1:] if argv is None else argv)
-    device = CPU
+    started_at, device = now(), CPU
     try:
         if args.probe == "gradients":
             names = args.models
@@ -366,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    path = write_probe(Path(args.out), table, {"command": command, **extra}, device)
+    path = write_probe(Path(args.out), table, {"command": command, **extra}, started_at, device)
     print(f"wrote {path} ({len(table)} rows)")
     return 0
 
