@@ -38,6 +38,7 @@ from search.views import ImageError, at_rest, crop_box, jpeg_header, lighting_sh
 BOX_AUGMENTATIONS = ("random_resized_crop", "scale")  # cropped from the file, in the workers
 PREFETCH_BATCHES = 2  # per worker: enough to hide a decode's jitter, little memory
 DECODE_PLACES = ("workers", "device")  # where JPEG training crops are decoded (module docstring)
+DECODE_BATCH = 256  # files at rest per worker batch: few batches to send back, each small
 
 
 def check_decode(place: str) -> str:
@@ -271,6 +272,17 @@ def loader_workers(threads: int, device: torch.device) -> tuple[int, int]:
         return max(1, threads - 1), 1
     workers = max(1, threads // 2)
     return workers, max(1, threads - workers)
+
+
+def decode_at_rest(files: Sequence[str], rest_size: int, workers: int) -> torch.Tensor:
+    """Every file at rest, in order, as one uint8 tensor, decoded by ``workers`` loader workers
+    (0: in this process); a file that cannot be decoded is named in one line (DataError)."""
+    dataset = RestingFiles(files, torch.zeros(len(files), dtype=torch.int64), rest_size)
+    images = torch.empty(len(files), 3, rest_size, rest_size, dtype=torch.uint8)
+    batches = [list(range(start, min(start + DECODE_BATCH, len(files)))) for start in range(0, len(files), DECODE_BATCH)]
+    for indices, batch in zip(batches, on_device(iter(loader(dataset, batches, workers, torch.device("cpu"))), torch.device("cpu"))):
+        images[indices[0] : indices[-1] + 1] = batch.images
+    return images
 
 
 def file_channel_stats(files: Sequence[str], rest_size: int, workers: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from search.config import TrialConfig
-from search.data import DataError, FileSplit, choose_data_path, load_dataset
+from search.data import DataError, FileSplit, choose_data_path, decode_workers, load_dataset
 from search.measure import tree_memory_bytes
-from search.stream import DECODE_PLACES, TrainingFiles, collate, loader_workers, on_device
+from search.stream import DECODE_PLACES, TrainingFiles, collate, decode_at_rest, loader_workers, on_device
 from search.train import main, train
 from tests.search.helpers import write_photo_folder
 
@@ -92,6 +92,20 @@ def test_jpegs_decoded_on_the_device_get_the_workers_boxes_and_train(folders: di
         list(on_device(iter([collate([samples[(1, 0)], samples[(1, 1)]])]), torch.device("cpu")))
     run = train(dataclasses.replace(config(folders["jpg"], epochs=1, data_path="stream", augment="random_resized_crop"), decode="device"), tmp_path / "run", log=None)
     assert run["decode"] == "device" and run["status"] == "completed" and 0 < run["train_loss"] < 5
+
+
+def test_a_folders_first_decode_in_loader_workers_gives_the_same_tensor_and_names_a_bad_file(folders: dict[str, Path], tmp_path: Path) -> None:
+    files = sorted(str(path) for path in (folders["jpg"] / "train").rglob("*.jpg"))
+    in_process = decode_at_rest(files, 48, workers=0)
+    assert in_process.shape == (len(files), 3, 48, 48) and torch.equal(decode_at_rest(files, 48, workers=2), in_process)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match=r"^cannot decode image .*broken\.jpg: ") as raised:
+        decode_at_rest([*files[:300], str(broken)], 48, workers=2)
+    assert "\n" not in str(raised.value) and "Traceback" not in str(raised.value)
+    # A folder's first decode takes the process's threads, one worker per 1,000 files at most;
+    # a small one decodes in the process (starting workers costs more).
+    assert (decode_workers(1999), decode_workers(2000), decode_workers(50_000)) == (0, min(2, torch.get_num_threads()), torch.get_num_threads())
 
 
 def test_auto_streams_a_folder_whose_decoded_size_passes_the_bound(folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
