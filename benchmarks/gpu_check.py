@@ -267,6 +267,36 @@ def packing(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
+# Step 3: JPEG decode on the device and in the loader workers
+
+
+def decode(scale: Scale, out: Path) -> pd.DataFrame:
+    """JPEG decodes/s: nvJPEG batched on the GPU against the CPU loader workers, on the same files;
+    then the streaming path's 224-px training batches/s on the device with each ``--decode`` place."""
+    from benchmarks.data_stream import decode_rates, resbench_rate, write_photos
+
+    workers, batch = max(1, (os.cpu_count() or 2) - 1), 64
+    stream_batch = min(batch, scale.photos // 2)  # two steps an epoch at least
+    device = torch.device(scale.device)
+    with tempfile.TemporaryDirectory() as folder:
+        write_photos(Path(folder), scale.photos)
+        files = sorted(str(path) for path in Path(folder).rglob("*.jpg"))
+        gpu, cpu = decode_rates(files, workers, min(batch, len(files)), on_gpu=scale.device == "cuda")
+        split = FileSplit(tuple(files), torch.zeros(len(files), dtype=torch.int64), 224)
+        streamed = {place: resbench_rate(split, 224, stream_batch, workers, scale.seconds, device, place) for place in DECODE_PLACES}
+    rows = [{"decoder": f"{workers} CPU loader workers (torchvision.io.decode_jpeg)", "images": len(files), "images_per_second": round(cpu, 1)}]
+    if gpu is not None:
+        rows.append({"decoder": f"nvJPEG on the GPU, batches of {batch}", "images": len(files), "images_per_second": round(gpu, 1)})
+    batched = "nvJPEG" if device.type == "cuda" else "torchvision's CPU decoder"
+    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode workers ({workers} loader workers, Pillow)", "images": len(files), "images_per_second": round(streamed["workers"], 1)})
+    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode device (batched {batched})", "images": len(files), "images_per_second": round(streamed["device"], 1)})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "decode.csv", index=False)
+    say(f"  decode: {', '.join(f'{row.decoder} {row.images_per_second:,.0f}/s' for row in frame.itertuples())}")
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
 # Step 4: a run killed and resumed on the device
 
 
@@ -289,11 +319,15 @@ def resume(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
                 raise RuntimeError(f"{what} exited {process.returncode}, not {expected}: {errors.strip().splitlines()[-1][:200] if errors.strip() else ''}")
 
         options = {"cwd": REPO, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
-        killed = subprocess.Popen(command("resumed"), env={**os.environ, FAULT_VARIABLE: "exit_after_epoch:1"}, **options)
         whole = subprocess.Popen(command("uninterrupted"), **options)
-        finish(killed, EXIT_STATUS, "the run killed after epoch 1")
-        finish(subprocess.Popen(command("resumed"), **options), 0, "the resumed run")
-        finish(whole, 0, "the uninterrupted run")
+        try:
+            finish(subprocess.Popen(command("resumed"), env={**os.environ, FAULT_VARIABLE: "exit_after_epoch:1"}, **options), EXIT_STATUS, "the run killed after epoch 1")
+            finish(subprocess.Popen(command("resumed"), **options), 0, "the resumed run")
+            finish(whole, 0, "the uninterrupted run")
+        finally:
+            if whole.poll() is None:  # a failure above: nothing of this step outlives it
+                whole.kill()
+                whole.wait()
         resumed, uninterrupted = (pd.read_csv(Path(folder) / name / "metrics.csv") for name in ("resumed", "uninterrupted"))
     columns = ["epoch", "train_loss", "val_accuracy", "lr"]
     frame = resumed[columns].merge(uninterrupted[columns], on="epoch", suffixes=("_resumed", "_uninterrupted"))
@@ -366,33 +400,6 @@ def grid_section(results: pd.DataFrame, out: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Step 3: JPEG decode on the device and in the loader workers
-
-
-def decode(scale: Scale, out: Path) -> pd.DataFrame:
-    """JPEG decodes/s: nvJPEG batched on the GPU against the CPU loader workers, on the same files;
-    then the streaming path's 224-px training batches/s on the device with each ``--decode`` place."""
-    from benchmarks.data_stream import decode_rates, resbench_rate, write_photos
-
-    workers, batch = max(1, (os.cpu_count() or 2) - 1), 64
-    stream_batch = min(batch, scale.photos // 2)  # two steps an epoch at least
-    device = torch.device(scale.device)
-    with tempfile.TemporaryDirectory() as folder:
-        write_photos(Path(folder), scale.photos)
-        files = sorted(str(path) for path in Path(folder).rglob("*.jpg"))
-        gpu, cpu = decode_rates(files, workers, min(batch, len(files)), on_gpu=scale.device == "cuda")
-        split = FileSplit(tuple(files), torch.zeros(len(files), dtype=torch.int64), 224)
-        streamed = {place: resbench_rate(split, 224, stream_batch, workers, scale.seconds, device, place) for place in DECODE_PLACES}
-    rows = [{"decoder": f"{workers} CPU loader workers (torchvision.io.decode_jpeg)", "images": len(files), "images_per_second": round(cpu, 1)}]
-    if gpu is not None:
-        rows.append({"decoder": f"nvJPEG on the GPU, batches of {batch}", "images": len(files), "images_per_second": round(gpu, 1)})
-    batched = "nvJPEG" if device.type == "cuda" else "torchvision's CPU decoder"
-    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode workers ({workers} loader workers, Pillow)", "images": len(files), "images_per_second": round(streamed["workers"], 1)})
-    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode device (batched {batched})", "images": len(files), "images_per_second": round(streamed["device"], 1)})
-    frame = pd.DataFrame(rows)
-    frame.to_csv(out / "decode.csv", index=False)
-    say(f"  decode: {', '.join(f'{row.decoder} {row.images_per_second:,.0f}/s' for row in frame.itertuples())}")
-    return frame
 
 
 def markdown(frame: pd.DataFrame) -> str:
