@@ -71,7 +71,7 @@ from search.planned import PLAN_FILE, bundle, collect, plan_experiment, run_plan
 from search.provenance import autocast, record  # noqa: E402
 from search.stream import DECODE_PLACES  # noqa: E402
 from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
-from search.train import Preemption, ProgressBar, Run  # noqa: E402
+from search.train import Preemption, ProgressBar, Run, available_cpus  # noqa: E402
 
 STEPS = ("throughput", "packing", "decode", "resume", "grid")
 # A run resumed on CUDA against the same run uninterrupted: nondeterministic kernels (atomics,
@@ -245,7 +245,7 @@ def packing_worker(spec: dict[str, Any]) -> None:
 
 def packing(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
     rows = []
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = available_cpus()
     precision = "bf16" if scale.device == "cuda" else "fp32"
     for trials in scale.trial_counts:
         if clock.left() < 1.5 * scale.reserve:
@@ -306,7 +306,7 @@ def resume(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
     does not finish or leaves the tolerance (on the CPU: when it is not bitwise the same)."""
     if clock.left() < 2 * scale.reserve:
         raise RuntimeError(f"time is short ({clock.left():.0f} s left): not measured")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+    cores = available_cpus()
     with tempfile.TemporaryDirectory() as folder:
 
         def command(name: str) -> list[str]:

@@ -280,7 +280,7 @@ def _smaller(per_run: pd.DataFrame, smaller: str, larger: str, statement: str) -
     seeds where both nets learned something."""
     by_seed = {label: per_run[per_run["label"] == label].groupby("seed")["mean_std"].mean() for label in (smaller, larger)}
     untrained = set(per_run.loc[per_run["label"].isin([smaller, larger]) & ~per_run["trained"], "seed"])
-    kept = {label: seeds.drop(index=list(untrained & set(seeds.index))) for label, seeds in by_seed.items()}
+    kept = {label: seeds.drop(index=list(untrained), errors="ignore") for label, seeds in by_seed.items()}
     n, mean, low, high = paired_difference(kept[larger], kept[smaller])  # positive: smaller responses
     interval = f"[{low:+.4f}, {high:+.4f}]" if not math.isnan(low) else "n/a"
     evidence = f"mean layer std {by_seed[smaller].mean():.4f} ({smaller}) vs {by_seed[larger].mean():.4f} ({larger}); "

@@ -29,10 +29,9 @@ def split_batches(split: Split | FileSplit, batch_size: int, device: torch.devic
         for start in range(0, len(split), batch_size):
             yield split.images[start : start + batch_size].to(device, non_blocking=True), split.labels[start : start + batch_size].to(device)
         return
-    from search.stream import RestingFiles, loader, on_device
+    from search.stream import batches_at_rest
 
-    batches = [list(range(start, min(start + batch_size, len(split)))) for start in range(0, len(split), batch_size)]
-    for batch in on_device(iter(loader(RestingFiles(split.files, split.labels, split.rest_size), batches, workers, device)), device):
+    for batch in batches_at_rest(split.files, split.labels, split.rest_size, batch_size, workers, device):
         yield batch.images, batch.labels
 
 

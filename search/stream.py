@@ -274,14 +274,21 @@ def loader_workers(threads: int, device: torch.device) -> tuple[int, int]:
     return workers, max(1, threads - workers)
 
 
+def batches_at_rest(files: Sequence[str], labels: torch.Tensor, rest_size: int, batch_size: int, workers: int, device: torch.device) -> Iterator[Batch]:
+    """The files at rest, in order, in batches of ``batch_size`` on ``device``, decoded by
+    ``workers`` loader workers (0: in this process); a file that cannot be decoded is named in one
+    line (DataError). Evaluation, channel statistics and a folder's first decode all read so."""
+    batches = [list(range(start, min(start + batch_size, len(files)))) for start in range(0, len(files), batch_size)]
+    return on_device(iter(loader(RestingFiles(files, labels, rest_size), batches, workers, device)), device)
+
+
 def decode_at_rest(files: Sequence[str], rest_size: int, workers: int) -> torch.Tensor:
-    """Every file at rest, in order, as one uint8 tensor, decoded by ``workers`` loader workers
-    (0: in this process); a file that cannot be decoded is named in one line (DataError)."""
-    dataset = RestingFiles(files, torch.zeros(len(files), dtype=torch.int64), rest_size)
-    images = torch.empty(len(files), 3, rest_size, rest_size, dtype=torch.uint8)
-    batches = [list(range(start, min(start + DECODE_BATCH, len(files)))) for start in range(0, len(files), DECODE_BATCH)]
-    for indices, batch in zip(batches, on_device(iter(loader(dataset, batches, workers, torch.device("cpu"))), torch.device("cpu"))):
-        images[indices[0] : indices[-1] + 1] = batch.images
+    """Every file at rest, in order, as one uint8 tensor on the host (a folder's first decode),
+    filled batch by batch: the decoded set is held once, not twice."""
+    images, filled = torch.empty(len(files), 3, rest_size, rest_size, dtype=torch.uint8), 0
+    for batch in batches_at_rest(files, torch.zeros(len(files), dtype=torch.int64), rest_size, DECODE_BATCH, workers, torch.device("cpu")):
+        images[filled : filled + len(batch.images)] = batch.images
+        filled += len(batch.images)
     return images
 
 
@@ -299,10 +306,8 @@ def file_channel_stats(files: Sequence[str], rest_size: int, workers: int) -> tu
     if cache.exists():
         stored = json.loads(cache.read_text())
         return tuple(stored["mean"]), tuple(stored["std"])  # type: ignore[return-value]
-    dataset = RestingFiles(files, torch.zeros(len(files), dtype=torch.int64), rest_size)
-    batches = [list(range(start, min(start + 64, len(files)))) for start in range(0, len(files), 64)]
-    images = (batch.images for batch in on_device(iter(loader(dataset, batches, workers, torch.device("cpu"))), torch.device("cpu")))
-    mean, std = channel_stats(images)
+    at_rest = batches_at_rest(files, torch.zeros(len(files), dtype=torch.int64), rest_size, 64, workers, torch.device("cpu"))
+    mean, std = channel_stats(batch.images for batch in at_rest)
     cache.parent.mkdir(parents=True, exist_ok=True)
     zoo.write_atomically(cache, json.dumps({"mean": mean, "std": std}))
     return mean, std
