@@ -26,7 +26,7 @@ Steps (``--steps``, in this order):
    relies on it: a trial stopped at the time limit resumes from its checkpoint in the next run.
 5. ``grid``: the `shortcuts` grid (depth 20 and 56 x A/B/C/none, the VGG-16-BN baseline, 3 seeds:
    27 trials) at the quick budget, planned with ``search.run --plan`` into ``--experiment``
-   (continued when it exists: finished trials are not re-run; by default the GPU campaign's first
+   (continued when it holds the same grid, refused when it holds another: finished trials are not re-run; by default the GPU campaign's first
    item, so ``python -m search.campaign run`` goes on from where the check stopped), run by ``--run-planned`` on the
    GPU with the packing step's best trial count, and collected. Its ResNet-20 (A) trials are the
    quick recipe's measurement: seconds to 85% and 90% validation, final accuracy, wall time.
@@ -67,13 +67,14 @@ from search.compilation import seconds_compiling  # noqa: E402
 from search.config import TrialConfig  # noqa: E402
 from search.data import Dataset, FileSplit, load_dataset  # noqa: E402
 from search.measure import synchronize  # noqa: E402
-from search.planned import PLAN_FILE, bundle, collect, plan_experiment, run_planned  # noqa: E402
+from search.planned import bundle, collect, plan_unless_planned, run_planned  # noqa: E402
 from search.provenance import autocast, record  # noqa: E402
 from search.stream import DECODE_PLACES  # noqa: E402
 from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run, available_cpus  # noqa: E402
 
 STEPS = ("throughput", "packing", "decode", "resume", "grid")
+GPU_EXPERIMENT = "experiments/campaign/shortcuts"
 # A run resumed on CUDA against the same run uninterrupted: nondeterministic kernels (atomics,
 # cuDNN's algorithm choice) make two runs of one seed differ a little; a lost optimizer or
 # generator state, or a schedule restarted, differs by far more.
@@ -362,8 +363,8 @@ def best_trial_count(packing_table: pd.DataFrame | None, scale: Scale) -> int:
 def grid(scale: Scale, data: str, experiment: Path, jobs: int, clock: Clock, out: Path) -> pd.DataFrame:
     """Plan the grid (unless planned), run what is unfinished until the time is nearly up (then
     stop the running trials with a checkpoint, as SIGTERM does), collect, write the page."""
-    if not (experiment / PLAN_FILE).exists():
-        planned = plan_experiment("shortcuts", data=data, out=str(experiment), **scale.grid)
+    planned = plan_unless_planned("shortcuts", data=data, out=str(experiment), **scale.grid)
+    if planned is not None:
         say(f"  planned {len(planned.trials)} trials into {experiment}")
     gpus = ["0"] if scale.device == "cuda" else None
     stop = threading.Timer(max(1.0, clock.left() - 0.5 * scale.reserve), os.kill, (os.getpid(), signal.SIGTERM))
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="folder for the check's tables (required)")
     parser.add_argument("--data", default=".data/cifar10-jpeg", help="the CIFAR-10 folder (ImageFolder train/ or cifar-10-batches-py/)")
-    parser.add_argument("--experiment", default="experiments/campaign/shortcuts", help="the grid's planned experiment (continued when it exists; the default is the GPU campaign's first item, see search.campaign)")
+    parser.add_argument("--experiment", help=f"the grid's planned experiment, continued when it holds the same grid (default {GPU_EXPERIMENT}: the GPU campaign's first item, see search.campaign; a dry run's default is OUT-grid beside OUT, so its tiny trials never sit where a GPU run would continue them)")
     parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated: {', '.join(STEPS)}")
     parser.add_argument("--minutes", type=float, default=8.5, help="the whole check ends by then")
     parser.add_argument("--dry-run", action="store_true", help="every step at a tiny size on the CPU, synthetic data (CI)")
@@ -432,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no CUDA device here; the check is for a GPU machine (--dry-run runs it on the CPU)", file=sys.stderr)
         return 2
     clock = Clock(args.minutes)
-    out, experiment = Path(args.out).resolve(), Path(args.experiment).resolve()
+    out = Path(args.out).resolve()
+    experiment = Path(args.experiment).resolve() if args.experiment else out.with_name(f"{out.name}-grid") if args.dry_run else Path(GPU_EXPERIMENT).resolve()
     out.mkdir(parents=True, exist_ok=True)
     environment = {**record(torch.device(scale.device)), "cpu_cores": os.cpu_count(), "cuda": torch.version.cuda, "dry_run": args.dry_run, "steps": steps}
     (out / "environment.json").write_text(json.dumps(environment, indent=2) + "\n")

@@ -36,13 +36,22 @@ import pandas as pd
 import torch
 
 import zoo
-from search.planned import PLAN_FILE, PlannedExperiment, bundle, collect, finished_summary, plan_experiment, run_planned
+from search.planned import (
+    PLAN_FILE,
+    PlannedExperiment,
+    bundle,
+    collect,
+    finished_summary,
+    plan_unless_planned,
+    run_planned,
+)
 from search.probe import finished_run, lesion_probe, response_probe, runs_provenance, write_probe
 from search.provenance import now
-from search.settings import SETTINGS_FILE
+from search.settings import SETTINGS_FILE, refuse_other_search
 from zoo.commandline import OneLineParser
 
 DEFAULT_ROOT = "experiments/campaign"
+DRY_RUN_ROOT = "experiments/campaign-dry-run"  # never DEFAULT_ROOT: tiny trials there would pass for done items
 # Quick-budget CIFAR trials use a small part of an H100; until the GPU check's packing step has
 # measured the best count on a card, four at once.
 DEFAULT_GPU_JOBS = 4
@@ -69,6 +78,10 @@ class Item:
     def what(self) -> str:
         return f"{self.space}, {self.budget}, {self.seeds} seed(s)"
 
+    def fixed(self) -> dict[str, Any]:
+        """The stored settings an experiment must hold to be this item (whatever its data path)."""
+        return {"space": self.space, "budget": self.budget, "seeds": self.seeds, "recipe": dict(self.recipe), "baselines": self.baselines}
+
     unit = "trials finished"
 
     def pending(self) -> str:
@@ -82,6 +95,7 @@ class Item:
         experiment = root / self.name
         if not (experiment / PLAN_FILE).exists():
             return ItemState(self, 0, 0, False)
+        refuse_other_search(experiment, self.fixed(), "--root")  # a dry run's trials are not this item's
         plan = PlannedExperiment.load(experiment)
         finished = sum(finished_summary(command.out(plan.root)) is not None for command in plan.trials)
         return ItemState(self, len(plan.trials), finished, finished == len(plan.trials) > 0)
@@ -230,8 +244,8 @@ def advance(root: Path, items: tuple[Item | ProbeItem, ...], data: str, jobs: in
                 touched.append(item.name)
             continue
         experiment = root / item.name
-        if not state.planned:
-            planned = plan_experiment(item.space, **item.settings(data, experiment, 1.0 if device == "cuda" else None))
+        planned = plan_unless_planned(item.space, **item.settings(data, experiment, 1.0 if device == "cuda" else None))
+        if planned is not None:
             say(f"{item.name}: planned {len(planned.trials)} trials into {experiment}")
         touched.append(item.name)
         stop = threading.Timer(left + 0.5 * reserve, os.kill, (os.getpid(), signal.SIGTERM))
@@ -254,6 +268,7 @@ def publish(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN, into: Pa
         folder, tables = item.page()
         if not (experiment / tables[0]).exists():
             continue
+        item.state(root, items)  # refuses an experiment (or a probe's source) that holds another search
         target = into / folder
         target.mkdir(parents=True, exist_ok=True)
         for name in tables:
@@ -266,15 +281,23 @@ def publish(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN, into: Pa
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m search.campaign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("status", "run", "publish"))
-    parser.add_argument("--root", default=DEFAULT_ROOT, help=f"the campaign's experiments (default {DEFAULT_ROOT})")
+    parser.add_argument("--root", help=f"the campaign's experiments (default {DEFAULT_ROOT}; {DRY_RUN_ROOT} for a dry run)")
     parser.add_argument("--data", default=".data/cifar10-jpeg", help="the CIFAR-10 folder (ImageFolder train/ or cifar-10-batches-py/)")
     parser.add_argument("--minutes", type=float, default=8.5, help="run: the whole run ends by then")
     parser.add_argument("--jobs", type=int, default=None, help=f"run: trials at once (default {DEFAULT_GPU_JOBS} on the GPU, 1 on the CPU; the GPU check's packing step measures the best)")
     parser.add_argument("--bundle", metavar="DIR", help="run: pack the campaign's experiments into tar.gz parts of <= 15 MiB in DIR")
     parser.add_argument("--dry-run", action="store_true", help="every item at a tiny size, on the CPU, synthetic data (CI)")
     args = parser.parse_args(argv)
-    root = Path(args.root).resolve()
+    root = Path(args.root or (DRY_RUN_ROOT if args.dry_run else DEFAULT_ROOT)).resolve()
     items = DRY_RUN_ITEMS if args.dry_run else CAMPAIGN
+    try:
+        return act(args, root, items)
+    except ValueError as error:  # an experiment under the root that holds another search
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def act(args: argparse.Namespace, root: Path, items: tuple[Item | ProbeItem, ...]) -> int:
     if args.action == "status":
         for state in campaign_state(root, items):
             print(state.describe())

@@ -133,6 +133,17 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
     return PlannedExperiment(out, space, root, commands)
 
 
+def plan_unless_planned(space: str, **options: Any) -> PlannedExperiment | None:
+    """Plan the grid into ``options["out"]`` unless that folder holds its plan already; a folder
+    holding another search (a dry run's, say) is refused with a ValueError naming the difference.
+    Returns the new plan, or None when it was planned before (its search.json is left as it was)."""
+    out = Path(options["out"]).resolve()
+    if (out / PLAN_FILE).exists():
+        continue_experiment(SearchSettings(space=space, **options), out)
+        return None
+    return plan_experiment(space, **options)
+
+
 # ---------------------------------------------------------------------------------------------
 # Running the commands on this machine
 

@@ -170,11 +170,8 @@ def continue_experiment(settings: SearchSettings, out: Path) -> bool:
     path = out / SETTINGS_FILE
     if not path.exists():
         return False
-    stored = json.loads(path.read_text())
     mine = asdict(settings)
-    for key in EXPERIMENT_KEYS:
-        if stored.get(key) != mine.get(key) and not (key == "sampler" and settings.sampler is None):
-            raise ValueError(f"{out} holds a search with {key}={stored.get(key)!r}, not {mine.get(key)!r}; use another --out")
+    stored = refuse_other_search(out, {key: mine[key] for key in EXPERIMENT_KEYS if not (key == "sampler" and settings.sampler is None)}, "--out")
     # Per-worker BatchNorm statistics make a trial on several workers another computation: its
     # checkpoints resume only on as many. A resume that does not say keeps the number.
     started = trial_workers(stored.get("workers_per_trial"), stored.get("gpus_per_trial"))
@@ -185,3 +182,14 @@ def continue_experiment(settings: SearchSettings, out: Path) -> bool:
         raise ValueError(f"{out} trains each trial on {started} worker(s), not {asked}; resume with --workers-per-trial {started} or use another --out")
     settings.sampler = stored["sampler"]
     return True
+
+
+def refuse_other_search(out: Path, expected: dict[str, Any], elsewhere: str) -> dict[str, Any]:
+    """The settings stored in ``out``, refused (ValueError naming the first difference and the
+    option ``elsewhere`` that picks another folder) unless they hold ``expected``: a tiny dry run
+    left in a real experiment's folder must not pass for its finished trials."""
+    stored = json.loads((out / SETTINGS_FILE).read_text())
+    for key, value in expected.items():
+        if stored.get(key) != value:
+            raise ValueError(f"{out} holds a search with {key}={stored.get(key)!r}, not {value!r}; use another {elsewhere}")
+    return stored

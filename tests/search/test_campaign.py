@@ -13,8 +13,8 @@ import pytest
 from leaderboards import write_page
 from leaderboards._probes import write_probe_page
 from leaderboards.schema import read_table
-from search.campaign import DRY_RUN_ITEMS, ProbeItem, advance, campaign_state, main, next_item, publish
-from search.planned import plan_experiment
+from search.campaign import CAMPAIGN, DRY_RUN_ITEMS, ProbeItem, advance, campaign_state, main, next_item, publish
+from search.planned import collect, plan_experiment
 from search.probe import finished_run
 from search.study import study_storage
 
@@ -63,6 +63,24 @@ def test_run_without_a_gpu_or_with_bad_numbers_is_one_line_and_exit_2(tmp_path: 
     assert main(["run", "--dry-run", "--minutes", "0", "--root", str(tmp_path / "c")]) == 2
     assert "--minutes must be positive" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_a_dry_runs_experiment_never_passes_for_a_campaign_item(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A dry run's grid, finished in seconds on tiny data, left where the real campaign looks
+    would count as done and be published: status, run and publish refuse it in one line."""
+    root = tmp_path / "campaign"
+    tiny = DRY_RUN_ITEMS[0]
+    plan_experiment(tiny.space, **tiny.settings("synthetic", root / tiny.name, None))
+    collect(root / tiny.name)  # results.csv: what publish would copy
+    refusal = "holds a search with budget='smoke', not 'quick'; use another --root"
+    for action in ("status", "publish"):
+        assert main([action, "--root", str(root)]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and refusal in error
+    with pytest.raises(ValueError, match=refusal):  # `run` on a GPU (this is its CPU-free part)
+        advance(root, CAMPAIGN[:1], "synthetic", jobs=1, device="cpu", seconds=60, say=lambda line: None)
+    assert sorted(path.name for path in root.iterdir()) == [tiny.name]
+    assert main(["status", "--dry-run", "--root", str(root)]) == 0  # the dry run's own items take it
 
 
 def test_table6_trains_without_a_validation_split_and_its_page_ranks_on_test_accuracy(tmp_path: Path) -> None:

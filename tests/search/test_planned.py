@@ -18,7 +18,7 @@ import pytest
 
 import zoo
 from leaderboards.schema import read_table
-from search.planned import LOG_FILE, PlannedExperiment, collect, run_planned
+from search.planned import LOG_FILE, PlannedExperiment, collect, plan_unless_planned, run_planned
 from search.run import main
 from search.study import STUDY_FILE
 from tests.search.conftest import FAST
@@ -61,6 +61,23 @@ def test_collect_needs_neither_ray_nor_optuna_and_lists_what_has_not_finished(tm
     collect(experiment.out)
     study = load_study(experiment.out)  # ...and brought up to date by a later collect that has it
     assert [(t.state, t.user_attrs["planned_trial_id"]) for t in study.trials] == [(optuna.trial.TrialState.COMPLETE, "trial_0000")]
+
+
+def test_an_experiment_is_continued_only_when_it_holds_the_same_grid(tmp_path: Path) -> None:
+    """The GPU check and the campaign continue the grid they find; a folder holding another
+    search (a tiny dry run's, whose finished trials would pass for the real grid's) is refused."""
+    out = tmp_path / "grid"
+    options = {"data": "synthetic", "budget": "smoke", "recipe": {"epochs": 1}, "trials": 2, "baselines": False, "out": str(out)}
+    planned = plan_unless_planned("shortcuts", **options)
+    assert planned is not None and len(planned.trials) == 2
+    settings = (out / "search.json").read_text()
+    assert plan_unless_planned("shortcuts", **options) is None  # planned before: left as it was
+    assert (out / "search.json").read_text() == settings
+    with pytest.raises(ValueError, match=r"holds a search with budget='smoke', not 'quick'; use another --out"):
+        plan_unless_planned("shortcuts", **{**options, "budget": "quick"})
+    with pytest.raises(ValueError, match=r"holds a search with data='synthetic', not 'elsewhere'"):
+        plan_unless_planned("shortcuts", **{**options, "data": "elsewhere"})
+    assert (out / "search.json").read_text() == settings
 
 
 @pytest.mark.full_smoke
