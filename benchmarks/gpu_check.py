@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -403,6 +404,15 @@ def grid_section(results: pd.DataFrame, out: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def shared_memory_gib() -> float | None:
+    """Free space in /dev/shm, where loader workers hand their batches over: a container's default
+    (Docker: 64 MiB) is too small for streamed 224-px batches, and a worker then dies of a bus error."""
+    try:
+        return round(shutil.disk_usage("/dev/shm").free / 2**30, 2)
+    except OSError:
+        return None
+
+
 def markdown(frame: pd.DataFrame) -> str:
     return markdown_table(list(frame.columns), frame.values.tolist()) + "\n"
 
@@ -436,9 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     experiment = Path(args.experiment).resolve() if args.experiment else out.with_name(f"{out.name}-grid") if args.dry_run else Path(GPU_EXPERIMENT).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    environment = {**record(torch.device(scale.device)), "cpu_cores": os.cpu_count(), "cuda": torch.version.cuda, "dry_run": args.dry_run, "steps": steps}
+    environment = {**record(torch.device(scale.device)), "cpu_cores": os.cpu_count(), "cuda": torch.version.cuda, "shared_memory_gib": shared_memory_gib(), "dry_run": args.dry_run, "steps": steps}
     (out / "environment.json").write_text(json.dumps(environment, indent=2) + "\n")
-    say(f"gpu check on {environment['hardware']} (torch {torch.__version__}), steps: {', '.join(steps)}, {args.minutes} min")
+    say(f"gpu check on {environment['hardware']} (torch {torch.__version__}, {environment['shared_memory_gib']} GiB in /dev/shm), steps: {', '.join(steps)}, {args.minutes} min")
     started = time.monotonic()
     dataset = load_dataset(data, data_seed=0)  # decoded once here; every later process reads the cache
     say(f"  data {dataset.name}: {dataset.sizes()} ready in {time.monotonic() - started:.0f} s")

@@ -28,6 +28,7 @@ def test_the_dry_run_measures_every_step_and_bundles_what_a_device_brings_back(t
     out = tmp_path / "out"
     environment = json.loads((out / "environment.json").read_text())
     assert environment["dry_run"] and environment["device"] == "cpu"
+    assert environment["shared_memory_gib"] is None or environment["shared_memory_gib"] > 0  # None: no /dev/shm
     throughput = pd.read_csv(out / "throughput.csv")
     assert list(throughput["mode"]) == ["bare loop bf16", "eager fp32", "eager bf16", "compiled bf16 (aot_eager)"]
     assert (throughput["images_per_second"] > 0).all() and throughput["compile_seconds"].iloc[-1] > 0
