@@ -1,7 +1,7 @@
 """The streaming data path against a torchvision DataLoader with PIL transforms, side by side in
 one run, and the peak memory of a trial on a folder that does not fit its in-memory bound.
 
-    python benchmarks/data_stream.py [--images 600] [--workers 2] [--seconds 10] [--sizes 64,128,224]
+    python benchmarks/data_stream.py [--images 600] [--workers 2] [--seconds 10] [--sizes 64,128,224] [--repeats 3]
 
 1. Loader only: training batches of random-resized crops with flips, normalised and ready on the
    device (here the CPU), from ~500x375 JPEGs the script writes. ResBench's path (decode at a
@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sizes", default="64,128,224")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of the two loaders per size; medians reported")
     args = parser.parse_args()
     print(f"CPU: {hardware_name(torch.device('cpu'))}, {os.cpu_count()} cores; {args.images} JPEGs of 500x375, {args.workers} loader workers, batch {args.batch}")
     with tempfile.TemporaryDirectory() as temporary:
@@ -155,10 +156,11 @@ def main() -> None:
 
         files, _ = _list_folder(root / "train", 256)
         print("\n1. loader only: training images/s, batches normalised on the device")
+        print(f"(medians of {args.repeats} alternating runs of each)")
         print("| crop | ResBench stream | torchvision DataLoader + PIL | ratio |\n|---|---|---|---|")
         for size in (int(s) for s in args.sizes.split(",")):
-            ours = resbench_rate(files, size, args.batch, args.workers, args.seconds)
-            theirs = torchvision_rate(root, size, args.batch, args.workers, args.seconds)
+            rates = [(resbench_rate(files, size, args.batch, args.workers, args.seconds), torchvision_rate(root, size, args.batch, args.workers, args.seconds)) for _ in range(args.repeats)]
+            ours, theirs = (float(np.median(column)) for column in zip(*rates, strict=True))
             print(f"| {size} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x |", flush=True)
 
         print("\n2. memory: peak PSS of a trial's process tree (trainer + loader workers), images at rest 256 px")
