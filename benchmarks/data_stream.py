@@ -4,8 +4,9 @@ one run, and the peak memory of a trial on a folder that does not fit its in-mem
     python benchmarks/data_stream.py [--images 600] [--workers 2] [--seconds 10] [--sizes 64,128,224] [--repeats 3]
 
 1. Loader only: training batches of random-resized crops with flips, normalised and ready on the
-   device (here the CPU), from ~500x375 JPEGs the script writes. ResBench's path (decode at a
-   reduced DCT scale where the crop allows, crop and resize in one Pillow call, uint8 batches,
+   device (here the CPU), from ~500x375 JPEGs the script writes. ResBench's path (Pillow decodes
+   at a reduced DCT scale where the crop allows, torchvision's decoder the whole picture where it
+   does not; torch's antialiased uint8 resize of the box; uint8 batches stacked channels last;
    flips and normalisation batched) against torchvision's ``ImageFolder`` + ``RandomResizedCrop``,
    ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``: the same workers and batch size.
 2. Memory: ``search.train`` on a folder whose images at rest decode to several times the bound the

@@ -8,7 +8,8 @@ Both data paths call these functions, so they agree pixel for pixel where they c
 - a **training crop** (``training_crop``): a box of the *original* image (random-resized-crop or
   the paper's scale augmentation, ``crop_box``) resized to the training size. The streaming path
   takes it from the file; JPEGs are decoded at a reduced size when the box allows (Pillow's
-  ``draft``: the DCT scaled by 1/2, 1/4 or 1/8, several times faster than a full decode).
+  ``draft``: the DCT scaled by 1/2, 1/4 or 1/8, several times faster than a full decode), else
+  whole by torchvision's decoder, and the box is resized by torch's antialiased uint8 kernel.
 
 A sample's random choices (box, flip, colour) come from ``sample_rng(seed, epoch, index)``: the
 same image in the same epoch of the same run gets the same crop in any worker, on any machine, and
@@ -43,27 +44,83 @@ class ImageError(ValueError):
     """An image file that cannot be decoded; the message names it."""
 
 
-def _open(path: str | Path, want: Callable[[int, int], tuple[int, int]] | None = None):  # -> (PIL.Image.Image, float)
-    """The file as RGB, and the factor from its pixels to the file's; a JPEG decoded at the
-    smallest DCT scale that still covers the size ``want(width, height)`` asks for (one open: the
-    header gives the size first)."""
+def _open(path: str | Path):  # -> PIL.Image.Image
+    """The file decoded whole, as RGB."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as handle:
-            factor = 1.0
-            if want is not None and handle.format == "JPEG":
-                width = handle.size[0]
-                drafted = handle.draft("RGB", want(*handle.size))
-                # The DCT scale 1/s, exactly: the decoded sides are rounded up (ceil(side / s)),
-                # so their ratio to the file's sides is not the scale, and a box reaching the
-                # far edge scaled by it would overshoot the decoded image.
-                factor = width / drafted[1][2] if drafted is not None else 1.0
-            image = handle.convert("RGB")
-            image.load()
-            return image, factor
+            return _load(handle, None)[0]
     except (OSError, UnidentifiedImageError, ValueError) as error:
         raise undecodable(path, error) from None
+
+
+def _load(handle, wanted: tuple[int, int] | None):  # (PIL.ImageFile.ImageFile, ...) -> (PIL.Image.Image, float)
+    """An opened file decoded as RGB, and the factor from its pixels to the file's: a JPEG given
+    ``wanted`` at the smallest DCT scale whose picture still covers that size."""
+    factor = 1.0
+    if wanted is not None:
+        width = handle.size[0]
+        drafted = handle.draft("RGB", wanted)
+        # The DCT scale 1/s, exactly: the decoded sides are rounded up (ceil(side / s)), so their
+        # ratio to the file's sides is not the scale, and a box reaching the far edge scaled by it
+        # would overshoot the decoded image.
+        factor = width / drafted[1][2] if drafted is not None else 1.0
+    handle.load()
+    # Most JPEGs decode to RGB already: convert would copy the whole picture (a sixth of a
+    # 500x375 decode's time) to change nothing.
+    return (handle if handle.mode == "RGB" else handle.convert("RGB")), factor
+
+
+def _crop_source(path: str | Path, want: Callable[[int, int], tuple[int, int]]) -> tuple[torch.Tensor, float]:
+    """The file as uint8 (3, H, W) channels last, decoded for a training crop, and the factor from
+    its pixels to the file's. ``want(width, height)`` is the smallest picture that still spans the
+    crop: a JPEG it lets shrink is decoded at a reduced DCT scale (Pillow's draft, several times
+    faster); one that must be decoded whole goes to torchvision's decoder (libjpeg-turbo straight
+    into a tensor: a fifth faster than Pillow's decode and copy); other formats go to Pillow."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data)) as handle:  # the header: format and size
+            wanted = None
+            if handle.format == "JPEG":
+                width, height = handle.size
+                wanted = want(width, height)
+                if min(width // wanted[0], height // wanted[1]) < 2:  # Pillow's draft rule: no scale to drop
+                    whole = decode_jpeg_or_none(torch.frombuffer(bytearray(data), dtype=torch.uint8), torch.device("cpu"))
+                    if whole is not None:
+                        return whole, 1.0
+            image, factor = _load(handle, wanted)
+            return _to_tensor(image), factor
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise undecodable(path, error) from None
+
+
+def decode_jpegs(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """JPEG bytes (uint8, 1-D, on the host) -> RGB uint8 pictures (3, H, W) on ``device``, in one
+    call (batched nvJPEG on CUDA)."""
+    import warnings
+
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its image decoders for TorchCodec's (torchcodec 0.16, torch
+        # >= 2.11), which is not in ResBench's stack nor on the GPU machines yet: until it is,
+        # torchvision's binding of libjpeg-turbo and nvJPEG is the one at hand.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
+
+
+def decode_jpeg_or_none(data: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    """One JPEG decoded by torchvision, or None where its decoder refuses the file (CMYK, a PNG
+    named .jpg, damage): Pillow then decodes it, or names what is wrong with it."""
+    try:
+        return decode_jpegs([data], device)[0]
+    except RuntimeError:
+        return None
 
 
 def undecodable(path: str | Path, error: Exception) -> ImageError:
@@ -86,15 +143,17 @@ def jpeg_header(path: str | Path) -> tuple[bytes, tuple[int, int]] | None:
         raise undecodable(path, error) from None
 
 
-def _to_tensor(image) -> torch.Tensor:  # PIL RGB -> uint8 (3, H, W)
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+def _to_tensor(image) -> torch.Tensor:
+    """PIL RGB -> uint8 (3, H, W) laid out channels last, as decoded (H, W, C in memory): batches
+    are stacked so (``search.stream.collate``), the layout the model trains in."""
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)
 
 
 def at_rest(path: str | Path, size: int) -> torch.Tensor:
     """The shorter side resized to ``size`` (bicubic), then the central ``size`` x ``size`` square."""
     from PIL import Image
 
-    image, _ = _open(path)
+    image = _open(path)
     width, height = image.size
     if (width, height) != (size, size):
         # Sizes and offsets rounded as torchvision's Resize(size) and CenterCrop round them, so
@@ -135,9 +194,12 @@ def crop_box(kind: str, width: int, height: int, image_size: int, rng: np.random
 
 def training_crop(path: str | Path, image_size: int, box_of: Callable[[int, int], tuple[float, float, float, float]]) -> torch.Tensor:
     """The box ``box_of(width, height)`` of the original image (left, top, width, height in its
-    pixels), resized to ``image_size`` square (bilinear), as uint8."""
-    from PIL import Image
+    pixels), resized to ``image_size`` square (bilinear, antialiased), as uint8 (3, S, S) laid out
+    channels last.
 
+    The resize is torch's uint8 kernel (``interpolate(antialias=True)`` on a channels-last image),
+    which Pillow's BILINEAR matches within a few levels at two to three times its speed: at 224 px
+    Pillow's resize cost as much as the decode itself (benchmarks/data_stream.py)."""
     chosen: list[tuple[int, int, tuple[float, float, float, float]]] = []
 
     def want(width: int, height: int) -> tuple[int, int]:  # decode at the smallest scale where the box still spans image_size pixels
@@ -145,13 +207,20 @@ def training_crop(path: str | Path, image_size: int, box_of: Callable[[int, int]
         chosen.append((width, height, box))
         return math.ceil(width * image_size / box[2]), math.ceil(height * image_size / box[3])
 
-    image, scale = _open(path, want)
+    picture, scale = _crop_source(path, want)
+    height, width = picture.shape[1:]
     if not chosen:  # not a JPEG: decoded whole, the box chosen now
-        chosen.append((image.size[0], image.size[1], box_of(*image.size)))
+        chosen.append((width, height, box_of(width, height)))
     _, _, (left, top, box_w, box_h) = chosen[0]
     factor = 1 / scale
-    scaled = (left * factor, top * factor, (left + box_w) * factor, (top + box_h) * factor)
-    return _to_tensor(image.resize((image_size, image_size), Image.Resampling.BILINEAR, box=scaled, reducing_gap=3.0))
+    # The box in whole pixels of the decoded image: a reduced decode (or the scale augmentation)
+    # puts its edges between pixels, and rounding moves them by at most half a decoded pixel,
+    # under half an output pixel (the box spans at least image_size decoded pixels when reduced).
+    x1, y1 = min(width - 1, round(left * factor)), min(height - 1, round(top * factor))
+    x2, y2 = max(x1 + 1, min(width, round((left + box_w) * factor))), max(y1 + 1, min(height, round((top + box_h) * factor)))
+    region = picture[None, :, y1:y2, x1:x2].contiguous(memory_format=torch.channels_last)  # the box only: the resize's fast path
+    resized = torch.nn.functional.interpolate(region, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+    return resized[0]  # channels last, as the region was
 
 
 def lighting_shift(rng: np.random.Generator) -> tuple[float, float, float]:

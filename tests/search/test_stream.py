@@ -81,6 +81,8 @@ def test_jpegs_decoded_on_the_device_get_the_workers_boxes_and_train(folders: di
         [batches[place]] = on_device(iter([collated]), torch.device("cpu"))
     workers, device = batches["workers"], batches["device"]
     assert device.images.shape == workers.images.shape == (len(files), 3, 48, 48) and device.images.dtype == torch.uint8
+    # Stacked channels last in the workers, the layout the model trains in: not transposed again.
+    assert workers.images.is_contiguous(memory_format=torch.channels_last) and device.images.is_contiguous(memory_format=torch.channels_last)
     differences = (device.images.float() - workers.images.float()).abs().mean((1, 2, 3))
     assert differences.max() < 3, "the same boxes: only the decoders' and resamplers' rounding differ"
     assert differences[-1] == 0 and torch.equal(device.flips, workers.flips) and torch.equal(device.shifts, workers.shifts)

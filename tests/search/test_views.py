@@ -84,6 +84,23 @@ def test_a_reduced_decode_of_odd_sides_crops_a_box_reaching_its_far_edges(tmp_pa
     assert (crop.float() - full.float()).abs().mean() < 2.0
 
 
+def test_a_training_crop_of_a_whole_decode_matches_pillows_decode_and_resize_in_every_format(tmp_path: Path) -> None:
+    # A box this small for its size leaves no DCT scale to drop: the JPEG is decoded whole, by
+    # torchvision's decoder (CMYK, which it refuses, and PNG by Pillow), and resized by torch's
+    # antialiased bilinear kernel. Pillow's decode and BILINEAR resize are the reference.
+    rows, cols = np.mgrid[0:120, 0:160]
+    pixels = np.stack([rows * 2, cols, (rows + cols) // 2], axis=2).astype(np.uint8)
+    box = (20.0, 10.0, 100.0, 80.0)
+    for name, mode in (("rgb.jpg", "RGB"), ("gray.jpg", "L"), ("cmyk.jpg", "CMYK"), ("rgb.png", "RGB")):
+        path = tmp_path / name
+        Image.fromarray(pixels).convert(mode).save(path, quality=95)
+        crop = training_crop(path, 96, lambda width, height: box)
+        with Image.open(path) as image:
+            reference = np.array(image.convert("RGB").resize((96, 96), Image.Resampling.BILINEAR, box=(20, 10, 120, 90)))
+        assert crop.shape == (3, 96, 96) and crop.dtype == torch.uint8 and crop[None].is_contiguous(memory_format=torch.channels_last)
+        assert (crop.permute(1, 2, 0).float() - torch.from_numpy(reference).float()).abs().mean() < 1.5, name
+
+
 def test_an_undecodable_file_is_named(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not a jpeg")
