@@ -290,7 +290,7 @@ def decode(scale: Scale, out: Path) -> pd.DataFrame:
     if gpu is not None:
         rows.append({"decoder": f"nvJPEG on the GPU, batches of {batch}", "images": len(files), "images_per_second": round(gpu, 1)})
     batched = "nvJPEG" if device.type == "cuda" else "torchvision's CPU decoder"
-    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode workers ({workers} loader workers, Pillow)", "images": len(files), "images_per_second": round(streamed["workers"], 1)})
+    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode workers ({workers} loader workers)", "images": len(files), "images_per_second": round(streamed["workers"], 1)})
     rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode device (batched {batched})", "images": len(files), "images_per_second": round(streamed["device"], 1)})
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "decode.csv", index=False)
