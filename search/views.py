@@ -115,8 +115,8 @@ def decode_jpegs(encoded: list[torch.Tensor], device: torch.device) -> list[torc
 
 
 def decode_jpeg_or_none(data: torch.Tensor, device: torch.device) -> torch.Tensor | None:
-    """One JPEG decoded by torchvision, or None where its decoder refuses the file (CMYK, a PNG
-    named .jpg, damage): Pillow then decodes it, or names what is wrong with it."""
+    """One JPEG decoded by torchvision, or None where its decoder refuses the file (a PNG named
+    .jpg, a truncated file): Pillow then decodes it, or names what is wrong with it."""
     try:
         return decode_jpegs([data], device)[0]
     except RuntimeError:
