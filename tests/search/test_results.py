@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from leaderboards import load_results
-from search.results import read_results, result_row, write_results
+from leaderboards.schema import read_table
+from search.results import read_results, result_row, write_curves, write_results
 
 NUMERIC_LOOKING_IDS = ["00001234", "92626976", "123e4567", "1e10", "abc0def1"]
 
@@ -49,3 +50,19 @@ def test_parquet_beside_the_csv_has_the_json_columns_nested(tmp_path: Path) -> N
     assert list(table["trial_id"]) == list(csv["trial_id"]) and list(table.columns) == list(csv.columns)
     assert table["recipe"].iloc[1]["lr"] == 0.2 and list(table["recipe"].iloc[0]["milestones"]) == [0.5, 0.75]
     assert list(table["val_accuracy"]) == list(csv["val_accuracy"])
+
+
+def test_curves_follow_a_trials_metrics_as_they_grow_and_skip_a_trial_with_none(tmp_path: Path) -> None:
+    # The driver rewrites curves.csv at each trial's end and parses a metrics.csv again only when
+    # it changed: a resumed trial's new epochs must still reach the table.
+    first = tmp_path / "trials" / "trial_0000"
+    first.mkdir(parents=True)
+    (tmp_path / "trials" / "trial_0001").mkdir()  # started, no epoch finished yet
+    (first / "metrics.csv").write_text("epoch,val_accuracy\n1,0.5\n")
+    write_curves(tmp_path, ["trial_0000", "trial_0001"])
+    assert read_table(tmp_path / "curves.csv")[["trial_id", "epoch"]].values.tolist() == [["trial_0000", 1]]
+    (first / "metrics.csv").write_text("epoch,val_accuracy\n1,0.5\n2,0.75\n")  # resumed: one more epoch
+    (tmp_path / "trials" / "trial_0001" / "metrics.csv").write_text("epoch,val_accuracy\n1,0.25\n")
+    write_curves(tmp_path, ["trial_0000", "trial_0001"])
+    curves = read_table(tmp_path / "curves.csv")
+    assert curves[["trial_id", "epoch", "val_accuracy"]].values.tolist() == [["trial_0000", 1, 0.5], ["trial_0000", 2, 0.75], ["trial_0001", 1, 0.25]]
