@@ -258,8 +258,8 @@ def _walk_image_files(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
 def decode_workers(files: int) -> int:
     """Loader workers for a folder's first decode: the process's CPUs (its torch threads: a trial's
     share under a launcher), one per 1,000 files at most, none for a small folder (starting them
-    costs more than they save). CIFAR-10's 50k JPEGs take about 13 s in one process on a 2-core
-    Xeon, 8 s in its 2 workers (benchmarks/first_decode.py): a GPU machine's first start, in a
+    costs more than they save). CIFAR-10's 50k JPEGs take about 9.5 s in one process on a
+    2-core Xeon, 7.4 s in its 2 workers (benchmarks/first_decode.py): a GPU machine's first start, in a
     lease of minutes, is what this is for."""
     return min(torch.get_num_threads(), files // 1000) if files >= 2000 else 0
 
