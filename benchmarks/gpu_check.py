@@ -67,6 +67,7 @@ sys.path.insert(0, str(REPO))
 
 import zoo  # noqa: E402
 from leaderboards import markdown_table, write_page  # noqa: E402
+from search.campaign import CAMPAIGN, DEFAULT_ROOT  # noqa: E402
 from search.compilation import seconds_compiling  # noqa: E402
 from search.config import TrialConfig  # noqa: E402
 from search.data import Dataset, FileSplit, load_dataset  # noqa: E402
@@ -78,7 +79,7 @@ from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run, available_cpus  # noqa: E402
 
 STEPS = ("throughput", "packing", "decode", "resume", "grid")
-GPU_EXPERIMENT = "experiments/campaign/shortcuts"
+GPU_EXPERIMENT = f"{DEFAULT_ROOT}/{CAMPAIGN[0].name}"  # the campaign's first item: the campaign goes on from the check
 # A run resumed on CUDA against the same run uninterrupted: nondeterministic kernels (atomics,
 # cuDNN's algorithm choice) make two runs of one seed differ a little; a lost optimizer or
 # generator state, or a schedule restarted, differs by far more.

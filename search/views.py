@@ -50,26 +50,28 @@ def _open(path: str | Path):  # -> PIL.Image.Image
 
     try:
         with Image.open(path) as handle:
-            return _load(handle, None)[0]
+            return _rgb(handle)
     except (OSError, UnidentifiedImageError, ValueError) as error:
         raise undecodable(path, error) from None
 
 
-def _load(handle, wanted: tuple[int, int] | None):  # (PIL.ImageFile.ImageFile, ...) -> (PIL.Image.Image, float)
-    """An opened file decoded as RGB, and the factor from its pixels to the file's: a JPEG given
-    ``wanted`` at the smallest DCT scale whose picture still covers that size."""
-    factor = 1.0
-    if wanted is not None:
-        width = handle.size[0]
-        drafted = handle.draft("RGB", wanted)
-        # The DCT scale 1/s, exactly: the decoded sides are rounded up (ceil(side / s)), so their
-        # ratio to the file's sides is not the scale, and a box reaching the far edge scaled by it
-        # would overshoot the decoded image.
-        factor = width / drafted[1][2] if drafted is not None else 1.0
+def _rgb(handle):  # PIL.ImageFile.ImageFile -> PIL.Image.Image
+    """An opened file decoded, as RGB. Most JPEGs decode to RGB already: convert would copy the
+    whole picture (a sixth of a 500x375 decode's time) to change nothing."""
     handle.load()
-    # Most JPEGs decode to RGB already: convert would copy the whole picture (a sixth of a
-    # 500x375 decode's time) to change nothing.
-    return (handle if handle.mode == "RGB" else handle.convert("RGB")), factor
+    return handle if handle.mode == "RGB" else handle.convert("RGB")
+
+
+def _draft(handle, wanted: tuple[int, int]) -> float:  # (PIL JpegImageFile, ...) -> factor
+    """Set an opened JPEG to decode at the smallest DCT scale whose picture still covers
+    ``wanted`` (Pillow's draft; nothing is decoded yet); the factor from its pixels to the file's,
+    1.0 when no scale could be dropped."""
+    width = handle.size[0]
+    drafted = handle.draft("RGB", wanted)
+    # The DCT scale 1/s, exactly: the decoded sides are rounded up (ceil(side / s)), so their ratio
+    # to the file's sides is not the scale, and a box reaching the far edge scaled by it would
+    # overshoot the decoded image.
+    return width / drafted[1][2] if drafted is not None else 1.0
 
 
 def _crop_source(path: str | Path, want: Callable[[int, int], tuple[int, int]]) -> tuple[torch.Tensor, float]:
@@ -85,16 +87,12 @@ def _crop_source(path: str | Path, want: Callable[[int, int], tuple[int, int]]) 
     try:
         data = Path(path).read_bytes()
         with Image.open(io.BytesIO(data)) as handle:  # the header: format and size
-            wanted = None
-            if handle.format == "JPEG":
-                width, height = handle.size
-                wanted = want(width, height)
-                if min(width // wanted[0], height // wanted[1]) < 2:  # Pillow's draft rule: no scale to drop
-                    whole = decode_jpeg_or_none(torch.frombuffer(bytearray(data), dtype=torch.uint8), torch.device("cpu"))
-                    if whole is not None:
-                        return whole, 1.0
-            image, factor = _load(handle, wanted)
-            return _to_tensor(image), factor
+            factor = _draft(handle, want(*handle.size)) if handle.format == "JPEG" else 1.0
+            if handle.format == "JPEG" and factor == 1.0:  # no DCT scale to drop: decoded whole
+                whole = decode_jpeg_or_none(torch.frombuffer(bytearray(data), dtype=torch.uint8), torch.device("cpu"))
+                if whole is not None:
+                    return whole, 1.0
+            return _to_tensor(_rgb(handle)), factor
     except (OSError, UnidentifiedImageError, ValueError) as error:
         raise undecodable(path, error) from None
 
