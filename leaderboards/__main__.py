@@ -1,10 +1,11 @@
 """``python -m leaderboards [--results PATH[,PATH]] [--out DIR]``: regenerate pages from results tables.
 
 Without ``--results``: every table committed as ``leaderboards/NAME/results.csv`` becomes
-``leaderboards/NAME.md`` (with its plots; NAME is the space's, or the campaign item's), the probes' ``gradients/gradients.csv``,
-``lesion/lesion.csv`` and ``responses/responses.csv`` become ``gradients.md``, ``lesion.md`` and
-``responses.md``, plus the zoo's ``complexity.md``
-and the index ``README.md``. With ``--results``: those tables' pages, beside each table unless ``--out``.
+``leaderboards/NAME.md`` (with its plots; NAME is the space's, or the campaign's page), every
+probe table ``leaderboards/NAME/gradients.csv``, ``lesion.csv`` or ``responses.csv`` becomes
+``leaderboards/NAME.md`` (``lesion/lesion.csv``: ``lesion.md``; the campaign's
+``lesion-gpu/lesion.csv``: ``lesion-gpu.md``), plus the zoo's ``complexity.md`` and the index
+``README.md``. With ``--results``: those tables' pages, beside each table unless ``--out``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from leaderboards import PageInfo, ResultsError, render_complexity_page, write_i
 from leaderboards._probes import write_probe_page
 from zoo.commandline import OneLineParser, comma_list
 
-PROBE_TABLES = ("gradients/gradients.csv", "lesion/lesion.csv", "responses/responses.csv")
+PROBE_TABLES = ("gradients.csv", "lesion.csv", "responses.csv")
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,16 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.results:
             for source in (Path(path) for paths in args.results for path in paths):
-                if source.name in ("gradients.csv", "lesion.csv", "responses.csv"):
+                if source.name in PROBE_TABLES:
                     print(write_probe_page(source, Path(args.out) if args.out else source.parent).path)
                 else:
                     print(write_page(source, args.out).path)
             return 0
         out = Path(args.out) if args.out else HERE
         out.mkdir(parents=True, exist_ok=True)
-        # Each page is named after its folder: the campaign's table6 holds a second `depth` table.
+        # Each page is named after its folder: the campaign's table6 holds a second `depth` table,
+        # and its GPU pages stand beside the CPU ones (shortcuts-gpu/, lesion-gpu/).
         pages: list[PageInfo] = [write_page(table.parent, out, name=table.parent.name) for table in sorted(HERE.glob("*/results.csv"))]
-        pages += [write_probe_page(HERE / table, out) for table in PROBE_TABLES if (HERE / table).exists()]
+        pages += [write_probe_page(table, out, name=table.parent.name) for kind in PROBE_TABLES for table in sorted(HERE.glob(f"*/{kind}"))]
         complexity = out / "complexity.md"
         zoo.write_atomically(complexity, render_complexity_page())
         pages.append(PageInfo(complexity, "complexity", "-", "none (counted)", "ResNet-152 11.28 < VGG-16 15.47 < VGG-19 19.63 GMACs", ""))

@@ -4,7 +4,7 @@ priority order, each a planned grid (``search.planned``) or a probe of a grid's 
 
     python -m search.campaign status [--root DIR]                      # what is done, what is next
     python -m search.campaign run --data .data/cifar10-jpeg --minutes 8.5 [--jobs N] [--bundle DIR]
-    python -m search.campaign publish [--root DIR]                     # finished tables into leaderboards/
+    python -m search.campaign publish [--root DIR]                     # finished tables into leaderboards/*-gpu/
     python -m search.campaign run --dry-run --root /tmp/c --minutes 1  # every step, tiny, on the CPU
 
 A run takes the first item that is not done, plans it into ``ROOT/ITEM`` unless planned, runs
@@ -14,8 +14,9 @@ next item while time is left. Finished trials are never re-run, so each session 
 the last one left: carry ``ROOT`` to the device with the data, bring it back with ``--bundle``.
 A probe item waits until its grid is done, then probes its nets one at a time, writing each
 net's rows as it goes. ``publish`` copies every item's tables (results, curves, settings; a
-probe's table and probe.json) to ``leaderboards/PAGE/``;
-``python -m leaderboards`` then renders them, with the card's name in each page's provenance.
+probe's table and probe.json) to ``leaderboards/PAGE-gpu/``, beside the CPU-budget page of the
+same name, never over it; ``python -m leaderboards`` then renders them, with the card's name in
+each page's provenance. A dry run publishes into its own root (``ROOT/leaderboards``).
 
 Needs neither Ray nor Optuna (a bare PyTorch image has neither).
 """
@@ -56,6 +57,9 @@ DRY_RUN_ROOT = "experiments/campaign-dry-run"  # never DEFAULT_ROOT: tiny trials
 # measured the best count on a card, four at once.
 DEFAULT_GPU_JOBS = 4
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
+# Campaign pages stand beside the CPU-budget ones they re-run (leaderboards/shortcuts-gpu/ beside
+# leaderboards/shortcuts/), never over them: the two budgets answer the same claims differently.
+PAGE_SUFFIX = "-gpu"
 TABLES = ("results.csv", "curves.csv", SETTINGS_FILE)
 
 
@@ -63,7 +67,7 @@ TABLES = ("results.csv", "curves.csv", SETTINGS_FILE)
 class Item:
     """One entry of the campaign: a grid search's settings and the page it feeds."""
 
-    name: str  # the experiment folder under the root, and the leaderboard page it publishes
+    name: str  # the experiment folder under the root; its leaderboard page is NAME-gpu
     space: str
     budget: str
     seeds: int
@@ -89,7 +93,7 @@ class Item:
 
     def page(self) -> tuple[str, tuple[str, ...]]:
         """The leaderboard folder it publishes into and its tables (the first one says it has results)."""
-        return self.name, TABLES
+        return f"{self.name}{PAGE_SUFFIX}", TABLES
 
     def state(self, root: Path, items: tuple[Item | ProbeItem, ...]) -> ItemState:
         experiment = root / self.name
@@ -107,7 +111,7 @@ class ProbeItem:
     done; each run's rows are written as soon as it is probed, so a session continues the last."""
 
     name: str  # the folder under the root
-    probe: str  # responses or lesion: also the leaderboard page it publishes (leaderboards/PROBE/)
+    probe: str  # responses or lesion; its leaderboard page is PROBE-gpu
     source: str  # the item whose finished runs it probes
     why: str
     depths: tuple[int, ...] | None = None  # only the source's nets of these depths (None: all)
@@ -138,7 +142,7 @@ class ProbeItem:
         return f"waits for {self.source}"
 
     def page(self) -> tuple[str, tuple[str, ...]]:
-        return self.probe, (f"{self.probe}.csv", "probe.json")
+        return f"{self.probe}{PAGE_SUFFIX}", (f"{self.probe}.csv", "probe.json")
 
     def table(self, root: Path) -> pd.DataFrame:
         """The rows probed so far (empty before the first net)."""
@@ -260,8 +264,8 @@ def advance(root: Path, items: tuple[Item | ProbeItem, ...], data: str, jobs: in
 
 
 def publish(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN, into: Path = LEADERBOARDS) -> list[Path]:
-    """Copy each collected item's tables to ``into/ITEM/``, a probe's to ``into/PROBE/`` (what
-    ``python -m leaderboards`` renders)."""
+    """Copy each collected item's tables to ``into/ITEM-gpu/``, a probe's to ``into/PROBE-gpu/``
+    (what ``python -m leaderboards`` renders)."""
     written = []
     for item in items:
         experiment = root / item.name
@@ -305,7 +309,8 @@ def act(args: argparse.Namespace, root: Path, items: tuple[Item | ProbeItem, ...
         print(f"next: {upcoming.name}" if upcoming else "the campaign is complete")
         return 0
     if args.action == "publish":
-        for path in publish(root, items):
+        # A dry run's tiny tables never reach the committed leaderboards.
+        for path in publish(root, items, root / "leaderboards" if args.dry_run else LEADERBOARDS):
             print(path)
         return 0
     device = "cpu" if args.dry_run else "cuda"

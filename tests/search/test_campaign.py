@@ -41,10 +41,14 @@ def test_the_runner_takes_the_next_missing_item_from_the_given_state(tmp_path: P
     assert main(["status", "--dry-run", "--root", str(root)]) == 0
     listing = capsys.readouterr().out
     assert f"{first.name}: done" in listing and f"{second.name}: 0/2 trials finished" in listing and listing.rstrip().endswith(f"next: {second.name}")
-    # What it collected is published where `python -m leaderboards` renders it.
+    # What it collected is published where `python -m leaderboards` renders it, beside the CPU
+    # page of the same name (leaderboards/shortcuts/), never over it.
     written = publish(root, DRY_RUN_ITEMS, into=tmp_path / "leaderboards")
-    assert {p.relative_to(tmp_path / "leaderboards").as_posix() for p in written} >= {f"{first.name}/results.csv", f"{first.name}/search.json", f"{first.name}/curves.csv"}
-    assert not (tmp_path / "leaderboards" / second.name).exists()  # planned, never collected
+    assert {p.relative_to(tmp_path / "leaderboards").as_posix() for p in written} >= {f"{first.name}-gpu/results.csv", f"{first.name}-gpu/search.json", f"{first.name}-gpu/curves.csv"}
+    assert sorted(path.name for path in (tmp_path / "leaderboards").iterdir()) == [f"{first.name}-gpu"]  # the second: planned, never collected
+    # A dry run's publish stays in its own root: its tiny tables never reach the repository's pages.
+    assert main(["publish", "--dry-run", "--root", str(root)]) == 0
+    assert {Path(line).relative_to(root / "leaderboards").as_posix() for line in capsys.readouterr().out.split()} == {p.relative_to(tmp_path / "leaderboards").as_posix() for p in written}
     # The probes, now that their grid is done: both nets each, then nothing left for a later session.
     assert advance(root, (first, *probes), "synthetic", jobs=1, device="cpu", seconds=300, say=lambda line: None) == [item.name for item in probes]
     assert [(state.planned, state.finished, state.done) for state in campaign_state(root, (first, *probes))[1:]] == [(2, 2, True), (2, 2, True)]
@@ -53,8 +57,10 @@ def test_the_runner_takes_the_next_missing_item_from_the_given_state(tmp_path: P
     assert set(lesion["run"]) == {"trial_0000", "trial_0001"} and lesion["accuracy"].notna().any()
     assert advance(root, (first, *probes), "synthetic", jobs=1, device="cpu", seconds=60, say=lambda line: None) == []
     written = publish(root, probes, into=tmp_path / "leaderboards")
-    assert {p.relative_to(tmp_path / "leaderboards").as_posix() for p in written} == {"responses/responses.csv", "responses/probe.json", "lesion/lesion.csv", "lesion/probe.json"}
-    assert write_probe_page(tmp_path / "leaderboards" / "responses" / "responses.csv", tmp_path / "pages").path.exists()
+    assert {p.relative_to(tmp_path / "leaderboards").as_posix() for p in written} == {"responses-gpu/responses.csv", "responses-gpu/probe.json", "lesion-gpu/lesion.csv", "lesion-gpu/probe.json"}
+    page = write_probe_page(tmp_path / "leaderboards" / "responses-gpu" / "responses.csv", tmp_path / "pages", name="responses-gpu")  # as `python -m leaderboards` names it
+    assert page.path.name == "responses-gpu.md" and "![response std by layer, in network order and sorted](responses-gpu-by-layer.png)" in page.path.read_text()
+    assert sorted(path.name for path in (tmp_path / "pages").iterdir()) == ["responses-gpu-by-layer.png", "responses-gpu.md"]
 
 
 def test_run_without_a_gpu_or_with_bad_numbers_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,9 +107,9 @@ def test_table6_trains_without_a_validation_split_and_its_page_ranks_on_test_acc
     assert (trial / "model_best.safetensors").stat().st_ino == (trial / "model_final.safetensors").stat().st_ino  # the final weights are the result
     assert optuna.load_study(study_name=None, storage=study_storage(root / "table6")).trials == []
     publish(root, (table6,), into=tmp_path / "leaderboards")
-    page = write_page(tmp_path / "leaderboards" / "table6", tmp_path / "pages", name="table6")
+    page = write_page(tmp_path / "leaderboards" / "table6-gpu", tmp_path / "pages", name="table6-gpu")
     text = page.path.read_text()
-    assert page.path.name == "table6.md" and (tmp_path / "pages" / "table6-curves.png").exists() and not (tmp_path / "pages" / "depth.md").exists()
+    assert page.path.name == "table6-gpu.md" and (tmp_path / "pages" / "table6-gpu-curves.png").exists() and not (tmp_path / "pages" / "depth.md").exists()
     assert "| test acc (mean +- std, n) |" in text and "kept no validation split" in text and "(no validation split to draw)" in text
     assert "test accuracy" in page.headline and "No trial completed yet" not in text
     # Held against the paper's Table 6 and the reference PyTorch reproduction of it.
