@@ -290,6 +290,23 @@ def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any], star
     return path
 
 
+# What a probe table's nets share: its page records one training setup (the first run's) and
+# pools seeds by model, so nets trained differently go to separate tables.
+TRAINING_SETUP = ("data_name", "data_seed", "splits", "budget", "recipe")
+
+
+def finished_runs(runs: list[str]) -> list[dict[str, Any]]:
+    """Every run's summary, checked before any is probed: finished, with a validation split, and
+    trained alike."""
+    summaries = [finished_run(Path(run)) for run in runs]
+    for run, summary in zip(runs[1:], summaries[1:]):
+        differing = [key for key in TRAINING_SETUP if summary.get(key) != summaries[0].get(key)]
+        if differing:
+            key = differing[0]
+            raise ValueError(f"--runs {run} was trained with {key} {json.dumps(summary.get(key), sort_keys=True)}, unlike {runs[0]} ({json.dumps(summaries[0].get(key), sort_keys=True)}); one probe table holds nets trained alike: probe each setup into its own --out")
+    return summaries
+
+
 def finished_run(run: Path) -> dict[str, Any]:
     summary_path = run / "summary.json"
     if not summary_path.exists():
@@ -353,14 +370,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.probe == "responses":
             if args.images < 1:
                 raise ValueError(f"--images must be positive, got {args.images}")
-            runs = [finished_run(Path(run)) for run in args.runs]  # every run checked before any is probed
+            runs = finished_runs(args.runs)
             device = resolve_device(args.device)
             table = pd.concat([response_probe(Path(run), args.images, device) for run in args.runs], ignore_index=True)
             extra = runs_provenance("responses", runs[0], table)
         else:
             if args.draws < 1 or (args.images is not None and args.images < 1):
                 raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
-            runs = [finished_run(Path(run)) for run in args.runs]  # every run checked before any is probed
+            runs = finished_runs(args.runs)
             device = resolve_device(args.device)
             table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images, device=device) for run in args.runs], ignore_index=True)
             extra = {**runs_provenance("lesion", runs[0], table), "seed": args.seed}

@@ -223,6 +223,18 @@ def test_bad_responses_input_exits_2_and_writes_nothing(trained_pair: Path, tmp_
     if not torch.cuda.is_available():
         assert main(["lesion", "--runs", str(trained_pair / "resnet20"), "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
         assert "no CUDA device is visible" in capsys.readouterr().err
+    # A net trained for one more epoch than its twin: the page would give one recipe for both and
+    # pool their seeds, so one table takes nets trained alike only.
+    longer = tmp_path / "longer"
+    shutil.copytree(trained_pair / "resnet20", longer)
+    summary = json.loads((longer / "summary.json").read_text())
+    epochs = summary["recipe"]["epochs"]
+    summary["recipe"]["epochs"] = epochs + 1
+    (longer / "summary.json").write_text(json.dumps(summary))
+    for probe in ("responses", "lesion"):
+        assert main([probe, "--runs", f"{trained_pair / 'plain20'},{longer}", "--out", str(tmp_path / "r")]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and f"--runs {longer} was trained with recipe" in error and f'"epochs": {epochs + 1}' in error and "probe each setup into its own --out" in error
     assert not (tmp_path / "r").exists()
 
 
