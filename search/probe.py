@@ -299,11 +299,16 @@ def finished_runs(runs: list[str]) -> list[dict[str, Any]]:
     """Every run's summary, checked before any is probed: finished, with a validation split, and
     trained alike."""
     summaries = [finished_run(Path(run)) for run in runs]
+    first = summaries[0]
     for run, summary in zip(runs[1:], summaries[1:]):
-        differing = [key for key in TRAINING_SETUP if summary.get(key) != summaries[0].get(key)]
-        if differing:
-            key = differing[0]
-            raise ValueError(f"--runs {run} was trained with {key} {json.dumps(summary.get(key), sort_keys=True)}, unlike {runs[0]} ({json.dumps(summaries[0].get(key), sort_keys=True)}); one probe table holds nets trained alike: probe each setup into its own --out")
+        for key in TRAINING_SETUP:
+            theirs, ours = first.get(key), summary.get(key)
+            if ours == theirs:
+                continue
+            if isinstance(ours, dict) and isinstance(theirs, dict):  # name the field, not the whole recipe
+                field = next(name for name in sorted(ours.keys() | theirs.keys()) if ours.get(name) != theirs.get(name))
+                key, ours, theirs = f"{key} {field}", ours.get(field), theirs.get(field)
+            raise ValueError(f"--runs {run} was trained with {key} {json.dumps(ours)}, unlike {runs[0]} ({json.dumps(theirs)}); one probe table holds nets trained alike: probe each setup into its own --out")
     return summaries
 
 

@@ -234,7 +234,7 @@ def test_bad_responses_input_exits_2_and_writes_nothing(trained_pair: Path, tmp_
     for probe in ("responses", "lesion"):
         assert main([probe, "--runs", f"{trained_pair / 'plain20'},{longer}", "--out", str(tmp_path / "r")]) == 2
         error = capsys.readouterr().err
-        assert error.count("\n") == 1 and f"--runs {longer} was trained with recipe" in error and f'"epochs": {epochs + 1}' in error and "probe each setup into its own --out" in error
+        assert error.strip() == f"error: --runs {longer} was trained with recipe epochs {epochs + 1}, unlike {trained_pair / 'plain20'} ({epochs}); one probe table holds nets trained alike: probe each setup into its own --out"
     assert not (tmp_path / "r").exists()
 
 
