@@ -72,7 +72,7 @@ from search.compilation import seconds_compiling  # noqa: E402
 from search.config import TrialConfig  # noqa: E402
 from search.data import Dataset, FileSplit, load_dataset  # noqa: E402
 from search.measure import synchronize  # noqa: E402
-from search.planned import bundle, collect, plan_unless_planned, run_planned  # noqa: E402
+from search.planned import bundle, collect, place_in_repository, plan_unless_planned, run_planned  # noqa: E402
 from search.provenance import autocast, record  # noqa: E402
 from search.stream import DECODE_PLACES  # noqa: E402
 from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
@@ -505,8 +505,14 @@ def main(argv: list[str] | None = None) -> int:
         step("grid", f"## The shortcuts grid ({jobs} trials at once)\n", lambda: grid_section(grid(scale, data, experiment, jobs, clock, out), out))
     (out / "check.md").write_text("\n".join(sections))
     if args.bundle:
-        parts = bundle({"check": out, "experiment": experiment}, Path(args.bundle))
-        say(f"  bundled into {len(parts)} part(s) in {args.bundle} ({sum(p.stat().st_size for p in parts) / 2**20:.1f} MiB)")
+        # Archive names are paths from the repository root: `tar xz` there puts the grid back
+        # where the campaign and `publish` look (experiments/campaign/shortcuts by default) and
+        # each check's tables in a folder of their own, never over an earlier check's.
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() - clock.elapsed()))
+        tables = f"experiments/gpu-check/{stamp}"
+        grid_place = place_in_repository(experiment, f"{tables}-grid")
+        parts = bundle({tables: out, grid_place: experiment}, Path(args.bundle))
+        say(f"  bundled into {len(parts)} part(s) in {args.bundle} ({sum(p.stat().st_size for p in parts) / 2**20:.1f} MiB); `cat bundle.tar.gz.part* | tar xz` at the repository root unpacks the tables into {tables} and the grid into {grid_place}")
     say(f"done in {clock.elapsed():.0f} s: {out / 'check.md'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 

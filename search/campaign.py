@@ -43,6 +43,7 @@ from search.planned import (
     bundle,
     collect,
     finished_summary,
+    place_in_repository,
     plan_unless_planned,
     run_planned,
 )
@@ -324,8 +325,10 @@ def act(args: argparse.Namespace, root: Path, items: tuple[Item | ProbeItem, ...
     jobs = args.jobs or (1 if args.dry_run else DEFAULT_GPU_JOBS)
     touched = advance(root, items, data, jobs, device, args.minutes * 60)
     if args.bundle:
-        parts = bundle({"campaign": root}, Path(args.bundle))
-        print(f"bundled {len(parts)} part(s) into {args.bundle}")
+        # Unpacked at the repository root here, the campaign lands where `status` and `publish` look.
+        place = place_in_repository(root, DRY_RUN_ROOT if args.dry_run else DEFAULT_ROOT)
+        parts = bundle({place: root}, Path(args.bundle))
+        print(f"bundled {len(parts)} part(s) into {args.bundle}; `cat bundle.tar.gz.part* | tar xz` at the repository root unpacks them into {place}")
     upcoming = next_item(root, items)
     print(f"advanced: {', '.join(touched) or 'nothing'}; next: {upcoming.name if upcoming else 'none, the campaign is complete'}")
     return 0

@@ -323,6 +323,19 @@ def worth_bringing_back(path: Path, folder: Path) -> bool:
     return True
 
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def place_in_repository(folder: Path, elsewhere: str) -> str:
+    """A bundled folder's archive name: its path from the repository root, so that unpacking at
+    the root puts it back where the campaign and ``publish`` look; ``elsewhere`` (a path from
+    the root) for a folder outside the repository."""
+    try:
+        return folder.resolve().relative_to(REPOSITORY).as_posix()
+    except ValueError:
+        return elsewhere
+
+
 def bundle(folders: dict[str, Path], into: Path, part_bytes: int = 15 * 2**20) -> list[Path]:
     """``folders`` (archive name -> folder) as ``bundle.tar.gz.partNN`` files of at most
     ``part_bytes`` in ``into``; ``cat bundle.tar.gz.part* | tar xz`` unpacks them by name."""

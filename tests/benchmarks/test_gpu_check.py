@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -48,7 +49,13 @@ def test_the_dry_run_measures_every_step_and_bundles_what_a_device_brings_back(t
     parts = sorted((tmp_path / "back").iterdir())  # what a device brings back
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as archive:
         names = set(archive.getnames())
-    assert {"check/check.md", "experiment/results.csv", "experiment/trials/trial_0000/summary.json", "experiment/trials/trial_0000/model_final.safetensors"} <= names
+    # Paths from the repository root: the tables in a folder of this check's own (named by its
+    # start), the grid where it was, or (outside the repository, as here) beside the tables.
+    [tables] = {name.split("/")[2] for name in names if name.endswith("/check.md")}
+    assert re.fullmatch(r"\d{8}T\d{6}Z", tables)
+    check_folder, grid = f"experiments/gpu-check/{tables}", f"experiments/gpu-check/{tables}-grid"
+    assert {f"{check_folder}/check.md", f"{grid}/results.csv", f"{grid}/trials/trial_0000/summary.json", f"{grid}/trials/trial_0000/model_final.safetensors"} <= names
+    assert all(name.startswith((f"{check_folder}/", f"{grid}/")) for name in names)
     assert not any("checkpoint" in name for name in names)
 
 

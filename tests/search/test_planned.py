@@ -18,7 +18,15 @@ import pytest
 
 import zoo
 from leaderboards.schema import read_table
-from search.planned import LOG_FILE, PlannedExperiment, collect, plan_unless_planned, run_planned
+from search.planned import (
+    LOG_FILE,
+    PlannedExperiment,
+    bundle,
+    collect,
+    place_in_repository,
+    plan_unless_planned,
+    run_planned,
+)
 from search.run import main
 from search.study import STUDY_FILE
 from tests.search.conftest import FAST
@@ -114,3 +122,25 @@ def test_the_imagenet_space_plans_at_the_datas_size_and_trains_its_two_cheapest_
     assert summary["image_size"] == 64 and summary["eval_size"] == {"resize": 73, "crop": 64, "crops": 1}
     assert (summary["data_path"], summary["decode"]) == ("stream", "device")
     assert summary["macs"] == zoo.complexity("resnet18", shortcut="none", num_classes=3, input_size=64).macs
+
+
+def test_a_bundle_unpacked_at_the_repository_root_puts_each_folder_back_where_it_was(tmp_path: Path) -> None:
+    """A device's campaign or grid comes back as tar parts: their names are paths from the
+    repository root, so `tar xz` there lands the campaign where `status` and `publish` look."""
+    assert place_in_repository(REPO / "experiments" / "campaign", "elsewhere") == "experiments/campaign"
+    assert place_in_repository(Path("experiments/campaign"), "elsewhere") == "experiments/campaign"  # from the root, as the device runs it
+    outside = tmp_path / "check"
+    assert place_in_repository(outside, "experiments/gpu-check/1") == "experiments/gpu-check/1"
+    (outside / "trials" / "t").mkdir(parents=True)
+    (outside / "check.md").write_text("tables")
+    (outside / "trials" / "t" / "summary.json").write_text("{}")
+    (outside / "trials" / "t" / "checkpoint").mkdir()
+    (outside / "trials" / "t" / "checkpoint" / "checkpoint.pt").write_bytes(b"never brought back")
+    parts = bundle({place_in_repository(outside, "experiments/gpu-check/1"): outside}, tmp_path / "back", part_bytes=64)
+    assert len(parts) > 1 and all(part.stat().st_size <= 64 for part in parts)
+    root = tmp_path / "root"
+    root.mkdir()
+    stream = subprocess.Popen(["tar", "xz", "-C", str(root)], stdin=subprocess.PIPE)
+    stream.communicate(b"".join(part.read_bytes() for part in parts))
+    assert stream.returncode == 0
+    assert sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()) == ["experiments/gpu-check/1/check.md", "experiments/gpu-check/1/trials/t/summary.json"]
