@@ -39,6 +39,7 @@ import torch
 import zoo
 from search.planned import (
     PLAN_FILE,
+    REPOSITORY,
     PlannedExperiment,
     bundle,
     collect,
@@ -57,7 +58,7 @@ DRY_RUN_ROOT = "experiments/campaign-dry-run"  # never DEFAULT_ROOT: tiny trials
 # Quick-budget CIFAR trials use a small part of an H100; until the GPU check's packing step has
 # measured the best count on a card, four at once.
 DEFAULT_GPU_JOBS = 4
-LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
+LEADERBOARDS = REPOSITORY / "leaderboards"
 # Campaign pages stand beside the CPU-budget ones they re-run (leaderboards/shortcuts-gpu/ beside
 # leaderboards/shortcuts/), never over them: the two budgets answer the same claims differently.
 PAGE_SUFFIX = "-gpu"
