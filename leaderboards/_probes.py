@@ -48,9 +48,22 @@ CATASTROPHIC = 0.2  # "catastrophic": single lesions keep 20% or less of the mar
 def _provenance(settings: dict[str, Any]) -> list[str]:
     return [
         f"- data: {settings.get('data', '-')}, splits {json.dumps(settings.get('splits', {}), sort_keys=True)}",
-        f"- hardware: {settings.get('hardware', '-')}; torch {settings.get('torch_version', '-')}; git commit {settings.get('git_commit', '-')}; started {settings.get('started_at', '-')}",
+        f"- probed on: {settings.get('hardware', '-')}; torch {settings.get('torch_version', '-')}; git commit {settings.get('git_commit', '-')}; started {settings.get('started_at', '-')}",
+        *_trained_by(settings.get("trained")),
         f"- reproduce: `{settings.get('command', '-')}`",
     ]
+
+
+def _trained_by(trained: list[dict[str, Any]] | None) -> list[str]:
+    """One line per distinct way the probed nets were trained (commit, hardware, device,
+    precision, torch), naming the runs: a probe may read nets another commit or machine trained."""
+    if trained is None:  # a probe of nets at initialisation (gradients) trained none
+        return []
+    groups: dict[str, list[str]] = {}
+    for run in trained:
+        how = f"{run.get('hardware', '-')}, {run.get('device', '-')} {run.get('precision', '-')}; torch {run.get('torch_version', '-')}; git commit {run.get('git_commit', '-')}"
+        groups.setdefault(how, []).append(f"`{run['run']}`")
+    return [f"- trained on: {how}: {', '.join(runs)}" for how, runs in groups.items()]
 
 
 # One line style per design on every probe plot: plain dashed, residual solid, pre-activation dotted.

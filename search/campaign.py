@@ -223,7 +223,8 @@ def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ..
         table = pd.concat([table, item.probe_run(run, device)], ignore_index=True)
         longest = max(longest, time.monotonic() - began)
         extra = {"seed": 0} if item.probe == "lesion" else {}
-        write_probe(out, table, {**runs_provenance(item.probe, finished_run(run), table), **extra, "command": f"python -m search.campaign run (item {item.name})"}, started_at, device)
+        done = {os.path.relpath(probed, root): finished_run(probed) for probed in runs if probed.name in set(table["run"])}
+        write_probe(out, table, {**runs_provenance(item.probe, done, table), **extra, "command": f"python -m search.campaign run (item {item.name})"}, started_at, device)
     say(item.state(root, items, runs).describe())
     return True
 

@@ -272,9 +272,18 @@ def run_dataset(summary: dict[str, Any], device: torch.device = CPU) -> tuple[Da
     return dataset, workers
 
 
-def runs_provenance(probe: str, summary: dict[str, Any], table: pd.DataFrame) -> dict[str, Any]:
-    """What a probe of trained runs records about them (from the first run's summary)."""
-    return {"probe": probe, "data": summary["data_name"], "splits": summary["splits"], "budget": summary["budget"], "recipe": summary["recipe"], "images": int(table["images"].max())}
+# What trained each net, from its summary.json: the probe's own commit and hardware say nothing of
+# the runs it read, which may come from another commit or another machine (a GPU campaign's).
+TRAINED_BY = ("git_commit", "hardware", "device", "precision", "torch_version")
+
+
+def runs_provenance(probe: str, runs: dict[str, dict[str, Any]], table: pd.DataFrame) -> dict[str, Any]:
+    """What a probe records about the trained runs of ``table`` (``runs``: each run's folder and
+    summary): the training setup they share (the first run's; ``finished_runs`` checked the others
+    against it) and, per run, what trained it."""
+    summary = next(iter(runs.values()))
+    trained = [{"run": run, **{key: summary.get(key) for key in TRAINED_BY}} for run, summary in runs.items()]
+    return {"probe": probe, "data": summary["data_name"], "splits": summary["splits"], "budget": summary["budget"], "recipe": summary["recipe"], "images": int(table["images"].max()), "trained": trained}
 
 
 def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any], started_at: str, device: torch.device = CPU) -> Path:
@@ -295,9 +304,9 @@ def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any], star
 TRAINING_SETUP = ("data_name", "data_seed", "splits", "budget", "recipe")
 
 
-def finished_runs(runs: list[str]) -> list[dict[str, Any]]:
-    """Every run's summary, checked before any is probed: finished, with a validation split, and
-    trained alike."""
+def finished_runs(runs: list[str]) -> dict[str, dict[str, Any]]:
+    """Every run's summary by its folder as given, checked before any is probed: finished, with a
+    validation split, and trained alike."""
     summaries = [finished_run(Path(run)) for run in runs]
     first = summaries[0]
     for run, summary in zip(runs[1:], summaries[1:]):
@@ -309,7 +318,7 @@ def finished_runs(runs: list[str]) -> list[dict[str, Any]]:
                 field = next(name for name in sorted(ours.keys() | theirs.keys()) if ours.get(name) != theirs.get(name))
                 key, ours, theirs = f"{key} {field}", ours.get(field), theirs.get(field)
             raise ValueError(f"--runs {run} was trained with {key} {json.dumps(ours)}, unlike {runs[0]} ({json.dumps(theirs)}); one probe table holds nets trained alike: probe each setup into its own --out")
-    return summaries
+    return dict(zip(runs, summaries))
 
 
 def finished_run(run: Path) -> dict[str, Any]:
@@ -378,14 +387,14 @@ def main(argv: list[str] | None = None) -> int:
             runs = finished_runs(args.runs)
             device = resolve_device(args.device)
             table = pd.concat([response_probe(Path(run), args.images, device) for run in args.runs], ignore_index=True)
-            extra = runs_provenance("responses", runs[0], table)
+            extra = runs_provenance("responses", runs, table)
         else:
             if args.draws < 1 or (args.images is not None and args.images < 1):
                 raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
             runs = finished_runs(args.runs)
             device = resolve_device(args.device)
             table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images, device=device) for run in args.runs], ignore_index=True)
-            extra = {**runs_provenance("lesion", runs[0], table), "seed": args.seed}
+            extra = {**runs_provenance("lesion", runs, table), "seed": args.seed}
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

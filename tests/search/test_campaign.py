@@ -55,6 +55,10 @@ def test_the_runner_takes_the_next_missing_item_from_the_given_state(tmp_path: P
     responses, lesion = (pd.read_csv(root / item.name / f"{item.probe}.csv") for item in probes)
     assert list(dict.fromkeys(responses["run"])) == ["trial_0000", "trial_0001"] and (responses["images"] == 8).all()
     assert set(lesion["run"]) == {"trial_0000", "trial_0001"} and lesion["accuracy"].notna().any()
+    # Each probe names what trained every net it holds, by the net's folder in the campaign.
+    trained = json.loads((root / probes[0].name / "probe.json").read_text())["trained"]
+    assert [run["run"] for run in trained] == [f"{first.name}/trials/trial_0000", f"{first.name}/trials/trial_0001"]
+    assert trained[0]["git_commit"] == finished_run(root / trained[0]["run"])["git_commit"]
     assert advance(root, (first, *probes), "synthetic", jobs=1, device="cpu", seconds=60, say=lambda line: None) == []
     written = publish(root, probes, into=tmp_path / "leaderboards")
     assert {p.relative_to(tmp_path / "leaderboards").as_posix() for p in written} == {"responses-gpu/responses.csv", "responses-gpu/probe.json", "lesion-gpu/lesion.csv", "lesion-gpu/probe.json"}

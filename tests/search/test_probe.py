@@ -193,6 +193,10 @@ def test_responses_probe_on_trained_runs_and_its_page(trained_pair: Path, tmp_pa
     # One pair of nets: the claim is stated with its numbers and cannot be settled.
     assert "ResNet-20 (A) has smaller responses than plain-20" in text and "**not enough evidence**" in text
     assert "**holds**" not in text and (out / "responses-by-layer.png").exists()
+    # The probe's own commit and machine are not the nets': the page says what trained each.
+    summary = json.loads(Path(runs[0], "summary.json").read_text())
+    assert [run["run"] for run in json.loads((out / "probe.json").read_text())["trained"]] == runs
+    assert f"- trained on: {summary['hardware']}, cpu {summary['precision']}; torch {summary['torch_version']}; git commit {summary['git_commit']}: `{runs[0]}`, `{runs[1]}`\n" in text
     # Three paired seeds of trained nets where the residual net's responses are half its plain
     # twin's: it holds.
     seeds = []
