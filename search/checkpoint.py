@@ -95,6 +95,7 @@ class Progress:
     precision: str | None = None  # as resolved when the run started ("auto" decided once)
     data_path: str | None = None  # "memory" or "stream", as resolved when the run started
     compile_seconds: float = 0.0
+    git_commits: list[str | None] = field(default_factory=list)  # the code of each start and resume, in order
 
 
 @dataclass
@@ -150,6 +151,7 @@ class TrainingState:
             "precision": progress.precision,
             "data_path": progress.data_path,
             "compile_seconds": progress.compile_seconds,
+            "git_commits": progress.git_commits,
         }
         previous = previous_path(path)
         if path.exists():
@@ -172,6 +174,7 @@ class TrainingState:
             wall_seconds=state["wall_seconds"], train_seconds=state["train_seconds"], images_seen=state["images_seen"],
             best_epoch=state.get("best_epoch", 0), in_epoch=EpochPosition.from_state(state.get("in_epoch"), device),
             precision=state.get("precision"), data_path=state.get("data_path"), compile_seconds=state.get("compile_seconds", 0.0),
+            git_commits=list(state.get("git_commits", [])),
         )
 
 

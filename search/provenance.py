@@ -105,6 +105,15 @@ def git_commit() -> str | None:
     return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+# The commit of the code this process runs, read when it first imported ResBench: a run that
+# trains for an hour while its checkout moves on (a commit, an edit) was still trained by this code.
+CODE_COMMIT = git_commit()
+
+
+def code_commit() -> str | None:
+    return CODE_COMMIT
+
+
 def versions() -> dict[str, str]:
     """Installed versions of the stack, read from package metadata (nothing is imported)."""
     found = {}
@@ -129,6 +138,6 @@ def record(device: torch.device, precision: str | None = None, threads: int | No
         "threads": threads if threads is not None else torch.get_num_threads(),
         "torch_version": torch.__version__,
         "versions": versions(),
-        "git_commit": git_commit(),
+        "git_commit": code_commit(),
         "recorded_at": now(),
     }

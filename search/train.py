@@ -71,7 +71,7 @@ from search.data import (
 from search.distributed import World, current_world, join_launcher_world, leave_world
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
-from search.provenance import DEVICES, autocast, record, resolve_device, resolve_precision
+from search.provenance import DEVICES, autocast, code_commit, record, resolve_device, resolve_precision
 from search.recipes import BUDGET_NAMES, FAMILIES, Recipe, recipe_fields
 from search.stream import (
     BOX_AUGMENTATIONS,
@@ -550,6 +550,8 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
         # "auto" was decided when the run started: a resume on another machine keeps it.
         run.precision = done.precision = done.precision or run.precision
         configure_kernels(device, run.precision)
+    if not done.git_commits or done.git_commits[-1] != code_commit():
+        done.git_commits.append(code_commit())
     compile_before, compiling_at_start = done.compile_seconds, seconds_compiling()
 
     def account_compiling() -> None:
@@ -686,6 +688,10 @@ def summarise(run: Run, out: Path, done: Progress, diverged_at: dict[str, int] |
         "data_seed": config.data_seed,
         "seed": config.seed,
         **record(run.device, run.precision),
+        # The code that started the run, and every commit that trained a part of it: a resume may
+        # run newer code than the start did (the checkpoint's format travels across commits).
+        "git_commit": done.git_commits[0],
+        "git_commits": done.git_commits,
         **kernel_settings(run.device),
         "budget": config.budget,
         "recipe": run.recipe.to_dict(),
