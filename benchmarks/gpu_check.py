@@ -237,12 +237,19 @@ def throughput(scale: Scale, dataset: Dataset, clock: Clock, out: Path) -> pd.Da
                 continue
             measure(model, overrides, batch, label, precision, "off")
     compiled_label = f"compiled bf16 ({scale.compile_mode})"
+    compile_error: Exception | None = None
     for model, overrides, batch in sorted(configurations, key=lambda c: (scale.models.index((c[0], c[1])), -c[2])):
         longest = max((row["compile_seconds"] for row in rows if row["mode"] == compiled_label), default=scale.reserve)
         if clock.elapsed() + longest > COMPILE_SHARE * clock.limit or clock.left() < scale.reserve + 5 * scale.seconds + longest:
             say(f"  throughput: {model} batch {batch} compiled not measured: a compile takes up to {longest:.0f} s here, past the check's first {COMPILE_SHARE:.0%} (the later steps keep their time)")
             continue
-        measure(model, overrides, batch, compiled_label, "bf16", scale.compile_mode)
+        try:
+            measure(model, overrides, batch, compiled_label, "bf16", scale.compile_mode)
+        except Exception as error:  # noqa: BLE001 - a compiler missing on the card's image, say
+            # The eager rows and their ratios are still written; the step reports the failure.
+            say(f"  throughput: {model} batch {batch} compiled failed ({type(error).__name__}); no more compiled rows")
+            compile_error = error
+            break
     # The table reads by configuration, its modes in one order, whatever order they were measured in.
     place = {(model, batch): index for index, (model, _, batch) in enumerate(configurations)}
     modes = ["bare loop bf16", *(label for label, _ in eager), compiled_label]
@@ -251,6 +258,8 @@ def throughput(scale: Scale, dataset: Dataset, clock: Clock, out: Path) -> pd.Da
     bare_rates = frame[frame["mode"] == "bare loop bf16"].set_index(["model", "batch"])["images_per_second"]
     frame["vs_bare_loop"] = [rate / bare_rates[(m, b)] for m, b, rate in zip(frame["model"], frame["batch"], frame["images_per_second"])]
     frame.to_csv(out / "throughput.csv", index=False)
+    if compile_error is not None:
+        raise compile_error
     return frame
 
 
