@@ -289,8 +289,8 @@ def runs_provenance(probe: str, runs: dict[str, dict[str, Any]], table: pd.DataF
 def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any], started_at: str, device: torch.device = CPU) -> Path:
     """``out/PROBE.csv`` and ``out/probe.json`` (each written whole), what ``python -m
     leaderboards`` renders; ``provenance`` names the probe and how it was run, on ``device``."""
-    # Recorded before anything is written: a probe writing into the repository (leaderboards/)
-    # would otherwise find its own output and call its commit dirty.
+    # The commit is the code's when the process started (search.provenance.CODE_COMMIT): a probe
+    # rewriting its table in the repository (leaderboards/) does not make its own commit dirty.
     recorded = {**record(device), **provenance, "started_at": started_at}
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{provenance['probe']}.csv"
