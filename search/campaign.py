@@ -215,6 +215,8 @@ def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ..
         return False
     runs, table = item.runs(root), item.table(root)
     probed = set(table["run"])
+    # What trained each net in the table, by its folder in the campaign (probe.json lists them all).
+    trained = {os.path.relpath(run, root): finished_run(run) for run in runs if run.name in probed}
     longest = 0.0  # the slowest net probed so far: the next one starts only if that much time is left
     for run in (run for run in runs if run.name not in probed):
         if time.monotonic() - start + longest > seconds:
@@ -223,8 +225,8 @@ def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ..
         table = pd.concat([table, item.probe_run(run, device)], ignore_index=True)
         longest = max(longest, time.monotonic() - began)
         extra = {"seed": 0} if item.probe == "lesion" else {}
-        done = {os.path.relpath(probed, root): finished_run(probed) for probed in runs if probed.name in set(table["run"])}
-        write_probe(out, table, {**runs_provenance(item.probe, done, table), **extra, "command": f"python -m search.campaign run (item {item.name})"}, started_at, device)
+        trained[os.path.relpath(run, root)] = finished_run(run)
+        write_probe(out, table, {**runs_provenance(item.probe, trained, table), **extra, "command": f"python -m search.campaign run (item {item.name})"}, started_at, device)
     say(item.state(root, items, runs).describe())
     return True
 

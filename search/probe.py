@@ -282,7 +282,7 @@ def runs_provenance(probe: str, runs: dict[str, dict[str, Any]], table: pd.DataF
     summary): the training setup they share (the first run's; ``finished_runs`` checked the others
     against it) and, per run, what trained it."""
     summary = next(iter(runs.values()))
-    trained = [{"run": run, **{key: summary.get(key) for key in TRAINED_BY}} for run, summary in runs.items()]
+    trained = [{"run": run, **{key: theirs.get(key) for key in TRAINED_BY}} for run, theirs in runs.items()]
     return {"probe": probe, "data": summary["data_name"], "splits": summary["splits"], "budget": summary["budget"], "recipe": summary["recipe"], "images": int(table["images"].max()), "trained": trained}
 
 

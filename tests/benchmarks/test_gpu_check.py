@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import io
 import json
 import re
@@ -15,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks import gpu_check
 from search.data import load_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,13 +73,9 @@ def test_compiled_rows_wait_for_the_eager_ones_and_never_eat_the_later_steps_tim
     assert "resnet20 batch 32 compiled not measured: a compile takes up to 5 s here, past the check's first 40%" in result.stdout
 
 
-def test_a_failed_compile_keeps_the_eager_rows_and_their_ratios(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_compile_keeps_the_eager_rows_and_their_ratios(tmp_path: Path) -> None:
     # A card's image without what Inductor needs fails the compiled row; the eager ones, measured
     # first, are written whole, with their ratios to the bare loop, and the step says it failed.
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
-    gpu_check = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "gpu_check", gpu_check)  # its dataclasses look their module up
-    spec.loader.exec_module(gpu_check)
     scale = dataclasses.replace(gpu_check.DRY_RUN, compile_mode="no-such-mode")
     dataset = load_dataset("synthetic", data_seed=0)
     with pytest.raises(ValueError, match="unknown compile mode 'no-such-mode'"):
