@@ -56,9 +56,11 @@ def restored_registries() -> Iterator[None]:
 
 
 # The longest test files first. Each file runs whole on one pytest-xdist worker (--dist
-# loadfile), handed out in collection order: the Ray searches' file, started late, would leave the
-# other worker idle at the end. Longest first keeps the two workers' ends close (the suite's wall
-# time). The order of files the list does not name, and of tests within a file, is unchanged.
+# loadfile), handed out in collection order (--no-loadscope-reorder in pyproject.toml: xdist's
+# default hands out the files with the most tests first, which put every Ray file last). A long
+# file started late would leave the other worker idle at the end; longest first keeps the two
+# workers' ends close (the suite's wall time). The order of files the list does not name, and of
+# tests within a file, is unchanged.
 LONGEST_FILES_FIRST = (
     "tests/search/test_launch.py",
     "tests/search/test_run.py",
