@@ -55,36 +55,11 @@ def restored_registries() -> Iterator[None]:
         registry.update(contents)
 
 
-# The longest test files first. Each file runs whole on one pytest-xdist worker (--dist
-# loadfile), handed out in collection order (--no-loadscope-reorder in pyproject.toml: xdist's
-# default hands out the files with the most tests first, which put every Ray file last). A long
-# file started late would leave the other worker idle at the end; longest first keeps the two
-# workers' ends close (the suite's wall time). The order of files the list does not name, and of
-# tests within a file, is unchanged. The order is measured (`pytest --durations=0`, summed per file).
-LONGEST_FILES_FIRST = (
-    "tests/search/test_launch.py",
-    "tests/search/test_run.py",
-    "tests/search/test_workers.py",
-    "tests/search/test_cluster.py",
-    "tests/benchmarks/test_gpu_check.py",
-    "tests/search/test_train.py",
-    "tests/search/test_stream.py",
-    "tests/search/test_compilation.py",
-    "tests/test_layering.py",
-    "tests/zoo/test_models.py",
-    "tests/search/test_planned.py",
-    "tests/search/test_probe.py",
-    "tests/search/test_campaign.py",
-)
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--full-smoke", action="store_true", help="also run the tests marked full_smoke: every configuration of a space trained (minutes; CI trains the cheapest)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {path: index for index, path in enumerate(LONGEST_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
     if not config.getoption("--full-smoke"):
         skipped = pytest.mark.skip(reason="a full smoke of a space: pytest --full-smoke")
         for item in items:
