@@ -86,3 +86,10 @@ def test_a_failed_compile_keeps_the_eager_rows_and_their_ratios(tmp_path: Path) 
     throughput = pd.read_csv(tmp_path / "throughput.csv")
     assert list(throughput["mode"]) == ["bare loop bf16", "eager fp32", "eager bf16"]
     assert throughput["vs_bare_loop"].iloc[0] == 1.0 and (throughput["vs_bare_loop"] > 0).all()
+
+
+def test_an_unknown_step_is_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert gpu_check.main(["--out", str(tmp_path / "out"), "--steps", "throughput,nope", "--dry-run"]) == 2
+    error = capsys.readouterr().err
+    assert error == f"error: unknown step 'nope'; valid: {', '.join(gpu_check.STEPS)}\n"
+    assert not any(tmp_path.iterdir())
