@@ -51,6 +51,16 @@ def _provenance(settings: dict[str, Any]) -> list[str]:
         f"- probed on: {settings.get('hardware', '-')}; torch {settings.get('torch_version', '-')}; git commit {settings.get('git_commit', '-')}; started {settings.get('started_at', '-')}",
         *_trained_by(settings.get("trained")),
         f"- reproduce: `{settings.get('command', '-')}`",
+        *_additions(settings.get("additions", [])),
+    ]
+
+
+def _additions(additions: list[dict[str, Any]]) -> list[str]:
+    """One line per later ``search.probe --add``: its nets, where it ran, and its command."""
+    return [
+        f"- added later: {', '.join(f'`{run}`' for run in addition['runs'])}, probed on {addition.get('hardware', '-')}; torch {addition.get('torch_version', '-')}; "
+        f"git commit {addition.get('git_commit', '-')}; started {addition.get('started_at', '-')}; reproduce: `{addition.get('command', '-')}`"
+        for addition in additions
     ]
 
 

@@ -48,7 +48,7 @@ from search.planned import (
     plan_unless_planned,
     run_planned,
 )
-from search.probe import finished_run, lesion_probe, response_probe, runs_provenance, write_probe
+from search.probe import finished_run, lesion_probe, probed_by, response_probe, runs_provenance, write_probe
 from search.provenance import now
 from search.settings import SETTINGS_FILE, refuse_other_search
 from zoo.commandline import OneLineParser
@@ -226,7 +226,7 @@ def advance_probe(root: Path, item: ProbeItem, items: tuple[Item | ProbeItem, ..
         longest = max(longest, time.monotonic() - began)
         extra = {"seed": 0} if item.probe == "lesion" else {}
         trained[os.path.relpath(run, root)] = finished_run(run)
-        write_probe(out, table, {**runs_provenance(item.probe, trained, table), **extra, "command": f"python -m search.campaign run (item {item.name})"}, started_at, device)
+        write_probe(out, table, {**probed_by(f"python -m search.campaign run (item {item.name})", started_at, device), **runs_provenance(item.probe, trained, table), **extra})
     say(item.state(root, items, runs).describe())
     return True
 

@@ -4,6 +4,7 @@
         [--data DATA] [--batches N] [--batch-size B] [--seed S] [--out DIR]
     python -m search.probe lesion --runs RUN_DIR[,RUN_DIR...] [--draws N] [--out DIR]
     python -m search.probe responses --runs RUN_DIR[,RUN_DIR...] [--images N] [--out DIR]
+    python -m search.probe responses|lesion --runs NEW_RUN[,...] --out DIR --add
 
 ``gradients``: at initialisation, on real batches, the norm of the loss gradient reaching each
 unit's input (a "highway" keeps the first units' norm near the last's) and the correlation of
@@ -14,7 +15,10 @@ where its shape allows. ``responses``: a trained run's layer responses (He et al
 7): the standard deviation of every 3x3 layer's output after its BN and before the ReLU or the
 addition, on validation images. Each writes a table (``gradients.csv`` / ``lesion.csv`` /
 ``responses.csv``) and a ``probe.json`` beside it; ``python -m leaderboards`` renders the pages
-from them.
+from them. ``--add`` probes only the runs given and adds them to the table already at ``--out``
+(a run of the same name is replaced): a seed trained later joins its table without the earlier
+nets, whose checkpoints may be gone, being probed again. The added nets must be trained as the
+table's were and probed with the same settings; ``probe.json`` records each addition apart.
 """
 
 from __future__ import annotations
@@ -283,20 +287,73 @@ def runs_provenance(probe: str, runs: dict[str, dict[str, Any]], table: pd.DataF
     against it) and, per run, what trained it."""
     summary = next(iter(runs.values()))
     trained = [{"run": run, **{key: theirs.get(key) for key in TRAINED_BY}} for run, theirs in runs.items()]
-    return {"probe": probe, "data": summary["data_name"], "splits": summary["splits"], "budget": summary["budget"], "recipe": summary["recipe"], "images": int(table["images"].max()), "trained": trained}
+    return {
+        "probe": probe, "data": summary["data_name"], "data_seed": summary["data_seed"], "splits": summary["splits"], "budget": summary["budget"],
+        "recipe": summary["recipe"], "images": int(table["images"].max()), "trained": trained,
+    }
 
 
-def write_probe(out: Path, table: pd.DataFrame, provenance: dict[str, Any], started_at: str, device: torch.device = CPU) -> Path:
+def write_probe(out: Path, table: pd.DataFrame, recorded: dict[str, Any]) -> Path:
     """``out/PROBE.csv`` and ``out/probe.json`` (each written whole), what ``python -m
-    leaderboards`` renders; ``provenance`` names the probe and how it was run, on ``device``."""
-    # The commit is the code's when the process started (search.provenance.CODE_COMMIT): a probe
-    # rewriting its table in the repository (leaderboards/) does not make its own commit dirty.
-    recorded = {**record(device), **provenance, "started_at": started_at}
+    leaderboards`` renders; ``recorded`` names the probe and how it was run."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{provenance['probe']}.csv"
+    path = out / f"{recorded['probe']}.csv"
     zoo.write_atomically(path, table.to_csv(index=False))
     zoo.write_atomically(out / "probe.json", json.dumps(recorded, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def probed_by(command: str, started_at: str, device: torch.device) -> dict[str, Any]:
+    """How this probe process ran, for probe.json."""
+    # The commit is the code's when the process started (search.provenance.CODE_COMMIT): a probe
+    # rewriting its table in the repository (leaderboards/) does not make its own commit dirty.
+    return {**record(device), "command": command, "started_at": started_at}
+
+
+# What an addition to a table must share with the probe that wrote it, beyond the nets' training
+# setup: numbers measured on other images or with other draws would be compared as if alike.
+PROBE_SETTINGS = {"responses": ("images",), "lesion": ("images", "seed", "draws")}
+
+
+def existing_probe(out: Path, probe: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table and probe.json that ``--add`` extends."""
+    table_path, settings_path = out / f"{probe}.csv", out / "probe.json"
+    if not (table_path.exists() and settings_path.exists()):
+        raise ValueError(f"--add: {out} holds no {probe} probe ({table_path.name} and probe.json) to add to; valid: an --out an earlier `search.probe {probe}` wrote, or no --add")
+    recorded = json.loads(settings_path.read_text())
+    table = pd.read_csv(table_path)
+    # Probes written before these keys were recorded: what their tables show is what they used.
+    if "data_seed" not in recorded and "data_seed" in table.columns and table["data_seed"].nunique() == 1:
+        recorded["data_seed"] = int(table["data_seed"].iloc[0])
+    if probe == "lesion" and "draws" not in recorded:
+        recorded["draws"] = int(table.loc[table["kind"] == "random", "draw"].max()) + 1
+    return table, recorded
+
+
+def check_addition(out: Path, recorded: dict[str, Any], runs: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
+    """Refuse new runs trained or probed unlike the nets of the table at ``out``."""
+    table_name = out / f"{recorded['probe']}.csv"
+    if "data_seed" not in recorded:
+        raise ValueError(f"--add: {out / 'probe.json'} does not record which validation carve (data_seed) its nets were probed on; probe every run again without --add")
+    theirs = {"data_name": recorded.get("data"), **{key: recorded.get(key) for key in TRAINING_SETUP if key != "data_name"}}
+    for run, summary in runs.items():
+        difference = setup_difference(summary, theirs)
+        if difference:
+            key, ours, them = difference
+            raise ValueError(f"--runs {run} was trained with {key} {json.dumps(ours)}, unlike the nets in {table_name} ({json.dumps(them)}); --add takes nets trained alike: probe this setup into its own --out")
+    for key, ours in settings.items():
+        if ours != recorded.get(key):
+            raise ValueError(f"--add: {key} {json.dumps(ours)} differs from the {json.dumps(recorded.get(key))} {table_name} was probed with; valid: the same {key}")
+
+
+def added(existing: pd.DataFrame, recorded: dict[str, Any], table: pd.DataFrame, runs: dict[str, dict[str, Any]], probed: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table and probe.json with the new runs' rows in (a run of the same name replaced)."""
+    names = set(table["run"])
+    merged = pd.concat([existing[~existing["run"].isin(names)], table], ignore_index=True)
+    trained = [entry for entry in recorded.get("trained", []) if Path(entry["run"]).name not in names]
+    trained += runs_provenance(recorded["probe"], runs, table)["trained"]
+    addition = {key: probed[key] for key in ("command", "started_at", "hardware", "device", "torch_version", "git_commit")} | {"runs": list(runs)}
+    return merged, {**recorded, "trained": trained, "additions": [*recorded.get("additions", []), addition]}
 
 
 # What a probe table's nets share: its page records one training setup (the first run's) and
@@ -308,17 +365,25 @@ def finished_runs(runs: list[str]) -> dict[str, dict[str, Any]]:
     """Every run's summary by its folder as given, checked before any is probed: finished, with a
     validation split, and trained alike."""
     summaries = [finished_run(Path(run)) for run in runs]
-    first = summaries[0]
     for run, summary in zip(runs[1:], summaries[1:]):
-        for key in TRAINING_SETUP:
-            theirs, ours = first.get(key), summary.get(key)
-            if ours == theirs:
-                continue
-            if isinstance(ours, dict) and isinstance(theirs, dict):  # name the field, not the whole recipe
-                field = next(name for name in sorted(ours.keys() | theirs.keys()) if ours.get(name) != theirs.get(name))
-                key, ours, theirs = f"{key} {field}", ours.get(field), theirs.get(field)
+        difference = setup_difference(summary, summaries[0])
+        if difference:
+            key, ours, theirs = difference
             raise ValueError(f"--runs {run} was trained with {key} {json.dumps(ours)}, unlike {runs[0]} ({json.dumps(theirs)}); one probe table holds nets trained alike: probe each setup into its own --out")
     return dict(zip(runs, summaries))
+
+
+def setup_difference(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first training-setup field where two summaries differ: (its name, ours, theirs)."""
+    for key in TRAINING_SETUP:
+        mine, other = ours.get(key), theirs.get(key)
+        if mine == other:
+            continue
+        if isinstance(mine, dict) and isinstance(other, dict):  # name the field, not the whole recipe
+            field = next(name for name in sorted(mine.keys() | other.keys()) if mine.get(name) != other.get(name))
+            return f"{key} {field}", mine.get(field), other.get(field)
+        return key, mine, other
+    return None
 
 
 def finished_run(run: Path) -> dict[str, Any]:
@@ -340,6 +405,7 @@ def add_runs_option(parser: argparse.ArgumentParser) -> None:
     runs.add_argument("--runs", type=comma_list, metavar="RUN[,RUN]", help="search.train output directories")
     # The older spelling (one directory per flag, repeated): pages' reproduce lines still use it.
     runs.add_argument("--checkpoint", action="append", dest="runs", help=argparse.SUPPRESS)
+    parser.add_argument("--add", action="store_true", help="probe only these runs and add them to the table at --out (a run of the same name is replaced)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,24 +447,35 @@ def main(argv: list[str] | None = None) -> int:
             batch_size = args.batch_size or min(DEFAULT_BATCH_SIZE, len(dataset.val) // args.batches)
             table = gradient_probe(names, dataset, args.batches, batch_size, args.seed)
             extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed, "data_seed": args.data_seed, "batch_size": batch_size}
-        elif args.probe == "responses":
-            if args.images < 1:
-                raise ValueError(f"--images must be positive, got {args.images}")
-            runs = finished_runs(args.runs)
-            device = resolve_device(args.device)
-            table = pd.concat([response_probe(Path(run), args.images, device) for run in args.runs], ignore_index=True)
-            extra = runs_provenance("responses", runs, table)
+            recorded = {**probed_by(command, started_at, device), **extra}
         else:
-            if args.draws < 1 or (args.images is not None and args.images < 1):
+            if args.probe == "responses" and args.images < 1:
+                raise ValueError(f"--images must be positive, got {args.images}")
+            if args.probe == "lesion" and (args.draws < 1 or (args.images is not None and args.images < 1)):
                 raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
             runs = finished_runs(args.runs)
+            val_size = next(iter(runs.values()))["splits"]["val"]
+            # What each net is measured on, as the table will record it.
+            settings = {"images": min(args.images, val_size) if args.images is not None else val_size}
+            if args.probe == "lesion":
+                settings |= {"seed": args.seed, "draws": args.draws}
+            if args.add:
+                existing, before = existing_probe(Path(args.out), args.probe)
+                check_addition(Path(args.out), before, runs, settings)
             device = resolve_device(args.device)
-            table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images, device=device) for run in args.runs], ignore_index=True)
-            extra = {**runs_provenance("lesion", runs, table), "seed": args.seed}
+            if args.probe == "responses":
+                table = pd.concat([response_probe(Path(run), args.images, device) for run in args.runs], ignore_index=True)
+            else:
+                table = pd.concat([lesion_probe(Path(run), args.draws, args.seed, images=args.images, device=device) for run in args.runs], ignore_index=True)
+            probed = probed_by(command, started_at, device)
+            if args.add:
+                table, recorded = added(existing, before, table, runs, probed)
+            else:
+                recorded = {**probed, **runs_provenance(args.probe, runs, table), **settings}
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    path = write_probe(Path(args.out), table, {"command": command, **extra}, started_at, device)
+    path = write_probe(Path(args.out), table, recorded)
     print(f"wrote {path} ({len(table)} rows)")
     return 0
 

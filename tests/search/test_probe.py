@@ -242,6 +242,50 @@ def test_bad_responses_input_exits_2_and_writes_nothing(trained_pair: Path, tmp_
     assert not (tmp_path / "r").exists()
 
 
+def test_runs_added_to_a_probe_table_equal_probing_them_all_at_once(trained_pair: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    resnet, plain = str(trained_pair / "resnet20"), str(trained_pair / "plain20")
+    settings = {"responses": ["--images", "50"], "lesion": ["--images", "40", "--draws", "1", "--seed", "3"]}
+    for probe, options in settings.items():
+        at_once, part = tmp_path / f"{probe}-at-once", tmp_path / f"{probe}-part"
+        assert main([probe, "--runs", f"{resnet},{plain}", *options, "--device", "cpu", "--out", str(at_once)]) == 0
+        assert main([probe, "--runs", resnet, *options, "--device", "cpu", "--out", str(part)]) == 0
+        assert main([probe, "--runs", plain, *options, "--device", "cpu", "--out", str(part), "--add"]) == 0
+        pd.testing.assert_frame_equal(pd.read_csv(part / f"{probe}.csv"), pd.read_csv(at_once / f"{probe}.csv"))
+        recorded = json.loads((part / "probe.json").read_text())
+        assert [run["run"] for run in recorded["trained"]] == [resnet, plain]
+        assert [addition["runs"] for addition in recorded["additions"]] == [[plain]] and "--add" in recorded["additions"][0]["command"]
+        # Probing a run again replaces its rows.
+        assert main([probe, "--runs", resnet, *options, "--device", "cpu", "--out", str(part), "--add"]) == 0
+        assert len(pd.read_csv(part / f"{probe}.csv")) == len(pd.read_csv(at_once / f"{probe}.csv"))
+        assert sorted(run["run"] for run in json.loads((part / "probe.json").read_text())["trained"]) == sorted([resnet, plain])
+    text = write_probe_page(tmp_path / "responses-part" / "responses.csv", tmp_path).path.read_text()
+    assert f"- added later: `{plain}`, probed on " in text and text.count("- added later: ") == 2
+
+    # An addition probed or trained unlike the table is refused, and the table stays as it was.
+    part = tmp_path / "responses-part"
+    before = {path.name: path.read_bytes() for path in part.iterdir()}
+    assert main(["responses", "--runs", plain, "--images", "40", "--out", str(part), "--add"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --add: images 40 differs from the 50 {part / 'responses.csv'} was probed with; valid: the same images"
+    longer = tmp_path / "longer"
+    shutil.copytree(trained_pair / "plain20", longer)
+    summary = json.loads((longer / "summary.json").read_text())
+    summary["recipe"]["epochs"] += 1
+    (longer / "summary.json").write_text(json.dumps(summary))
+    assert main(["responses", "--runs", str(longer), "--images", "50", "--out", str(part), "--add"]) == 2
+    assert f"error: --runs {longer} was trained with recipe epochs {summary['recipe']['epochs']}, unlike the nets in {part / 'responses.csv'}" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in part.iterdir()} == before
+    assert main(["responses", "--runs", plain, "--out", str(tmp_path / "empty"), "--add"]) == 2
+    assert "holds no responses probe" in capsys.readouterr().err and not (tmp_path / "empty").exists()
+    # A table written before probe.json recorded the carve: a responses table shows it per row, a
+    # lesion table does not, so it cannot take additions.
+    for probe in ("responses", "lesion"):
+        settings_path = tmp_path / f"{probe}-part" / "probe.json"
+        settings_path.write_text(json.dumps({key: value for key, value in json.loads(settings_path.read_text()).items() if key not in ("data_seed", "draws")}))
+    assert main(["responses", "--runs", plain, "--images", "50", "--device", "cpu", "--out", str(part), "--add"]) == 0
+    assert main(["lesion", "--runs", plain, *settings["lesion"], "--out", str(tmp_path / "lesion-part"), "--add"]) == 2
+    assert "does not record which validation carve (data_seed)" in capsys.readouterr().err
+
+
 def test_probes_of_a_streamed_run_read_its_files_and_equal_the_in_memory_ones(tmp_path: Path) -> None:
     # A run that trained from the files (an ImageNet-sized folder would not fit in memory) is
     # probed from the files too; on PNGs the pixels at rest are the in-memory path's, bit for bit.
