@@ -347,9 +347,16 @@ def check_addition(out: Path, recorded: dict[str, Any], runs: dict[str, dict[str
 
 
 def added(existing: pd.DataFrame, recorded: dict[str, Any], table: pd.DataFrame, runs: dict[str, dict[str, Any]], probed: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The table and probe.json with the new runs' rows in (a run of the same name replaced)."""
+    """The table and probe.json with the new runs' rows in: a run of the same name replaced in
+    place, a new one after the last net of its model (the page lists nets in table order)."""
     names = set(table["run"])
-    merged = pd.concat([existing[~existing["run"].isin(names)], table], ignore_index=True)
+    merged = existing.reset_index(drop=True)
+    for run, rows in table.groupby("run", sort=False):
+        replaced = [index for index, name in enumerate(merged["run"]) if name == run]
+        kin = [index for index, model in enumerate(merged["model"]) if model == rows["model"].iloc[0]]
+        at = replaced[0] if replaced else (kin[-1] + 1 if kin else len(merged))
+        rest = merged.drop(index=replaced).reset_index(drop=True)  # the replaced rows start at `at`
+        merged = pd.concat([rest.iloc[:at], rows, rest.iloc[at:]], ignore_index=True)
     trained = [entry for entry in recorded.get("trained", []) if Path(entry["run"]).name not in names]
     trained += runs_provenance(recorded["probe"], runs, table)["trained"]
     addition = {key: probed[key] for key in ("command", "started_at", "hardware", "device", "torch_version", "git_commit")} | {"runs": list(runs)}

@@ -254,12 +254,18 @@ def test_runs_added_to_a_probe_table_equal_probing_them_all_at_once(trained_pair
         recorded = json.loads((part / "probe.json").read_text())
         assert [run["run"] for run in recorded["trained"]] == [resnet, plain]
         assert [addition["runs"] for addition in recorded["additions"]] == [[plain]] and "--add" in recorded["additions"][0]["command"]
-        # Probing a run again replaces its rows.
+        # Probing a run again replaces its rows where they were.
         assert main([probe, "--runs", resnet, *options, "--device", "cpu", "--out", str(part), "--add"]) == 0
-        assert len(pd.read_csv(part / f"{probe}.csv")) == len(pd.read_csv(at_once / f"{probe}.csv"))
+        pd.testing.assert_frame_equal(pd.read_csv(part / f"{probe}.csv"), pd.read_csv(at_once / f"{probe}.csv"))
         assert sorted(run["run"] for run in json.loads((part / "probe.json").read_text())["trained"]) == sorted([resnet, plain])
+    # Another net of a model already in the table goes after that model's nets, so the page's
+    # per-net table stays grouped by model.
+    second = tmp_path / "resnet20-again"
+    shutil.copytree(resnet, second)
+    assert main(["responses", "--runs", str(second), "--images", "50", "--device", "cpu", "--out", str(tmp_path / "responses-part"), "--add"]) == 0
+    assert list(pd.read_csv(tmp_path / "responses-part" / "responses.csv")["run"].unique()) == ["resnet20", "resnet20-again", "plain20"]
     text = write_probe_page(tmp_path / "responses-part" / "responses.csv", tmp_path).path.read_text()
-    assert f"- added later: `{plain}`, probed on " in text and text.count("- added later: ") == 2
+    assert f"- added later: `{plain}`, probed on " in text and text.count("- added later: ") == 3
 
     # An addition probed or trained unlike the table is refused, and the table stays as it was.
     part = tmp_path / "responses-part"
