@@ -310,11 +310,6 @@ def probed_by(command: str, started_at: str, device: torch.device) -> dict[str, 
     return {**record(device), "command": command, "started_at": started_at}
 
 
-# What an addition to a table must share with the probe that wrote it, beyond the nets' training
-# setup: numbers measured on other images or with other draws would be compared as if alike.
-PROBE_SETTINGS = {"responses": ("images",), "lesion": ("images", "seed", "draws")}
-
-
 def existing_probe(out: Path, probe: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table and probe.json that ``--add`` extends."""
     table_path, settings_path = out / f"{probe}.csv", out / "probe.json"
@@ -462,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
             runs = finished_runs(args.runs)
             val_size = next(iter(runs.values()))["splits"]["val"]
-            # What each net is measured on, as the table will record it.
+            # How each net is measured, as probe.json records it: an addition to a table must
+            # match, or numbers measured on other images or draws would be compared as if alike.
             settings = {"images": min(args.images, val_size) if args.images is not None else val_size}
             if args.probe == "lesion":
                 settings |= {"seed": args.seed, "draws": args.draws}
