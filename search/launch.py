@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 import pandas as pd
 from ray import tune
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -57,10 +58,13 @@ class PruningAwareOptunaSearch(OptunaSearch):
         if result.get("status") == "completed" and trial_id in self._ot_trials and self._record_completion_after_failure(trial_id, result):
             return
         value = result.get("val_accuracy")
-        if not (isinstance(value, (int, float)) and math.isfinite(value)):
-            return
+        if result.get("status") != "running" or not (isinstance(value, (int, float)) and math.isfinite(value)):
+            return  # a trial's end reaches Optuna through on_trial_complete, as its value
         try:
-            super().on_trial_result(trial_id, result)
+            # Optuna's step is the epoch, not Ray's training_iteration: a retried trial's process
+            # counts iterations from 1 again, so its epochs would land on steps Optuna already
+            # holds and be dropped, or on the wrong ones.
+            super().on_trial_result(trial_id, {**result, TRAINING_ITERATION: int(result["epoch"])})
         except optuna.exceptions.UpdateFinishedTrialError:
             # A trial that finished after Ray's last state save is rerun on --resume (it returns
             # at once from its summary); Optuna already holds its outcome.

@@ -119,10 +119,16 @@ def test_plugin_block_and_space_train_inside_ray_workers_on_a_relative_data_fold
     assert json.loads((tmp_path / "exp" / "search.json").read_text())["command"].count("--data data ") == 1
 
 
-def test_trial_killed_after_an_epoch_resumes_from_its_checkpoint(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trial_killed_after_an_epoch_resumes_from_its_checkpoint(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder) -> None:
     monkeypatch.setenv("RESBENCH_FAULT", "exit_after_epoch:1")  # the first attempt's process dies
-    disturbed = run_search("shortcuts", data="synthetic", budget="smoke", recipe=fast_recipe("epochs=2"), trials=1, baselines=False, out=str(tmp_path / "fault"))
+    disturbed = run_search("shortcuts", data="synthetic", budget="smoke", recipe=fast_recipe("epochs=3"), trials=1, baselines=False, out=str(tmp_path / "fault"))
     assert disturbed.loc[0, "status"] == "completed"
+    # Optuna holds every epoch's validation accuracy at its epoch, the retried attempt's included:
+    # Ray's iteration count restarts with the retried process, the epochs do not.
+    epochs = pd.read_csv(tmp_path / "fault" / "trials" / disturbed.loc[0, "trial_id"] / "metrics.csv")
+    (study_trial,) = load_study(tmp_path / "fault", "shortcuts").trials
+    assert study_trial.intermediate_values == pytest.approx(dict(zip(epochs["epoch"], epochs["val_accuracy"])))
+    assert not [warning for warning in recwarn if "is already reported" in str(warning.message)]  # no epoch dropped as a repeat
     # The same trial undisturbed, here (one thread, as a trial of 1 CPU): bit for bit the same.
     monkeypatch.delenv("RESBENCH_FAULT")
     command = shlex.split(disturbed.loc[0, "command"])[3:]  # past "python -m search.train"
