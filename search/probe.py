@@ -286,11 +286,15 @@ def runs_provenance(probe: str, runs: dict[str, dict[str, Any]], table: pd.DataF
     summary): the training setup they share (the first run's; ``finished_runs`` checked the others
     against it) and, per run, what trained it."""
     summary = next(iter(runs.values()))
-    trained = [{"run": run, **{key: theirs.get(key) for key in TRAINED_BY}} for run, theirs in runs.items()]
     return {
         "probe": probe, "data": summary["data_name"], "data_seed": summary["data_seed"], "splits": summary["splits"], "budget": summary["budget"],
-        "recipe": summary["recipe"], "images": int(table["images"].max()), "trained": trained,
+        "recipe": summary["recipe"], "images": int(table["images"].max()), "trained": trained_by(runs),
     }
+
+
+def trained_by(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per run (its folder and summary), what trained it."""
+    return [{"run": run, **{key: summary.get(key) for key in TRAINED_BY}} for run, summary in runs.items()]
 
 
 def write_probe(out: Path, table: pd.DataFrame, recorded: dict[str, Any]) -> Path:
@@ -353,7 +357,7 @@ def added(existing: pd.DataFrame, recorded: dict[str, Any], table: pd.DataFrame,
         rest = merged.drop(index=replaced).reset_index(drop=True)  # the replaced rows start at `at`
         merged = pd.concat([rest.iloc[:at], rows, rest.iloc[at:]], ignore_index=True)
     trained = [entry for entry in recorded.get("trained", []) if Path(entry["run"]).name not in names]
-    trained += runs_provenance(recorded["probe"], runs, table)["trained"]
+    trained += trained_by(runs)
     addition = {key: probed[key] for key in ("command", "started_at", "hardware", "device", "torch_version", "git_commit")} | {"runs": list(runs)}
     return merged, {**recorded, "trained": trained, "additions": [*recorded.get("additions", []), addition]}
 
