@@ -83,6 +83,7 @@ class Lease:
         self.path = Path(directory) / LEASE_FILE
         self.what, self.wait, self.say = what, wait, say
         self.mine: Holder | None = None
+        self.made: list[Path] = []  # the folders acquire() created, innermost first
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -94,6 +95,10 @@ class Lease:
         self.release()
 
     def acquire(self) -> None:
+        missing = self.path.parent.absolute()
+        while not missing.exists():
+            self.made.append(missing)
+            missing = missing.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.wait
         while True:
@@ -105,6 +110,7 @@ class Lease:
                     continue
                 self.refuse_if_held()
             mine = Holder(socket.gethostname(), os.getpid(), now, now, process_start_time(os.getpid()), " ".join(sys.argv)[:300])
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # again: a refused process's release may have removed it
             zoo.write_atomically(self.path, json.dumps(asdict(mine)))
             time.sleep(0.05)  # another taker writing at the same moment: the last rename wins
             if read_holder(self.path) == mine:
@@ -142,3 +148,11 @@ class Lease:
         if holder is not None and self._is_me(holder):
             self.path.unlink(missing_ok=True)
         self.mine = None
+        # Work refused before it wrote anything (bad data, a run that fails its checks) leaves no
+        # empty folder behind: the folders this lease made go again, as long as they are empty.
+        for folder in self.made:
+            try:
+                folder.rmdir()
+            except OSError:  # something was written there (or by someone else): it stays
+                break
+        self.made = []

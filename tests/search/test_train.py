@@ -269,6 +269,14 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.Cap
     assert not out.exists()
 
 
+def test_a_folder_refused_once_loading_leaves_no_folder_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "data" / "train" / "cats").mkdir(parents=True)  # a class folder with no images
+    out = tmp_path / "runs" / "first"
+    assert main(["--model", "resnet20", "--data", str(tmp_path / "data"), "--budget", "smoke", "--out", str(out)]) == 2
+    assert "Found no valid file for the classes cats" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_block_options_follow_the_chosen_block(tmp_path: Path) -> None:
     args = ["--model", "resnet20", "--block", "bottleneck", "--depth", "29", "--base-width", "32", "--data", "synthetic", "--budget", "smoke", "--epochs", "1", "--out", str(tmp_path)]
     assert main(args) == 0
