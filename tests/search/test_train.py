@@ -240,6 +240,7 @@ def test_other_run_in_the_same_out_is_refused(tmp_path: Path, capsys: pytest.Cap
         (["--model", "resnet20", "--data", "/no/such/folder"], "neither a data set name"),
         (["--model", "resnet20", "--epochs", "0"], "must be positive"),
         (["--model", "resnet20", "--val-size", "-1"], "recipe field val_size must not be negative, got -1"),
+        (["--model", "resnet20", "--threads", "0"], "--threads must be positive, got 0"),
         (["--model", "resnet20", "--device", "tpu"], "valid: auto, cpu, cuda"),
         (["--model", "resnet20", "--device", "cdua"], "invalid choice 'cdua' (did you mean cuda?)"),
         (["--model", "timm:resnt10t"], "unknown timm model 'resnt10t'; did you mean resnet10t"),
