@@ -23,7 +23,7 @@ import functools
 import hashlib
 import os
 import pickle
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -342,9 +342,20 @@ def load_folder_cached(root: Path, rest_size: int) -> tuple[Split, list[str]]:
 # Splits
 
 
-def carve_size(requested: int, available: int) -> int:
-    """The requested carve (5k for CIFAR-sized sets), at most a tenth of a small set, at least 1."""
-    return max(1, min(requested, available // 10))
+def carve_sizes(requested: dict[str, int], available: int, exact: Collection[str] = ()) -> dict[str, int]:
+    """How many of the ``available`` training images each carved split ("test", "val") takes.
+
+    A budget's size (5k on CIFAR) is at most a tenth of a small set (a synthetic set has 400
+    images), at least 1. A size someone asked for (``exact``: --val-size 10000, a trained run's
+    recorded split) is taken as asked, or refused when the carves would leave less than half the
+    set to train on: shrinking it would quietly give the run another validation set than asked."""
+    sizes = {split: size if split in exact else max(1, min(size, available // 10)) for split, size in requested.items()}
+    asked = sorted(split for split in sizes if split in exact)
+    if asked and sum(sizes.values()) > available // 2:
+        named = " and ".join(f"{split}_size {sizes[split]}" for split in asked)
+        total = " + ".join(f"{split}_size" for split in sorted(sizes))
+        raise DataError(f"{named} leave{'s' if len(asked) == 1 else ''} fewer than half of the {available} training images to train on; valid: {total} at most {available // 2}")
+    return sizes
 
 
 def channel_stats(chunks: Iterable[torch.Tensor]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -400,22 +411,29 @@ def choose_data_path(requested: str, spec: str, rest_size: int, memory_share: fl
 _LAST_LOADED: dict[tuple[object, ...], Dataset] = {}
 
 
-def load_dataset(spec: str, *, data_seed: int, val_size: int = 5000, test_size: int = 5000, rest_size: int = 32, path: str = "memory", workers: int = 1) -> Dataset:
+def asked_carves(recipe_overrides: Mapping[str, Any]) -> set[str]:
+    """The carves whose sizes a command or a search's --recipe set (``carve_sizes``' ``exact``)."""
+    return {split for split in ("val", "test") if f"{split}_size" in recipe_overrides}
+
+
+def load_dataset(spec: str, *, data_seed: int, val_size: int = 5000, test_size: int = 5000, exact_sizes: Collection[str] = (), rest_size: int = 32, path: str = "memory", workers: int = 1) -> Dataset:
     """Load ``spec`` and split it; the same ``data_seed`` always gives the same splits, on either
-    ``path`` (``memory`` or ``stream``, see ``choose_data_path``). ``rest_size`` is the side every
-    image is held at (``eval_resize``); ``workers`` decode a streamed folder's statistics sample."""
+    ``path`` (``memory`` or ``stream``, see ``choose_data_path``). ``exact_sizes`` names the carves
+    ("val", "test") whose sizes were asked for rather than taken from a budget (``carve_sizes``).
+    ``rest_size`` is the side every image is held at (``eval_resize``); ``workers`` decode a
+    streamed folder's statistics sample."""
     source = describe_source(spec)
     # A folder's files (names, sizes, times) are in the key: a folder that changed is read again.
     files = None if source in CIFAR_SOURCES or source == "synthetic" else _folder_fingerprint(Path(source), rest_size)
-    key = (source, files, data_seed, val_size, test_size, rest_size, path)
+    key = (source, files, data_seed, val_size, test_size, frozenset(exact_sizes), rest_size, path)
     if key not in _LAST_LOADED:
-        dataset = _load_dataset(source, data_seed=data_seed, val_size=val_size, test_size=test_size, rest_size=rest_size, path=path, workers=workers)
+        dataset = _load_dataset(source, data_seed=data_seed, val_size=val_size, test_size=test_size, exact_sizes=exact_sizes, rest_size=rest_size, path=path, workers=workers)
         _LAST_LOADED.clear()  # one at a time: a CIFAR training split is 150 MB
         _LAST_LOADED[key] = dataset
     return _LAST_LOADED[key]
 
 
-def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int, rest_size: int, path: str, workers: int) -> Dataset:
+def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int, exact_sizes: Collection[str], rest_size: int, path: str, workers: int) -> Dataset:
     val: Split | FileSplit | None = None
     test: Split | FileSplit | None = None
     train: Split | FileSplit
@@ -451,13 +469,15 @@ def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int,
     test_source = "folder" if test is not None else "carved"
     val_source = "folder" if val is not None else "carved" if val_size else "none"
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(data_seed))
-    start = 0
-    if test is None:
-        size = carve_size(test_size, len(train))
-        test, start = train.take(order[:size]), size
+    requested = {"test": test_size} if test is None else {}
     if val is None and val_size:
-        size = carve_size(val_size, len(train))
-        val, start = train.take(order[start : start + size]), start + size
+        requested["val"] = val_size
+    sizes = carve_sizes(requested, len(train), exact_sizes)
+    start = 0
+    if "test" in sizes:
+        test, start = train.take(order[: sizes["test"]]), sizes["test"]
+    if "val" in sizes:
+        val, start = train.take(order[start : start + sizes["val"]]), start + sizes["val"]
     train = train.take(order[start:])
     if isinstance(train, FileSplit):
         from search.stream import file_channel_stats  # the loader: only the streaming path needs it

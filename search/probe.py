@@ -271,8 +271,12 @@ def run_dataset(summary: dict[str, Any], device: torch.device = CPU) -> tuple[Da
     ``device``."""
     recipe, path = summary["recipe"], summary.get("data_path") or "memory"
     workers = loader_workers(available_cpus(), device)[0] if path == "stream" else 1
+    # The carves as they were made, by their recorded sizes: a size the run asked for is not
+    # recorded as asked, and the budget's rule would carve another validation set from it.
+    carved = {split: size for split, size in summary.get("splits", {}).items() if summary.get(f"{split}_source") == "carved"}
+    sizes = {"val_size": carved.get("val", recipe["val_size"]), "test_size": carved.get("test", recipe["test_size"])}
     with walking_once():
-        dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], val_size=recipe["val_size"], test_size=recipe["test_size"], rest_size=recipe.get("eval_resize", 32), path=path, workers=workers)
+        dataset = load_dataset(summary["data"], data_seed=summary["data_seed"], **sizes, exact_sizes=carved, rest_size=recipe.get("eval_resize", 32), path=path, workers=workers)
     return dataset, workers
 
 

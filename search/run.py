@@ -28,7 +28,7 @@ import zoo
 from search import cluster, spaces, stopping
 from search.compilation import COMPILE_MODES
 from search.config import config_option, parse_assignments, typed_overrides
-from search.data import DataError, Dataset, choose_data_path, load_dataset, walking_once
+from search.data import DataError, Dataset, asked_carves, choose_data_path, load_dataset, walking_once
 from search.lease import Lease
 from search.plan import Plan, estimate_minutes, make_plan
 from search.planned import PlannedExperiment, collect, plan_experiment, run_planned
@@ -61,7 +61,7 @@ def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -
     # Fail fast, and warm the caches the trials read (decoded images, or a streamed folder's statistics).
     with walking_once():
         path = choose_data_path(recipe.data_path, settings.data, recipe.eval_resize)
-        dataset = load_dataset(settings.data, data_seed=settings.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, rest_size=recipe.eval_resize, path=path, workers=available_cpus() if path == "stream" else 1)
+        dataset = load_dataset(settings.data, data_seed=settings.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, exact_sizes=asked_carves(settings.recipe), rest_size=recipe.eval_resize, path=path, workers=available_cpus() if path == "stream" else 1)
     check_writable(out)
     # Another driver on the same experiment would re-queue its running trials: refused before Ray
     # starts; the lease itself is taken once Ray is up.

@@ -62,6 +62,7 @@ from search.data import (
     Dataset,
     FileSplit,
     Split,
+    asked_carves,
     choose_data_path,
     describe_source,
     forget_walks,
@@ -534,7 +535,7 @@ def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | No
     if config.threads is not None:
         torch.set_num_threads(training_threads)
     if dataset is None:
-        dataset = load_dataset(config.data, data_seed=config.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, rest_size=recipe.eval_resize, path=data_path, workers=workers)
+        dataset = load_dataset(config.data, data_seed=config.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, exact_sizes=asked_carves(config.recipe_overrides), rest_size=recipe.eval_resize, path=data_path, workers=workers)
     forget_walks()
     run = Run.build(config, recipe, dataset, device, resolve_precision(recipe.precision, device), workers, world)
     if world.leader:

@@ -43,6 +43,18 @@ def test_carved_splits_are_disjoint_and_seeded(tmp_path: Path) -> None:
     assert torch.equal(unvalidated.test.images, first.test.images) and rows(unvalidated.train) == rows(first.train) | rows(first.val)
 
 
+def test_a_carve_size_asked_for_is_taken_as_asked_or_refused(tmp_path: Path) -> None:
+    write_image_folder(tmp_path, "train", per_class=40)  # 120 images: a budget's carve is a tenth, 12
+    budget = load_dataset(str(tmp_path), data_seed=0, val_size=5000, test_size=5000)
+    assert budget.sizes() == {"train": 96, "val": 12, "test": 12}
+    asked = load_dataset(str(tmp_path), data_seed=0, val_size=30, test_size=5000, exact_sizes={"val"})
+    assert asked.sizes() == {"train": 78, "val": 30, "test": 12}
+    # The same order: the budget's validation images are the first of the larger carve.
+    assert torch.equal(asked.test.images, budget.test.images) and torch.equal(asked.val.images[:12], budget.val.images)
+    with pytest.raises(DataError, match=r"^val_size 50 leaves fewer than half of the 120 training images to train on; valid: test_size \+ val_size at most 60$"):
+        load_dataset(str(tmp_path), data_seed=0, val_size=50, test_size=5000, exact_sizes={"val"})
+
+
 def test_image_folder_with_val_and_test_folders(tmp_path: Path) -> None:
     write_image_folder(tmp_path, "train", per_class=10)
     write_image_folder(tmp_path, "val", per_class=4, seed=1)

@@ -17,7 +17,7 @@ import zoo
 from leaderboards._probes import lesion_per_net, write_probe_page
 from search.config import TrialConfig
 from search.data import load_dataset
-from search.probe import gradient_probe, layer_responses, lesion_probe, main, response_probe
+from search.probe import gradient_probe, layer_responses, lesion_probe, main, response_probe, run_dataset
 from search.train import train
 from tests.search.helpers import write_image_folder
 
@@ -306,3 +306,14 @@ def test_probes_of_a_streamed_run_read_its_files_and_equal_the_in_memory_ones(tm
     compared = ["kind", "k", "units", "draw", "status", "accuracy"]
     pd.testing.assert_frame_equal(lesion_probe(streamed, draws=1, seed=0)[compared], lesion_probe(in_memory, draws=1, seed=0)[compared], check_exact=True)
     pd.testing.assert_frame_equal(response_probe(streamed, images=12)[["name", "std"]], response_probe(in_memory, images=12)[["name", "std"]], check_exact=True)
+
+
+def test_a_run_is_probed_on_the_validation_carve_it_asked_for(tmp_path: Path) -> None:
+    # 1,000 validation images, more than the tenth of the 4,000 synthetic ones a budget is held
+    # to: the probe carves them by the run's recorded sizes, not by the budget's rule.
+    config = TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"epochs": 1, "val_size": 1000}, threads=1)
+    train(config, tmp_path / "run", log=None)
+    probed, _ = run_dataset(json.loads((tmp_path / "run" / "summary.json").read_text()))
+    trained = load_dataset("synthetic", data_seed=0, val_size=1000, test_size=256, exact_sizes={"val"})
+    assert probed.sizes() == trained.sizes() == {"train": 2744, "val": 1000, "test": 256}
+    assert torch.equal(probed.val.images, trained.val.images)

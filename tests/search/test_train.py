@@ -240,6 +240,8 @@ def test_other_run_in_the_same_out_is_refused(tmp_path: Path, capsys: pytest.Cap
         (["--model", "resnet20", "--data", "/no/such/folder"], "neither a data set name"),
         (["--model", "resnet20", "--epochs", "0"], "must be positive"),
         (["--model", "resnet20", "--val-size", "-1"], "recipe field val_size must not be negative, got -1"),
+        # Refused once the data is loaded, after the run took its folder: the folder goes again.
+        (["--model", "resnet20", "--val-size", "1800"], "val_size 1800 leaves fewer than half of the 4000 training images to train on; valid: test_size + val_size at most 2000"),
         (["--model", "resnet20", "--threads", "0"], "--threads must be positive, got 0"),
         (["--model", "resnet20", "--device", "tpu"], "valid: auto, cpu, cuda"),
         (["--model", "resnet20", "--device", "cdua"], "invalid choice 'cdua' (did you mean cuda?)"),
@@ -276,6 +278,13 @@ def test_a_folder_refused_once_loading_leaves_no_folder_behind(tmp_path: Path, c
     assert main(["--model", "resnet20", "--data", str(tmp_path / "data"), "--budget", "smoke", "--out", str(out)]) == 2
     assert "Found no valid file for the classes cats" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_validation_size_asked_for_is_the_one_carved(tmp_path: Path) -> None:
+    # More than a tenth of the 4,000 synthetic images, which only a budget's carve is held to.
+    assert main(["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "1", "--val-size", "1000", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["splits"]["val"] == 1000 and summary["splits"]["test"] == 256
 
 
 def test_block_options_follow_the_chosen_block(tmp_path: Path) -> None:
