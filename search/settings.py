@@ -153,8 +153,10 @@ def validate(settings: SearchSettings) -> list[Plugin]:
         value = getattr(settings, name)
         if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
             raise ValueError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
-    if not (isinstance(settings.retries, int) and not isinstance(settings.retries, bool) and settings.retries >= 0):
-        raise ValueError(f"--retries must be 0 or more, got {settings.retries!r}")
+    for name in ("retries", "data_seed"):
+        value = getattr(settings, name)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be 0 or more, got {value!r}")
     if settings.gpus_per_trial is not None and not (0 <= settings.gpus_per_trial and math.isfinite(settings.gpus_per_trial)):
         raise ValueError(f"--gpus-per-trial must be 0 or more, got {settings.gpus_per_trial!r}")
     check_workers(settings)

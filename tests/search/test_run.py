@@ -205,6 +205,8 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
         (["--space", "shortcuts", "--trials", "-3"], "--trials must be a positive number"),
         (["--space", "shortcuts", "--seeds", "0"], "--seeds must be a positive number"),
         (["--space", "shortcuts", "--retries", "-1"], "--retries must be 0 or more"),
+        (["--space", "shortcuts", "--data-seed", "-1"], "--data-seed must be 0 or more, got -1"),  # every trial would fail
+        (["--space", "shortcuts", "--recipe", "val_size=1800"], "val_size 1800 leaves fewer than half of the 4000 training images"),
         (["--space", "shortcuts", "--max-gmacs", "nan"], "--max-gmacs must be a positive number"),
         (["--space", "shortcuts", "--recipe", "epohcs=2"], "unknown recipe field 'epohcs'"),
         (["--space", "shortcuts", "--recipe", "epochs"], "--recipe expects KEY=VALUE"),
