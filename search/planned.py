@@ -157,6 +157,20 @@ def finished_summary(directory: Path) -> dict[str, Any] | None:
     return summary if summary is not None and summary.get("status") in FINISHED else None
 
 
+def visible_device_ids(gpus: list[str]) -> list[str]:
+    """``--gpus`` indices, numbered as torch numbers this process's GPUs, as the
+    CUDA_VISIBLE_DEVICES entry each command gets. Under a launcher that already narrowed
+    CUDA_VISIBLE_DEVICES (a Slurm job given GPUs 2 and 3), index 0 is the job's first GPU, not
+    the machine's: a child given the bare index would share a GPU with another job."""
+    count = torch.cuda.device_count()
+    for gpu in gpus:
+        if not (gpu.isdigit() and int(gpu) < count):
+            valid = f"0 to {count - 1}" if count else "none, no CUDA device is visible here (leave out --gpus to run on the CPU)"
+            raise ValueError(f"--gpus {gpu}: not an index of this machine's GPUs; valid: {valid}")
+    inherited = [entry.strip() for entry in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if entry.strip()]
+    return [inherited[int(gpu)] if int(gpu) < len(inherited) else gpu for gpu in gpus]
+
+
 def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_budget: float | None = None, say: Any = print) -> int:
     """Run the unfinished planned trials, ``jobs`` at a time, each with its share of this
     machine's cores (and a GPU from ``gpus``, round robin). Returns how many trials ended
@@ -168,6 +182,9 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
     experiment = PlannedExperiment.load(out)
     if jobs < 1:
         raise ValueError(f"--jobs must be positive, got {jobs}")
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"--time-budget must be a positive number, got {time_budget}")
+    gpus = visible_device_ids(gpus) if gpus else None
     threads = max(1, available_cpus() // jobs)
     waiting = [t for t in experiment.trials if finished_summary(t.out(experiment.root)) is None]
     say(f"{experiment.out.name}: {len(experiment.trials) - len(waiting)} of {len(experiment.trials)} planned trials finished; running {len(waiting)}, {jobs} at a time, {threads} thread(s) each" + (f" on GPUs {','.join(gpus)}" if gpus else ""))

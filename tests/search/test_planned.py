@@ -71,6 +71,23 @@ def test_collect_needs_neither_ray_nor_optuna_and_lists_what_has_not_finished(tm
     assert [(t.state, t.user_attrs["planned_trial_id"]) for t in study.trials] == [(optuna.trial.TrialState.COMPLETE, "trial_0000")]
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--gpus", "x"], "--gpus x: not an index of this machine's GPUs; valid: "),
+        (["--gpus", "99"], "--gpus 99: not an index of this machine's GPUs; valid: "),
+        (["--time-budget", "-1"], "--time-budget must be a positive number, got -1.0"),
+    ],
+)
+def test_the_runner_refuses_bad_input_before_it_launches_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str) -> None:
+    experiment = plan(tmp_path / "planned", "--trials", "1", "--no-baselines")
+    capsys.readouterr()
+    assert main(["--run-planned", str(experiment.out), "--jobs", "1", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (experiment.out / "trials").exists() and not (experiment.out / "results.csv").exists()
+
+
 def test_an_experiment_is_continued_only_when_it_holds_the_same_grid(tmp_path: Path) -> None:
     """The GPU check and the campaign continue the grid they find; a folder holding another
     search (a tiny dry run's, whose finished trials would pass for the real grid's) is refused."""
