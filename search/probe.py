@@ -445,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m search.probe " + " ".join(sys.argv[1:] if argv is None else argv)
     started_at, device = now(), CPU
     try:
+        for flag in ("seed", "data_seed"):
+            if getattr(args, flag, 0) < 0:  # as search.train refuses them: one grammar for seeds
+                raise ValueError(f"--{flag.replace('_', '-')} must not be negative, got {getattr(args, flag)}")
         if args.probe == "gradients":
             names = args.models
             for name in names:
