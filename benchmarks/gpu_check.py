@@ -226,7 +226,7 @@ def throughput(scale: Scale, dataset: Dataset, clock: Clock, out: Path) -> pd.Da
         images, spent = timed_epochs(run, scale.seconds)
         rows.append({"model": model, "batch": batch, "mode": label, "images_per_second": images / spent, "compile_seconds": seconds_compiling() - compiling})
         say(f"  {model} batch {batch} {label}: {images / spent:,.0f} images/s (bare loop {bare[(model, batch)]:,.0f})")
-        pd.DataFrame(rows).to_csv(out / "throughput.csv", index=False)
+        zoo.write_atomically(out / "throughput.csv", pd.DataFrame(rows).to_csv(index=False))
 
     for model, overrides, batch in configurations:
         bare[(model, batch)] = bare_loop_rate(model, overrides, batch, scale.device, scale.seconds)
@@ -257,7 +257,7 @@ def throughput(scale: Scale, dataset: Dataset, clock: Clock, out: Path) -> pd.Da
     frame = pd.DataFrame(rows)
     bare_rates = frame[frame["mode"] == "bare loop bf16"].set_index(["model", "batch"])["images_per_second"]
     frame["vs_bare_loop"] = [rate / bare_rates[(m, b)] for m, b, rate in zip(frame["model"], frame["batch"], frame["images_per_second"])]
-    frame.to_csv(out / "throughput.csv", index=False)
+    zoo.write_atomically(out / "throughput.csv", frame.to_csv(index=False))
     if compile_error is not None:
         raise compile_error
     return frame
@@ -299,7 +299,7 @@ def packing(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
         frame = pd.DataFrame(rows)
         one = frame[frame["trials"] == 1].set_index(["model", "batch"])["aggregate_images_per_second"]
         frame["vs_one_trial"] = [rate / one[(m, b)] for m, b, rate in zip(frame["model"], frame["batch"], frame["aggregate_images_per_second"])]
-        frame.to_csv(out / "packing.csv", index=False)
+        zoo.write_atomically(out / "packing.csv", frame.to_csv(index=False))
     return pd.read_csv(out / "packing.csv") if rows else pd.DataFrame()
 
 
@@ -328,7 +328,7 @@ def decode(scale: Scale, out: Path) -> pd.DataFrame:
     rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode workers ({workers} loader workers)", "images": len(files), "images_per_second": round(streamed["workers"], 1)})
     rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode device (batched {batched})", "images": len(files), "images_per_second": round(streamed["device"], 1)})
     frame = pd.DataFrame(rows)
-    frame.to_csv(out / "decode.csv", index=False)
+    zoo.write_atomically(out / "decode.csv", frame.to_csv(index=False))
     say(f"  decode: {', '.join(f'{row.decoder} {row.images_per_second:,.0f}/s' for row in frame.itertuples())}")
     return frame
 
@@ -370,7 +370,7 @@ def resume(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
     frame = resumed[columns].merge(uninterrupted[columns], on="epoch", suffixes=("_resumed", "_uninterrupted"))
     frame["val_accuracy_difference"] = frame["val_accuracy_resumed"] - frame["val_accuracy_uninterrupted"]
     frame["train_loss_relative_difference"] = frame["train_loss_resumed"] / frame["train_loss_uninterrupted"] - 1
-    frame.to_csv(out / "resume.csv", index=False)
+    zoo.write_atomically(out / "resume.csv", frame.to_csv(index=False))
     last = frame.iloc[-1]
     say(f"  resume: epoch {int(last['epoch'])} val accuracy {last['val_accuracy_resumed']:.4f} resumed vs {last['val_accuracy_uninterrupted']:.4f} uninterrupted")
     if len(frame) != len(uninterrupted) or not (frame["lr_resumed"] == frame["lr_uninterrupted"]).all():
@@ -411,7 +411,7 @@ def grid(scale: Scale, data: str, experiment: Path, jobs: int, clock: Clock, out
         stop.cancel()
     results = collect(experiment)
     write_page(experiment)
-    quick_recipe(experiment, results).to_csv(out / "quick_recipe.csv", index=False)
+    zoo.write_atomically(out / "quick_recipe.csv", quick_recipe(experiment, results).to_csv(index=False))
     return results
 
 
@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     experiment = Path(args.experiment).resolve() if args.experiment else out.with_name(f"{out.name}-grid") if args.dry_run else Path(GPU_EXPERIMENT).resolve()
     out.mkdir(parents=True, exist_ok=True)
     environment = {**record(torch.device(scale.device)), "cpu_cores": os.cpu_count(), "cuda": torch.version.cuda, "shared_memory_gib": shared_memory_gib(), "dry_run": args.dry_run, "steps": steps}
-    (out / "environment.json").write_text(json.dumps(environment, indent=2) + "\n")
+    zoo.write_atomically(out / "environment.json", json.dumps(environment, indent=2) + "\n")
     say(f"gpu check on {environment['hardware']} (torch {torch.__version__}, {environment['shared_memory_gib']} GiB in /dev/shm), steps: {', '.join(steps)}, {args.minutes} min")
     started = time.monotonic()
     dataset = load_dataset(data, data_seed=0)  # decoded once here; every later process reads the cache
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         measured = pd.read_csv(out / "packing.csv") if (out / "packing.csv").exists() else None
         jobs = best_trial_count(measured, scale)
         step("grid", f"## The shortcuts grid ({jobs} trials at once)\n", lambda: grid_section(grid(scale, data, experiment, jobs, clock, out), out))
-    (out / "check.md").write_text("\n".join(sections))
+    zoo.write_atomically(out / "check.md", "\n".join(sections))
     if args.bundle:
         # Archive names are paths from the repository root: `tar xz` there puts the grid back
         # where the campaign and `publish` look (experiments/campaign/shortcuts by default) and

@@ -4,6 +4,7 @@ point labelled with its configuration."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -11,9 +12,17 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import zoo  # noqa: E402
 from leaderboards.schema import architecture  # noqa: E402
 
 FAMILY_MARKERS = {"ResNet (basic)": "o", "ResNet (bottleneck)": "s", "pre-act ResNet": "D", "plain": "x", "VGG": "^"}
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """Write a plot as a page's tables are written, atomically (a killed regeneration leaves the
+    committed PNG whole), with no version stamp: the same data gives the same bytes."""
+    zoo.write_atomically(path, lambda temporary: figure.savefig(temporary, format="png", metadata={"Software": None}))
+    plt.close(figure)
 
 
 def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str, measured: str = "validation") -> list[tuple[str, str]]:
@@ -38,8 +47,7 @@ def pareto_plots(ranked: pd.DataFrame, out_dir: Path, stem: str, measured: str =
         axes.legend(fontsize=8)
         figure.tight_layout()
         name = f"{stem}-{suffix}.png"
-        figure.savefig(out_dir / name, metadata={"Software": None})  # no version stamp: same data, same bytes
-        plt.close(figure)
+        save_figure(figure, out_dir / name)
         written.append((f"{measured} accuracy vs {axis.split(' (')[0]}", name))
     return written
 
@@ -101,6 +109,5 @@ def curve_plot(frame: pd.DataFrame, curves: pd.DataFrame, out_dir: Path, stem: s
     panels[0][0].set_ylabel("error (thin: training, bold: validation)")
     figure.tight_layout()
     name = f"{stem}-curves.png"
-    figure.savefig(out_dir / name, metadata={"Software": None})
-    plt.close(figure)
+    save_figure(figure, out_dir / name)
     return name

@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 import zoo  # noqa: E402
 from leaderboards._claims import HOLDS, RULE, Claim, paired_difference, verdict  # noqa: E402
 from leaderboards._page import PageInfo, claims_section, markdown_table  # noqa: E402
+from leaderboards._plots import save_figure  # noqa: E402
 from leaderboards._tables import ResultsError, check_space_name  # noqa: E402
 from leaderboards.schema import read_table  # noqa: E402
 
@@ -88,8 +89,7 @@ def _finish_axes(*axes_list: Any) -> None:
 
 def _save(figure: Any, path: Path) -> None:
     figure.tight_layout()
-    figure.savefig(path, metadata={"Software": None})
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def _by_batch(table: pd.DataFrame, model: str, unit: int, column: str) -> pd.Series:
