@@ -18,6 +18,7 @@ from typing import Any
 import zoo
 from search.data import data_fingerprint
 from search.recipes import Recipe, parse_value, recipe_fields, resolve_recipe
+from zoo.commandline import option_text
 
 # Keys a configuration may hold besides zoo overrides and recipe fields.
 RESERVED_KEYS = ("model", "seed")
@@ -215,6 +216,5 @@ def config_words(values: dict[str, Any]) -> list[str]:
     """{key: value} from a file -> ``--key value`` words, lists comma-joined (as typed)."""
     words = []
     for key, value in values.items():
-        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).lower() if isinstance(value, bool) else str(value)
-        words += [f"--{key}", text]
+        words += [f"--{key}", option_text(value)]
     return words

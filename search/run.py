@@ -40,7 +40,7 @@ from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, 
 from search.stream import DECODE_PLACES
 from search.train import EXIT_INTERRUPTED, available_cpus
 from zoo._registry import unknown_name_error
-from zoo.commandline import OneLineParser, comma_list
+from zoo.commandline import OneLineParser, comma_list, option_text
 
 
 def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -> pd.DataFrame:
@@ -188,20 +188,25 @@ PROVENANCE_KEYS = ("device", "hardware", "precision", "threads", "torch_version"
 
 
 def defaults_from_file(path: str | None, from_file: dict[str, Any]) -> dict[str, Any]:
-    """A --config file's settings as this parser's defaults (so flags given still win)."""
+    """A --config file's settings in the parser's terms (``set_file_defaults`` makes them its
+    defaults, so flags given still win)."""
     fields = [f.name for f in dataclasses.fields(SearchSettings)]
     unknown = [key for key in from_file if key not in fields and key not in PROVENANCE_KEYS]
     if unknown:
         raise unknown_name_error(f"setting in --config {path}:", unknown[0], fields)
     defaults = {key: value for key, value in from_file.items() if key in fields}
     if "recipe" in defaults:
-        defaults["recipe"] = [f"{key}={','.join(map(str, value)) if isinstance(value, (list, tuple)) else value}" for key, value in defaults["recipe"].items()]
+        if not isinstance(defaults["recipe"], dict):
+            raise ValueError(f"--config {path}: recipe must be a mapping of recipe fields (epochs: 5), got {defaults['recipe']!r}")
+        defaults["recipe"] = [f"{key}={option_text(value)}" for key, value in defaults["recipe"].items()]
     if "baselines" in defaults:  # true: the family's VGG; false: none; a list: those models
         named = defaults.pop("baselines")
         if isinstance(named, list):
             defaults["baselines"] = named
-        else:
+        elif isinstance(named, bool):
             defaults["no_baselines"] = not named
+        else:
+            raise ValueError(f"--config {path}: baselines must be true (the family's VGG), false (none) or a list of models, got {named!r}")
     return defaults
 
 
@@ -209,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
-        parser.set_defaults(**defaults_from_file(*config_option(argv)))
+        config_path, from_file = config_option(argv)
+        parser.set_file_defaults(defaults_from_file(config_path, from_file), f"--config {config_path}")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -719,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # --config FILE: its keys are these flags and any override; flags on the command line win.
     try:
-        _, from_file = config_option(argv)
+        config_path, from_file = config_option(argv)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -742,7 +742,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode", default=TrialConfig.decode, help=f"where a streamed run decodes its JPEG training crops: {', '.join(DECODE_PLACES)} (workers: Pillow in the loader workers; device: batched on the training device, nvJPEG on CUDA; how it runs, not what it computes)")
     parser.add_argument("--checkpoint-minutes", type=float, default=TrialConfig.checkpoint_minutes, help="within an epoch, checkpoint at least this often (a long ImageNet epoch; a killed run resumes from there)")
     parser.add_argument("--out", required="out" not in from_file)
-    parser.set_defaults(**{key: value for key, value in from_file.items() if key in TRAIN_FLAGS})
+    try:
+        parser.set_file_defaults({key: value for key, value in from_file.items() if key in TRAIN_FLAGS}, f"--config {config_path}")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     args, extra = parser.parse_known_args(argv)
     # The file's overrides first, then the command line's: a later --key wins in parse_words.
     extra = config_words({key: value for key, value in from_file.items() if key not in TRAIN_FLAGS}) + extra

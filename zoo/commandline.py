@@ -17,7 +17,7 @@ import argparse
 import difflib
 import re
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 _INVALID_CHOICE = re.compile(r"argument (?P<option>[^:]+): invalid choice: '?(?P<value>[^' ]*)'? \(choose from (?P<choices>.*)\)$")
 _UNRECOGNIZED = re.compile(r"unrecognized arguments: (?P<words>.*)$")
@@ -43,6 +43,27 @@ class OneLineParser(argparse.ArgumentParser):
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
 
+    def set_file_defaults(self, settings: dict[str, Any], source: str) -> None:
+        """A settings file's values (``--config FILE``) as this parser's defaults, in the form a
+        command line gives them, so flags given still win and every value meets its option's own
+        type: argparse converts and checks a default only when it is text, so a file's
+        ``seed: true`` or ``log: 5`` would otherwise reach the program as a boolean or a number.
+        Switches take true or false; an option of several words (``--recipe``) takes its list."""
+        defaults: dict[str, Any] = {}
+        for action in self._actions:
+            if action.dest not in settings:
+                continue
+            value = settings[action.dest]
+            if action.nargs == 0:  # a switch (--resume)
+                if not isinstance(value, bool):
+                    raise ValueError(f"{source}: {action.dest} is a switch, true or false; got {value!r}")
+                defaults[action.dest] = value
+            elif value is None or action.nargs in ("*", "+"):
+                defaults[action.dest] = value
+            else:
+                defaults[action.dest] = option_text(value)
+        self.set_defaults(**defaults)
+
     def _option_strings(self) -> list[str]:
         """This parser's options and its subcommands' (whose leftovers this parser reports)."""
         options = []
@@ -51,6 +72,13 @@ class OneLineParser(argparse.ArgumentParser):
             if isinstance(action, argparse._SubParsersAction):
                 options += [option for parser in action.choices.values() for option in parser._option_strings()]
         return options
+
+
+def option_text(value: Any) -> str:
+    """A settings file's value as its option's text: lists comma-joined, booleans lower-case."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def comma_list(text: str) -> list[str]:
