@@ -10,7 +10,7 @@ import math
 import os
 
 import torch.nn as nn
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from zoo.files import write_atomically
@@ -43,7 +43,15 @@ def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
 
 
 def load(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:
-    """Rebuild the network saved by ``zoo.save`` and load its weights."""
+    """Rebuild the network saved by ``zoo.save`` and load its weights; a file that is not one is
+    a ValueError naming it."""
+    try:
+        return _load(path, device)
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a safetensors file ({error})") from None
+
+
+def _load(path: str | os.PathLike[str], device: str) -> nn.Module:
     with safe_open(str(path), framework="pt", device=device) as handle:
         metadata = handle.metadata() or {}
         if "zoo_name" not in metadata:
@@ -57,7 +65,10 @@ def load(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:
             raise ValueError(f"{path} describes {name} {overrides} (~{described.params / 1e6:,.1f}M parameters) but holds {stored / 1e6:,.1f}M values: not a file zoo.save wrote")
         state = {key: handle.get_tensor(key) for key in handle.keys()}
     model = create_model(name, **overrides)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:  # tensors missing, extra or misshapen: another network's weights
+        raise ValueError(f"{path} holds weights that do not fit {name} {overrides}: {' '.join(str(error).split())[:300]}") from None
     if "zoo_data" in metadata:
         model.zoo_data = json.loads(metadata["zoo_data"])
     return model.to(device)

@@ -48,3 +48,20 @@ def test_the_data_description_travels_with_the_weights(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="zoo_data lacks std"):
         zoo.save(model, tmp_path / "other.safetensors")
     assert not (tmp_path / "other.safetensors").exists()
+
+
+def test_a_file_that_is_not_saved_weights_is_one_value_error_naming_it(tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    not_weights = tmp_path / "photo.png"
+    not_weights.write_bytes(b"\x89PNG not a safetensors header")
+    with pytest.raises(ValueError, match=r"photo.png is not a safetensors file"):
+        zoo.load(not_weights)
+    saved = tmp_path / "resnet20.safetensors"
+    zoo.save(zoo.create_model("resnet20"), saved)
+    with safe_open(str(saved), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys() if key != "bn1.bias"}
+    save_file(tensors, str(tmp_path / "short.safetensors"), metadata=metadata)
+    with pytest.raises(ValueError, match=r'short.safetensors holds weights that do not fit resnet20 \{\}: .*Missing key\(s\) in state_dict: "bn1.bias"'):
+        zoo.load(tmp_path / "short.safetensors")
