@@ -66,6 +66,21 @@ def check_same_run(state: dict[str, Any], identity: dict[str, Any], path: Path) 
         raise ValueError(f"{path.parent.parent} holds a different run (checkpoint config differs); choose another --out")
 
 
+def check_same_finished_run(summary: dict[str, Any], identity: dict[str, Any], out: Path) -> None:
+    """Refuse to pass a finished run in ``out`` off as this one: the same command again is told
+    the run is done, but another model, recipe, data or seed in the same folder would otherwise
+    be answered with the first run's summary."""
+    keys = ("model", "model_overrides", "data_fingerprint", "recipe", "seed", "data_seed")
+    if any(key not in summary for key in keys):
+        return  # a summary from before runs recorded their data: nothing to compare it by
+    recorded = {"model": summary["model"], "model_overrides": summary["model_overrides"], "data": summary["data_fingerprint"], "recipe": summary["recipe"], "seed": summary["seed"], "data_seed": summary["data_seed"]}
+    if summary.get("world_size", 1) > 1:
+        recorded["world_size"] = summary["world_size"]
+    if not same_run(recorded, identity):
+        differs = next((key for key in identity if recorded.get(key) != identity[key]), "world_size")
+        raise ValueError(f"{out} holds a different finished run ({differs} {recorded.get(differs)!r}, not {identity.get(differs)!r}); choose another --out")
+
+
 def same_run(stored: dict[str, Any] | None, identity: dict[str, Any]) -> bool:
     """Whether a checkpoint's identity is this run's. A checkpoint written before the recipe
     gained a field is this run's when this run leaves the field at its default, which is what

@@ -50,6 +50,7 @@ from search.checkpoint import (
     EpochPosition,
     Progress,
     TrainingState,
+    check_same_finished_run,
     check_same_run,
     checkpoint_path,
     drop_resumable_state,
@@ -507,21 +508,22 @@ def train(
         world = current_world()
         check_world(recipe, world, resolve_device(config.device))
         say = (log or (lambda _: None)) if world.leader else (lambda _: None)
+        # Per-rank BatchNorm statistics make a run on several ranks another computation.
+        identity = {**config.identity(), **({"world_size": world.size} if world.size > 1 else {})}
         finished = read_summary(out)
         if finished is not None and finished.get("status") in FINISHED:
-            say(f"{out} already holds a finished run ({finished['status']}); not retraining")
+            check_same_finished_run(finished, identity, out)
+            say(f"{out} already holds this run, finished ({finished['status']}); not retraining")
             return finished
         try:
             with Lease(out, "search.train run", wait=lease_wait, say=say) if world.leader else contextlib.nullcontext():
-                return _train(config, recipe, out, report, say, progress and world.leader, dataset, Preemption(stop_file), memory_share, world)
+                return _train(config, recipe, identity, out, report, say, progress and world.leader, dataset, Preemption(stop_file), memory_share, world)
         finally:
             torch.set_num_threads(threads)  # a caller's process (a Ray worker, a notebook) keeps its setting
 
 
-def _train(config: TrialConfig, recipe: Recipe, out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption, memory_share: float, world: World) -> dict[str, Any]:
+def _train(config: TrialConfig, recipe: Recipe, identity: dict[str, Any], out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption, memory_share: float, world: World) -> dict[str, Any]:
     state_path = checkpoint_path(out)
-    # Per-rank BatchNorm statistics make a run on several ranks another computation.
-    identity = {**config.identity(), **({"world_size": world.size} if world.size > 1 else {})}
     saved, note = latest_state(state_path)
     if saved is not None:
         check_same_run(saved, identity, state_path)

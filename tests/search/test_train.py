@@ -227,6 +227,21 @@ def test_other_run_in_the_same_out_is_refused(tmp_path: Path, capsys: pytest.Cap
     assert "holds a different run" in capsys.readouterr().err
 
 
+def test_a_finished_run_answers_its_own_command_and_refuses_another(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--data", "synthetic", "--budget", "smoke", "--epochs", "1", "--train-subset", "128", "--out", str(tmp_path)]
+    assert main(["--model", "resnet20", *common]) == 0
+    summary = (tmp_path / "summary.json").read_text()
+    capsys.readouterr()
+    assert main(["--model", "resnet20", *common]) == 0  # the same command again: done already
+    assert "already holds this run, finished (completed); not retraining" in capsys.readouterr().out
+    # Another model in the same folder was once answered with this run's summary and exit 0.
+    assert main(["--model", "resnet32", *common]) == 2
+    assert "holds a different finished run (model 'resnet20', not 'resnet32'); choose another --out" in capsys.readouterr().err
+    assert main(["--model", "resnet20", "--seed", "1", *common]) == 2
+    assert "(seed 0, not 1)" in capsys.readouterr().err
+    assert (tmp_path / "summary.json").read_text() == summary
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
