@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -396,9 +397,10 @@ def best_trial_count(packing_table: pd.DataFrame | None, scale: Scale) -> int:
     return int(rows.loc[rows["aggregate_images_per_second"].idxmax(), "trials"])
 
 
-def grid(scale: Scale, data: str, experiment: Path, jobs: int, clock: Clock, out: Path) -> pd.DataFrame:
+def grid(scale: Scale, data: str, experiment: Path, jobs: int, clock: Clock, out: Path, progress: Callable[[], object] = lambda: None) -> pd.DataFrame:
     """Plan the grid (unless planned), run what is unfinished until the time is nearly up (then
-    stop the running trials with a checkpoint, as SIGTERM does), collect, write the page."""
+    stop the running trials with a checkpoint, as SIGTERM does), collect, write the page.
+    ``progress`` is called whenever the runner has news (a trial launched or ended)."""
     planned = plan_unless_planned("shortcuts", data=data, out=str(experiment), **scale.grid)
     if planned is not None:
         say(f"  planned {len(planned.trials)} trials into {experiment}")
@@ -406,7 +408,7 @@ def grid(scale: Scale, data: str, experiment: Path, jobs: int, clock: Clock, out
     stop = threading.Timer(max(1.0, clock.left() - 0.5 * scale.reserve), os.kill, (os.getpid(), signal.SIGTERM))
     stop.start()
     try:
-        run_planned(experiment, jobs, gpus, time_budget=max(1.0, clock.left() - 0.75 * scale.reserve), say=lambda line: say(f"  {line}"))
+        run_planned(experiment, jobs, gpus, time_budget=max(1.0, clock.left() - 0.75 * scale.reserve), say=lambda line: (say(f"  {line}"), progress()))
     finally:
         stop.cancel()
     results = collect(experiment)
@@ -489,6 +491,21 @@ def main(argv: list[str] | None = None) -> int:
     say(f"  data {dataset.name}: {dataset.sizes()} ready in {time.monotonic() - started:.0f} s")
     sections = [f"# GPU check: {environment['hardware']}\n", f"torch {torch.__version__}, CUDA {environment['cuda']}, {environment['recorded_at']}, commit {environment['git_commit']}\n"]
     failed = []
+    # Archive names are paths from the repository root: `tar xz` there puts the grid back where
+    # the campaign and `publish` look (experiments/campaign/shortcuts by default) and each check's
+    # tables in a folder of their own, never over an earlier check's.
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() - clock.elapsed()))
+    tables = f"experiments/gpu-check/{stamp}"
+    grid_place = place_in_repository(experiment, f"{tables}-grid")
+    bundled = {"parts": [], "at": -math.inf}
+
+    def bring_back(every: float = 0.0) -> None:
+        """check.md as far as the check got and, with --bundle, the bundle: after every step, and
+        within the grid at most once a minute, so a kill (the device's time limit) still brings
+        back every step and trial that had finished."""
+        zoo.write_atomically(out / "check.md", "\n".join(sections))
+        if args.bundle and time.monotonic() - bundled["at"] >= every:
+            bundled["parts"], bundled["at"] = bundle({tables: out, grid_place: experiment}, Path(args.bundle)), time.monotonic()
 
     def step(name: str, title: str, measure: Callable[[], str]) -> None:
         """One step; its failure is written down and the next step still runs (GPU minutes are scarce)."""
@@ -499,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             message = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300] if str(error).strip() else ''}"
             say(f"  {name} failed: {message}")
             sections.extend([title, f"failed: {message}\n"])
+        bring_back()
 
     if "throughput" in steps:
         step("throughput", "## Training images/s through search.train's step\n", lambda: markdown(throughput(scale, dataset, clock, out)))
@@ -511,16 +529,11 @@ def main(argv: list[str] | None = None) -> int:
     if "grid" in steps:
         measured = pd.read_csv(out / "packing.csv") if (out / "packing.csv").exists() else None
         jobs = best_trial_count(measured, scale)
-        step("grid", f"## The shortcuts grid ({jobs} trials at once)\n", lambda: grid_section(grid(scale, data, experiment, jobs, clock, out), out))
-    zoo.write_atomically(out / "check.md", "\n".join(sections))
+        step("grid", f"## The shortcuts grid ({jobs} trials at once)\n", lambda: grid_section(grid(scale, data, experiment, jobs, clock, out, lambda: bring_back(every=60.0)), out))
+    if not bundled["parts"]:  # no step ran (--steps ""): the tables and environment still go back
+        bring_back()
     if args.bundle:
-        # Archive names are paths from the repository root: `tar xz` there puts the grid back
-        # where the campaign and `publish` look (experiments/campaign/shortcuts by default) and
-        # each check's tables in a folder of their own, never over an earlier check's.
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() - clock.elapsed()))
-        tables = f"experiments/gpu-check/{stamp}"
-        grid_place = place_in_repository(experiment, f"{tables}-grid")
-        parts = bundle({tables: out, grid_place: experiment}, Path(args.bundle))
+        parts = bundled["parts"]
         say(f"  bundled into {len(parts)} part(s) in {args.bundle} ({sum(p.stat().st_size for p in parts) / 2**20:.1f} MiB); `cat bundle.tar.gz.part* | tar xz` at the repository root unpacks the tables into {tables} and the grid into {grid_place}")
     say(f"done in {clock.elapsed():.0f} s: {out / 'check.md'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

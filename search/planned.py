@@ -332,8 +332,8 @@ def update_study(out: Path, space: str, objective: str, budget: str, rows: list[
 def worth_bringing_back(path: Path, folder: Path) -> bool:
     """Tables, summaries, metrics, logs and ResNet weights; never checkpoints (an unfinished
     trial restarts) nor VGG weights (57 MB each: a baseline's accuracy is in its summary)."""
-    if "checkpoint" in path.relative_to(folder).parts:
-        return False
+    if "checkpoint" in path.relative_to(folder).parts or path.name.endswith(".tmp"):
+        return False  # (a .tmp file is a write in progress, renamed over its table any moment)
     if path.suffix == ".safetensors":
         summary = path.parent / "summary.json"
         return summary.exists() and json.loads(summary.read_text()).get("model", "").startswith("resnet")
@@ -355,17 +355,31 @@ def place_in_repository(folder: Path, elsewhere: str) -> str:
 
 def bundle(folders: dict[str, Path], into: Path, part_bytes: int = 15 * 2**20) -> list[Path]:
     """``folders`` (archive name -> folder) as ``bundle.tar.gz.partNN`` files of at most
-    ``part_bytes`` in ``into``; ``cat bundle.tar.gz.part* | tar xz`` unpacks them by name."""
+    ``part_bytes`` in ``into``; ``cat bundle.tar.gz.part* | tar xz`` unpacks them by name.
+
+    Bundling again replaces the bundle, so a run can bundle as it goes and a kill still brings
+    back what had finished: every new part is written whole before any is renamed over an old
+    one, and parts left from a larger bundle go. Files may change while they are packed (trials
+    still running): one that vanishes between listing and packing is left out."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, folder in folders.items():
             for path in sorted(folder.rglob("*")) if folder.exists() else []:
-                if path.is_file() and worth_bringing_back(path, folder):
-                    archive.add(path, arcname=str(Path(name) / path.relative_to(folder)))
+                try:
+                    if path.is_file() and worth_bringing_back(path, folder):
+                        archive.add(path, arcname=str(Path(name) / path.relative_to(folder)))
+                except FileNotFoundError:
+                    continue
     data = buffer.getvalue()
     into.mkdir(parents=True, exist_ok=True)
-    parts = []
+    staged = []
     for index, start in enumerate(range(0, len(data), part_bytes)):
-        parts.append(into / f"bundle.tar.gz.part{index:02d}")
-        parts[-1].write_bytes(data[start : start + part_bytes])
+        temporary = into / f".bundle.tar.gz.part{index:02d}.tmp"  # outside the bundle.tar.gz.part* glob
+        temporary.write_bytes(data[start : start + part_bytes])
+        staged.append((temporary, into / f"bundle.tar.gz.part{index:02d}"))
+    for temporary, part in staged:
+        os.replace(temporary, part)
+    parts = [part for _, part in staged]
+    for stale in set(into.glob("bundle.tar.gz.part*")) - set(parts):
+        stale.unlink()
     return parts

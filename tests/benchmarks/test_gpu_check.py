@@ -53,6 +53,10 @@ def test_the_dry_run_measures_every_step_and_bundles_what_a_device_brings_back(t
     parts = sorted((tmp_path / "back").iterdir())  # what a device brings back
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as archive:
         names = set(archive.getnames())
+        [check_md] = [name for name in names if name.endswith("/check.md")]
+        bundled_check = archive.extractfile(check_md).read().decode()
+    # Bundled after every step (a kill still brings back what finished): the last, after the grid.
+    assert bundled_check == (out / "check.md").read_text()
     # Paths from the repository root: the tables in a folder of this check's own (named by its
     # start), the grid where it was, or (outside the repository, as here) beside the tables.
     [tables] = {name.split("/")[2] for name in names if name.endswith("/check.md")}

@@ -3,7 +3,9 @@ item from whatever state the experiments are in, and publishes what it collected
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from pathlib import Path
 
 import optuna
@@ -73,6 +75,20 @@ def test_run_without_a_gpu_or_with_bad_numbers_is_one_line_and_exit_2(tmp_path: 
     assert main(["run", "--dry-run", "--minutes", "0", "--root", str(tmp_path / "c")]) == 2
     assert "--minutes must be positive" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_a_run_brings_back_its_campaign_as_a_bundle_unpacked_where_status_looks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, back = tmp_path / "campaign", tmp_path / "back"
+    assert main(["run", "--dry-run", "--root", str(root), "--minutes", "0.25", "--bundle", str(back)]) == 0
+    first = DRY_RUN_ITEMS[0].name
+    assert f"advanced: {first}" in capsys.readouterr().out
+    unpacked = tmp_path / "repository"
+    with tarfile.open(fileobj=io.BytesIO(b"".join(part.read_bytes() for part in sorted(back.glob("bundle.tar.gz.part*"))))) as archive:
+        archive.extractall(unpacked, filter="data")
+    assert sorted(path.name for path in back.iterdir()) == ["bundle.tar.gz.part00"]  # bundled along the way, then once more: one whole bundle
+    brought = unpacked / "experiments" / "campaign-dry-run"  # outside the repository: the dry run's own root
+    assert read_table(brought / first / "results.csv").equals(read_table(root / first / "results.csv"))
+    assert not list(brought.rglob("checkpoint.pt"))
 
 
 def test_a_dry_runs_experiment_never_passes_for_a_campaign_item(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

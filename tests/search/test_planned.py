@@ -8,9 +8,12 @@ commands through ``--run-planned``.)
 
 from __future__ import annotations
 
+import io
 import json
+import random
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import optuna
@@ -161,3 +164,21 @@ def test_a_bundle_unpacked_at_the_repository_root_puts_each_folder_back_where_it
     stream.communicate(b"".join(part.read_bytes() for part in parts))
     assert stream.returncode == 0
     assert sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()) == ["experiments/gpu-check/1/check.md", "experiments/gpu-check/1/trials/t/summary.json"]
+
+
+def test_bundling_again_replaces_the_bundle_whole(tmp_path: Path) -> None:
+    """The GPU check bundles after every step, so a kill still brings back what finished: a later,
+    smaller bundle leaves no part of the earlier one for `cat bundle.tar.gz.part*` to pick up,
+    and a table being written at that moment (its .tmp file) is not packed."""
+    folder = tmp_path / "check"
+    folder.mkdir()
+    (folder / "throughput.csv").write_bytes(random.Random(0).randbytes(4096))  # incompressible: several parts
+    back = tmp_path / "back"
+    assert len(bundle({"c": folder}, back, part_bytes=512)) > 2
+    (folder / "throughput.csv").write_text("mode,images_per_second\n")
+    (folder / ".check.md.123.abcd1234.tmp").write_text("half a table")
+    parts = bundle({"c": folder}, back, part_bytes=512)
+    assert len(parts) == 1 and sorted(back.iterdir()) == parts
+    with tarfile.open(fileobj=io.BytesIO(parts[0].read_bytes())) as archive:
+        assert archive.getnames() == ["c/throughput.csv"]
+        assert archive.extractfile("c/throughput.csv").read() == b"mode,images_per_second\n"
