@@ -78,6 +78,7 @@ from search.provenance import autocast, record  # noqa: E402
 from search.stream import DECODE_PLACES  # noqa: E402
 from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run, available_cpus  # noqa: E402
+from zoo.files import check_writable_folder  # noqa: E402
 
 STEPS = ("throughput", "packing", "decode", "resume", "grid")
 GPU_EXPERIMENT = f"{DEFAULT_ROOT}/{CAMPAIGN[0].name}"  # the campaign's first item: the campaign goes on from the check
@@ -470,6 +471,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.out:
         parser.error("--out is required")
+    try:
+        for option, folder in (("--out", args.out), ("--bundle", args.bundle)):
+            if folder:
+                check_writable_folder(folder, option)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     steps = [s for s in args.steps.split(",") if s]
     unknown = [s for s in steps if s not in STEPS]
     if unknown:

@@ -18,6 +18,7 @@ import zoo
 from leaderboards import PageInfo, ResultsError, render_complexity_page, write_index, write_page
 from leaderboards._probes import write_probe_page
 from zoo.commandline import OneLineParser, comma_list
+from zoo.files import check_writable_folder
 
 PROBE_TABLES = ("gradients.csv", "lesion.csv", "responses.csv")
 
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=comma_list, nargs="+", default=None, metavar="PATH[,PATH]", help="results.csv files or experiment directories")
     parser.add_argument("--out", default=None, help="where pages go")
     args = parser.parse_args(argv)
+    try:
+        if args.out:
+            check_writable_folder(args.out, "--out")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         if args.results:
             for source in (Path(path) for paths in args.results for path in paths):

@@ -53,6 +53,7 @@ from search.probe import finished_run, lesion_probe, probed_by, response_probe, 
 from search.provenance import now
 from search.settings import SETTINGS_FILE, refuse_other_search
 from zoo.commandline import OneLineParser
+from zoo.files import check_writable_folder
 
 DEFAULT_ROOT = "experiments/campaign"
 DRY_RUN_ROOT = "experiments/campaign-dry-run"  # never DEFAULT_ROOT: tiny trials there would pass for done items
@@ -301,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root or (DRY_RUN_ROOT if args.dry_run else DEFAULT_ROOT)).resolve()
     items = DRY_RUN_ITEMS if args.dry_run else CAMPAIGN
     try:
+        if args.action == "run":
+            check_writable_folder(root, "--root")
+            if args.bundle:
+                check_writable_folder(args.bundle, "--bundle")
         return act(args, root, items)
     except ValueError as error:  # an experiment under the root that holds another search
         print(f"error: {error}", file=sys.stderr)

@@ -46,6 +46,7 @@ from search.provenance import DEVICES, now, record, resolve_device, resolve_prec
 from search.stream import loader_workers
 from search.train import available_cpus
 from zoo.commandline import OneLineParser, comma_list
+from zoo.files import check_writable_folder
 
 DEFAULT_MODELS = "plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110"
 DEFAULT_BATCH_SIZE = 64
@@ -445,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m search.probe " + " ".join(sys.argv[1:] if argv is None else argv)
     started_at, device = now(), CPU
     try:
+        check_writable_folder(args.out, "--out")
         for flag in ("seed", "data_seed"):
             if getattr(args, flag, 0) < 0:  # as search.train refuses them: one grammar for seeds
                 raise ValueError(f"--{flag.replace('_', '-')} must not be negative, got {getattr(args, flag)}")

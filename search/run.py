@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -62,7 +61,6 @@ def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -
     with walking_once():
         path = choose_data_path(recipe.data_path, settings.data, recipe.eval_resize)
         dataset = load_dataset(settings.data, data_seed=settings.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, exact_sizes=asked_carves(settings.recipe), rest_size=recipe.eval_resize, path=path, workers=available_cpus() if path == "stream" else 1)
-    check_writable(out)
     # Another driver on the same experiment would re-queue its running trials: refused before Ray
     # starts; the lease itself is taken once Ray is up.
     Lease(out, "search driver").refuse_if_held()
@@ -104,15 +102,6 @@ def trial_precision(out: Path, resuming: bool, requested: str, trials_on_gpu: bo
     if resuming:
         return json.loads((out / SETTINGS_FILE).read_text()).get("precision") or requested
     return resolve_search_precision(requested, trials_on_gpu)
-
-
-def check_writable(out: Path) -> None:
-    """An experiment directory that cannot be written is found before Ray starts."""
-    existing = next((p for p in (out, *out.parents) if p.exists()), None)
-    if existing is None or not existing.is_dir():
-        raise ValueError(f"--out {out}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: {existing} is not writable")
 
 
 def build_parser() -> argparse.ArgumentParser:

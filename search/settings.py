@@ -15,6 +15,7 @@ from search.compilation import check_mode
 from search.plugins import Plugin, import_plugins
 from search.recipes import Recipe, resolve_recipe
 from search.stream import check_decode
+from zoo.files import check_writable_folder
 
 OBJECTIVES = ("accuracy", "pareto")
 # The VGG trained beside every space of its family on the same data and recipe, unless the
@@ -161,6 +162,7 @@ def validate(settings: SearchSettings) -> list[Plugin]:
         raise ValueError(f"--gpus-per-trial must be 0 or more, got {settings.gpus_per_trial!r}")
     check_workers(settings)
     out = Path(settings.out)
+    check_writable_folder(out, "--out")
     if settings.resume and not (out / SETTINGS_FILE).exists():
         raise ValueError(f"--resume: no experiment in {out} (it has no {SETTINGS_FILE})")
     return plugins

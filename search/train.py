@@ -87,6 +87,7 @@ from search.stream import (
 from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
 from zoo.commandline import OneLineParser
+from zoo.files import check_writable_folder
 from zoo.size import available_memory_bytes
 
 METRICS_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr", "seconds", "images_per_second"]
@@ -501,6 +502,7 @@ def train(
     ``out`` and says and writes (``search.distributed``).
     """
     out = Path(out).resolve()
+    check_writable_folder(out, "--out")
     threads = torch.get_num_threads()
     # Checks, identity and loading list a data folder once between them (_train forgets the listing).
     with walking_once():

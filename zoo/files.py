@@ -46,3 +46,15 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def check_writable_folder(path: str | os.PathLike[str], option: str) -> None:
+    """Refuse, before anything is read or written, an output folder that cannot be one: the path
+    (or the nearest part of it that exists) is a file, or a folder this process may not write.
+    ValueError names the option and the path, for the one-line error every command prints."""
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: {existing} is not writable")

@@ -97,3 +97,11 @@ def test_an_unknown_step_is_one_line_and_writes_nothing(tmp_path: Path, capsys: 
     error = capsys.readouterr().err
     assert error == f"error: unknown step 'nope'; valid: {', '.join(gpu_check.STEPS)}\n"
     assert not any(tmp_path.iterdir())
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taken").write_text("a file in the way")
+    assert gpu_check.main(["--dry-run", "--out", str(tmp_path / "check"), "--bundle", str(tmp_path / "taken" / "back")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--bundle {tmp_path / 'taken' / 'back'}: {tmp_path / 'taken'} is a file, not a folder" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["taken"]

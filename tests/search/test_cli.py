@@ -63,3 +63,22 @@ def test_every_entry_point_refuses_bad_arguments_in_one_line_with_a_suggestion(a
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1 and message in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--out", "taken/run"],
+        ["search", "--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--out", "taken", "--plan"],
+        ["probe", "gradients", "--models", "resnet20", "--data", "synthetic", "--out", "taken"],
+        ["leaderboards", "--out", "taken"],
+        ["campaign", "run", "--dry-run", "--root", "taken", "--minutes", "1"],
+    ],
+)
+def test_every_entry_point_refuses_an_output_folder_that_is_a_file(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("a file in the way")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'taken'} is a file, not a folder" in err, err
+    assert [path.name for path in tmp_path.iterdir()] == ["taken"] and (tmp_path / "taken").read_text() == "a file in the way"
