@@ -345,8 +345,8 @@ def load_folder_cached(root: Path, rest_size: int) -> tuple[Split, list[str]]:
 def carve_sizes(requested: dict[str, int], available: int, exact: Collection[str] = ()) -> dict[str, int]:
     """How many of the ``available`` training images each carved split ("test", "val") takes.
 
-    A budget's size (5k on CIFAR) is at most a tenth of a small set (a synthetic set has 400
-    images), at least 1. A size someone asked for (``exact``: --val-size 10000, a trained run's
+    A budget's size (5k on CIFAR) is at most a tenth of a small set (synthetic's 4,000 images
+    give 400), at least 1. A size someone asked for (``exact``: --val-size 10000, a trained run's
     recorded split) is taken as asked, or refused when the carves would leave less than half the
     set to train on: shrinking it would quietly give the run another validation set than asked."""
     sizes = {split: size if split in exact else max(1, min(size, available // 10)) for split, size in requested.items()}
