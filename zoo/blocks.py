@@ -66,6 +66,16 @@ def relu_only_preactivation() -> nn.ReLU:
     return nn.ReLU(inplace=False)
 
 
+def resolve_expansion(default: int, expansion: int | None) -> int:
+    """A block's output channels per stage channel: its own default, or the ``expansion`` option,
+    which must be positive (0 is refused, not read as "the default")."""
+    if expansion is None:
+        return default
+    if expansion < 1:
+        raise ValueError(f"expansion must be positive, got {expansion}")
+    return expansion
+
+
 class BasicBranch(nn.Module, abc.ABC):
     """What both two-layer blocks share: the option contract (only ``expansion``). A subclass lays
     out its layers in ``build``."""
@@ -77,7 +87,7 @@ class BasicBranch(nn.Module, abc.ABC):
     def __init__(self, in_channels: int, channels: int, stride: int = 1, *, expansion: int | None = None, **options: Any) -> None:
         super().__init__()
         reject_unknown_options(self.block_name, options, ("expansion",))
-        self.expansion = expansion or type(self).expansion
+        self.expansion = resolve_expansion(type(self).expansion, expansion)
         self.build(in_channels, channels, channels * self.expansion, stride)
 
     @abc.abstractmethod
@@ -131,7 +141,7 @@ class BottleneckBranch(nn.Module, abc.ABC):
     ) -> None:
         super().__init__()
         reject_unknown_options(self.block_name, options, self.options)
-        self.expansion = expansion or type(self).expansion
+        self.expansion = resolve_expansion(type(self).expansion, expansion)
         width, stride_1x1, stride_3x3 = bottleneck_geometry(channels, stride, base_width, groups, stride_on)
         self.build(in_channels, width, channels * self.expansion, stride_1x1, stride_3x3, groups)
 

@@ -108,6 +108,16 @@ def stage_depths(family: str, depth: int, layers_per_block: int, stages: int) ->
     return IMAGENET_STAGES[depth]
 
 
+def check_sizes(widths: Sequence[int], width_multiplier: int, num_classes: int, in_chans: int) -> None:
+    """The size options a ResNet checks before it is built, and ``zoo.estimate`` before it counts."""
+    if width_multiplier < 1 or any(w < 1 for w in widths):
+        raise ValueError(f"widths and width_multiplier must be positive, got {tuple(widths)} x {width_multiplier}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if in_chans < 1:
+        raise ValueError(f"in_chans must be positive, got {in_chans}")
+
+
 class ResNet(ClassifierInterface, nn.Module):
     """ResNet of any registered block(s), shortcut option, depth and width.
 
@@ -140,10 +150,7 @@ class ResNet(ClassifierInterface, nn.Module):
         if family not in FAMILIES:
             raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
         widths = tuple(widths or STAGE_WIDTHS[family])
-        if width_multiplier < 1 or any(w < 1 for w in widths):
-            raise ValueError(f"widths and width_multiplier must be positive, got {widths} x {width_multiplier}")
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        check_sizes(widths, width_multiplier, num_classes, in_chans)
         blocks = [get_block(b) for b in (block if isinstance(block, (list, tuple)) else [block] * len(widths))]
         if len(blocks) != len(widths):
             raise ValueError(f"got {len(blocks)} blocks for {len(widths)} stages")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo._registry import get_block, get_model_entry
-from zoo.resnet import INPUT_SIZES, STAGE_WIDTHS, ResNet, stage_depths
+from zoo.resnet import INPUT_SIZES, STAGE_WIDTHS, ResNet, check_sizes, stage_depths
 
 FLOAT_BYTES = 4
 # Tensors a unit keeps per output element for backward: a conv output and a BN output (ReLUs run
@@ -44,6 +44,7 @@ def estimate(name: str, input_size: int | None = None, **overrides: Any) -> Size
         return None
     config = {**entry.defaults, **overrides}
     family = config["family"]
+    check_sizes(config.get("widths") or STAGE_WIDTHS[family], int(config.get("width_multiplier", 1)), int(config.get("num_classes", 1)), int(config.get("in_chans", 3)))
     widths = [int(w) * int(config.get("width_multiplier", 1)) for w in (config.get("widths") or STAGE_WIDTHS[family])]
     block = config["block"]
     classes = [get_block(b) for b in (block if isinstance(block, (list, tuple)) else [block] * len(widths))]
@@ -55,7 +56,7 @@ def estimate(name: str, input_size: int | None = None, **overrides: Any) -> Size
     params, kept = 9 * 3 * stem, 0
     channels = stem
     for stage, (cls, count, width) in enumerate(zip(classes, counts, widths)):
-        expansion = int(config.get("expansion") or cls.expansion)
+        expansion = cls.expansion if config.get("expansion") is None else int(config["expansion"])
         out = width * expansion
         inner = int(width * config.get("base_width", 64) / 64) * int(config.get("groups", 1)) if layers == 3 else width
         area = max(1, side >> stage) ** 2

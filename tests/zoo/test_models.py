@@ -93,3 +93,21 @@ def test_a_crafted_weights_file_is_refused_before_anything_is_built(tmp_path) ->
     save_file({"fc.bias": torch.zeros(10)}, str(path), metadata={"zoo_name": "resnet20", "zoo_overrides": json.dumps({"depth": 100004})})
     with pytest.raises(ValueError, match="describes resnet20 .* but holds 0.0M values: not a file zoo.save wrote"):
         zoo.load(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("resnet20", {"width_multiplier": 0}, r"widths and width_multiplier must be positive, got \(16, 32, 64\) x 0"),
+        ("resnet20", {"in_chans": 0}, "in_chans must be positive, got 0"),
+        ("resnet20", {"num_classes": 0}, "num_classes must be positive, got 0"),
+        ("resnet20", {"expansion": -2}, "expansion must be positive, got -2"),
+        ("resnet50", {"expansion": 0}, "expansion must be positive, got 0"),  # once silently the default 4
+    ],
+)
+def test_a_size_option_that_is_not_positive_is_refused_by_the_estimate_and_the_build(name: str, overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        zoo.create_model(name, **overrides)
+    if "expansion" not in overrides:  # the estimate counts any expansion; the build refuses it
+        with pytest.raises(ValueError, match=message):  # search.train estimates a run's memory before it builds
+            zoo.estimate(name, **overrides)
