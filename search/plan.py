@@ -15,6 +15,7 @@ from search.cluster import Resources
 from search.config import split_config
 from search.measure import calibrated_macs_per_second
 from search.provenance import resolve_precision
+from search.recipes import resolve_recipe
 from search.settings import SearchSettings, baseline_models, search_recipe
 
 GRID_LIMIT = 64  # an undeclared space with more configurations than this is sampled, not gridded
@@ -67,6 +68,8 @@ def make_plan(settings: SearchSettings) -> Plan:
     size = search_recipe(settings).image_size  # MACs at the size the trials train at
     if sampler == "grid":
         configs = spaces.enumerate_space(function)  # GridError (a ValueError) for continuous spaces
+        for config in configs:
+            check_configuration(settings, config)
         if settings.max_gmacs is not None:
             costs = [gmacs_of(spaces.strip_internal(c), size) for c in configs]
             kept = [c for c, cost in zip(configs, costs) if cost <= settings.max_gmacs]
@@ -94,6 +97,19 @@ def make_plan(settings: SearchSettings) -> Plan:
     sampled = 0 if sampler == "grid" else settings.trials or DEFAULT_SAMPLED_TRIALS
     plan.total = len(plan.trials) + sampled
     return plan
+
+
+def check_configuration(settings: SearchSettings, config: dict[str, Any]) -> None:
+    """A grid configuration's network (built on the meta device: no memory, no time) and recipe,
+    checked before anything starts: a user's space that asks for depth 21 is one line here, not
+    a trial refused after Ray has started."""
+    model, overrides, recipe_overrides = split_config(spaces.strip_internal(config))
+    try:
+        with torch.device("meta"):
+            zoo.create_model(model, **overrides)
+        resolve_recipe(settings.budget, {**settings.recipe, **recipe_overrides}, spaces.space_family(settings.space))
+    except ValueError as error:
+        raise ValueError(f"space {settings.space}, configuration {config['__params__']}: {error}") from None
 
 
 def gmacs_of(config: dict[str, Any], input_size: int | None = None) -> float:

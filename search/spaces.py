@@ -147,7 +147,11 @@ def enumerate_space(function: SpaceFunction) -> list[dict[str, Any]]:
     while pending:
         path = pending.pop()
         trial = _EnumeratingTrial(path)
-        constants = function(trial) or {}
+        constants = function(trial)
+        if constants is None:
+            constants = {}
+        if not isinstance(constants, dict):
+            raise TypeError(f"space function {function.__name__} returned {constants!r}; a space returns a dict of the configuration's constants (model, zoo options, recipe fields), or None")
         configs.append({**trial.params, **constants, "__params__": dict(trial.params)})
         # Siblings of the choices made beyond the replayed prefix are new branches.
         for depth in range(len(path), len(trial.branching)):

@@ -236,6 +236,28 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, caps
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        pytest.param("x = 1\nraise RuntimeError('boom')\n", "failed while importing: RuntimeError: boom ({plugin}, line 2)", id="raises"),
+        pytest.param("import zoo\n\n@zoo.register('not_a_module')\nclass NotAModule:\n    pass\n", "failed while importing: TypeError: @zoo.register('not_a_module') expects an nn.Module subclass, got <class '{module}.NotAModule'> ({plugin}, line 3)", id="block"),
+        pytest.param("import search\n\n@search.register_space('{module}_returns_5')\ndef space(trial):\n    return 5\n", "TypeError: space function space returned 5; a space returns a dict", id="space"),
+        # Imported fine, but a grid configuration cannot be built: found before Ray starts.
+        pytest.param("import search\n\n@search.register_space('{module}')\ndef space(trial):\n    trial.suggest_categorical('depth', [20, 21])\n    return {{'model': 'resnet20'}}\n", "space {module}, configuration {{'depth': 21}}: depth 21 is not 6n+2", id="grid"),
+    ],
+)
+def test_a_plugin_that_fails_or_registers_something_broken_is_one_line(code: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    module = f"resbench_broken_plugin_{request.node.callspec.id}"
+    plugin = tmp_path / f"{module}.py"
+    plugin.write_text(code.format(module=module))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    space = module if "configuration" in message else "shortcuts"
+    assert main(["--space", space, "--data", "synthetic", "--plugins", module, "--time-budget", "5", "--out", str(tmp_path / "exp")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.format(module=module, plugin=plugin) in err, err
+    assert not (tmp_path / "exp").exists()
+
+
 def test_unreachable_address_is_one_line(tmp_path: Path) -> None:
     result = run_search_cli(["--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--address", "127.0.0.1:1", "--out", str(tmp_path / "exp")], ray_environment(short_temp_dir()))
     assert result.returncode == 2, result.stderr[-2000:]
