@@ -39,8 +39,17 @@ from search.plugins import import_plugins
 from search.provenance import record, resolve_search_precision
 from search.recipes import resolve_recipe
 from search.results import result_row, results_frame, summary_report, write_results
-from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, search_recipe, trial_workers, validate
+from search.settings import (
+    SETTINGS_FILE,
+    SearchSettings,
+    continue_experiment,
+    read_settings,
+    search_recipe,
+    trial_workers,
+    validate,
+)
 from search.train import EXIT_INTERRUPTED, FINISHED, available_cpus, read_summary
+from zoo.files import read_json
 
 PLAN_FILE = "plan.json"
 LOG_FILE = "train.log"  # each planned trial's output, beside its summary
@@ -77,7 +86,7 @@ class PlannedExperiment:
         path = out / PLAN_FILE
         if not path.exists():
             raise ValueError(f"{out} holds no planned experiment (no {PLAN_FILE}); make one with search.run --space SPACE --plan --out {out}")
-        stored = json.loads(path.read_text())
+        stored = read_json(path, f"a plan ({PLAN_FILE}, written by search.run --plan)")
         return cls(out, stored["space"], (out / stored["root"]).resolve(), [PlannedCommand(**t) for t in stored["trials"]])
 
 
@@ -253,7 +262,7 @@ def collect(out: str | Path) -> pd.DataFrame:
     as a Ray search builds it from the same summary; trials without a finished summary are
     ``unfinished``. Updates the Optuna study where Optuna is importable."""
     experiment = PlannedExperiment.load(out)
-    settings = json.loads((experiment.out / SETTINGS_FILE).read_text())
+    settings = read_settings(experiment.out)
     import_plugins(settings.get("plugins") or [])
     epochs = resolve_recipe(settings["budget"], settings["recipe"], spaces.space_family(settings["space"])).epochs
     rows = []
@@ -335,8 +344,8 @@ def worth_bringing_back(path: Path, folder: Path) -> bool:
     if "checkpoint" in path.relative_to(folder).parts or path.name.endswith(".tmp"):
         return False  # (a .tmp file is a write in progress, renamed over its table any moment)
     if path.suffix == ".safetensors":
-        summary = path.parent / "summary.json"
-        return summary.exists() and json.loads(summary.read_text()).get("model", "").startswith("resnet")
+        summary = finished_summary(path.parent)
+        return summary is not None and str(summary.get("model", "")).startswith("resnet")
     return True
 
 

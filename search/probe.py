@@ -44,9 +44,9 @@ from search.data import DataError, Dataset, Split, load_dataset, walking_once
 from search.measure import evaluate, split_batches
 from search.provenance import DEVICES, now, record, resolve_device, resolve_precision
 from search.stream import loader_workers
-from search.train import available_cpus
+from search.train import available_cpus, read_summary
 from zoo.commandline import OneLineParser, comma_list
-from zoo.files import check_writable_folder
+from zoo.files import check_writable_folder, read_json
 
 DEFAULT_MODELS = "plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110"
 DEFAULT_BATCH_SIZE = 64
@@ -324,7 +324,7 @@ def existing_probe(out: Path, probe: str) -> tuple[pd.DataFrame, dict[str, Any]]
     table_path, settings_path = out / f"{probe}.csv", out / "probe.json"
     if not (table_path.exists() and settings_path.exists()):
         raise ValueError(f"--add: {out} holds no {probe} probe ({table_path.name} and probe.json) to add to; valid: an --out an earlier `search.probe {probe}` wrote, or no --add")
-    recorded = json.loads(settings_path.read_text())
+    recorded = read_json(settings_path, "a probe's record (probe.json, written by search.probe)")
     table = pd.read_csv(table_path)
     # Probes written before these keys were recorded: what their tables show is what they used.
     if "data_seed" not in recorded and "data_seed" in table.columns and table["data_seed"].nunique() == 1:
@@ -401,7 +401,7 @@ def finished_run(run: Path) -> dict[str, Any]:
     summary_path = run / "summary.json"
     if not summary_path.exists():
         raise ValueError(f"--runs {run} is not a finished search.train run (no summary.json)")
-    summary = json.loads(summary_path.read_text())
+    summary = read_summary(run)
     if summary.get("val_source") == "none":  # probes measure on held-out images the run never chose by
         raise ValueError(f"--runs {run} kept no validation split (recipe val_size 0), and the probes measure on validation images; valid: a run trained with val_size 1 or more")
     return summary

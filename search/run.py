@@ -35,7 +35,7 @@ from search.plugins import Plugin, import_plugins
 from search.provenance import hardware_name, record, resolve_search_precision
 from search.recipes import BUDGET_NAMES, recipe_fields
 from search.results import SearchInterrupted
-from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, search_recipe, validate
+from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, read_settings, search_recipe, validate
 from search.stream import DECODE_PLACES
 from search.train import EXIT_INTERRUPTED, available_cpus
 from zoo._registry import unknown_name_error
@@ -100,7 +100,7 @@ def trial_precision(out: Path, resuming: bool, requested: str, trials_on_gpu: bo
     search continued on another machine trains its remaining trials as it trained the first.
     (An experiment from before this was recorded keeps "auto": its trials decide, as they did.)"""
     if resuming:
-        return json.loads((out / SETTINGS_FILE).read_text()).get("precision") or requested
+        return read_settings(out).get("precision") or requested
     return resolve_search_precision(requested, trials_on_gpu)
 
 

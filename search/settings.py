@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 from dataclasses import asdict, dataclass, field
@@ -15,7 +14,7 @@ from search.compilation import check_mode
 from search.plugins import Plugin, import_plugins
 from search.recipes import Recipe, resolve_recipe
 from search.stream import check_decode
-from zoo.files import check_writable_folder
+from zoo.files import check_writable_folder, read_json
 
 OBJECTIVES = ("accuracy", "pareto")
 # The VGG trained beside every space of its family on the same data and recipe, unless the
@@ -188,11 +187,16 @@ def continue_experiment(settings: SearchSettings, out: Path) -> bool:
     return True
 
 
+def read_settings(out: Path) -> dict[str, Any]:
+    """An experiment's search.json, or one line naming it when it cannot be read."""
+    return read_json(Path(out) / SETTINGS_FILE, f"a search's settings ({SETTINGS_FILE}, written by search.run)")
+
+
 def refuse_other_search(out: Path, expected: dict[str, Any], elsewhere: str) -> dict[str, Any]:
     """The settings stored in ``out``, refused (ValueError naming the first difference and the
     option ``elsewhere`` that picks another folder) unless they hold ``expected``: a tiny dry run
     left in a real experiment's folder must not pass for its finished trials."""
-    stored = json.loads((out / SETTINGS_FILE).read_text())
+    stored = read_settings(out)
     for key, value in expected.items():
         if stored.get(key) != value:
             raise ValueError(f"{out} holds a search with {key}={stored.get(key)!r}, not {value!r}; use another {elsewhere}")

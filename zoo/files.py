@@ -6,10 +6,12 @@ and ``zoo.save`` needs it too.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def write_atomically(path: str | os.PathLike[str], content: str | bytes | Callable[[Path], object]) -> Path:
@@ -58,3 +60,12 @@ def check_writable_folder(path: str | os.PathLike[str], option: str) -> None:
         raise ValueError(f"{option} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {path}: {existing} is not writable")
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    """A JSON file this project wrote, read back; one that cannot be read or parsed (torn by an
+    old crash, edited by hand) is a ValueError naming the file and ``what`` it should be."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{path} is not {what} ({str(error).splitlines()[0][:100]})") from None

@@ -182,3 +182,14 @@ def test_bundling_again_replaces_the_bundle_whole(tmp_path: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(parts[0].read_bytes())) as archive:
         assert archive.getnames() == ["c/throughput.csv"]
         assert archive.extractfile("c/throughput.csv").read() == b"mode,images_per_second\n"
+
+
+@pytest.mark.parametrize(("torn", "what"), [("plan.json", "a plan (plan.json, written by search.run --plan)"), ("search.json", "a search's settings (search.json, written by search.run)")])
+def test_a_torn_record_is_one_line_naming_the_file(torn: str, what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    experiment = plan(tmp_path / "planned", "--trials", "1", "--no-baselines")
+    (experiment.out / torn).write_text('{"space": "shortc')  # torn by an old crash, or edited by hand
+    capsys.readouterr()
+    assert main(["--collect", str(experiment.out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{experiment.out / torn} is not {what} (" in err, err
+    assert not (experiment.out / "results.csv").exists()
