@@ -91,7 +91,7 @@ def unit_input_gradients(model: zoo.ResNet, images: torch.Tensor, labels: torch.
 def gradient_probe(model_names: list[str], dataset: Dataset, batches: int, batch_size: int, seed: int) -> pd.DataFrame:
     """One row per (model, unit): gradient norm and shattering correlation, mean and std over batches."""
     normalize = Normalize(dataset.mean, dataset.std, torch.device("cpu"), channels_last=False)
-    if batches * batch_size > len(dataset.val):
+    if batch_size < 2 or batches * batch_size > len(dataset.val):
         raise ValueError(f"{batches} batches of {batch_size} need {batches * batch_size} validation images; the split has {len(dataset.val)}")
     rows = []
     for name in model_names:
@@ -458,8 +458,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--batches must be at least 3 (verdicts pair batches) and --batch-size at least 2, got {args.batches}, {args.batch_size}")
             dataset = load_dataset(args.data, data_seed=args.data_seed)
             # The default fits any source: 8 batches of 64 need 512 validation images, which a
-            # small set (synthetic: 400) does not hold.
-            batch_size = args.batch_size or min(DEFAULT_BATCH_SIZE, len(dataset.val) // args.batches)
+            # small set (synthetic: 400) does not hold. At least 2 images a batch: more batches
+            # than the split holds are refused by gradient_probe, not measured empty.
+            batch_size = args.batch_size or max(2, min(DEFAULT_BATCH_SIZE, len(dataset.val) // args.batches))
             table = gradient_probe(names, dataset, args.batches, batch_size, args.seed)
             extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed, "data_seed": args.data_seed, "batch_size": batch_size}
             recorded = {**probed_by(command, started_at, device), **extra}

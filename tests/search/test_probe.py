@@ -129,6 +129,8 @@ def test_bad_probe_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "--draws and --images must be positive" in capsys.readouterr().err
     assert main(["lesion", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "l")]) == 2  # the older spelling still parses
     assert "not a finished search.train run" in capsys.readouterr().err
+    assert main(["gradients", "--models", "resnet20", "--data", "synthetic", "--batches", "100000", "--out", str(tmp_path / "g")]) == 2  # once empty batches, for hours
+    assert "100000 batches of 2 need 200000 validation images; the split has 400" in capsys.readouterr().err
     assert main(["gradients", "--models", "resnet20", "--data", "synthetic", "--data-seed", "-1", "--out", str(tmp_path / "g")]) == 2
     assert "--data-seed must not be negative, got -1" in capsys.readouterr().err
     assert main(["lesion", "--runs", str(tmp_path), "--seed", "-2", "--out", str(tmp_path / "l")]) == 2
