@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import signal
@@ -73,7 +72,7 @@ from search.compilation import seconds_compiling  # noqa: E402
 from search.config import TrialConfig  # noqa: E402
 from search.data import Dataset, FileSplit, load_dataset  # noqa: E402
 from search.measure import synchronize  # noqa: E402
-from search.planned import bundle, collect, place_in_repository, plan_unless_planned, run_planned  # noqa: E402
+from search.planned import Rebundler, collect, place_in_repository, plan_unless_planned, run_planned  # noqa: E402
 from search.provenance import autocast, record  # noqa: E402
 from search.stream import DECODE_PLACES  # noqa: E402
 from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
@@ -505,15 +504,17 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() - clock.elapsed()))
     tables = f"experiments/gpu-check/{stamp}"
     grid_place = place_in_repository(experiment, f"{tables}-grid")
-    bundled = {"parts": [], "at": -math.inf}
+    rebundler = Rebundler({tables: out, grid_place: experiment}, Path(args.bundle)) if args.bundle else None
 
-    def bring_back(every: float = 0.0) -> None:
+    def bring_back(at_once: bool = True) -> None:
         """check.md as far as the check got and, with --bundle, the bundle: after every step, and
         within the grid at most once a minute, so a kill (the device's time limit) still brings
         back every step and trial that had finished."""
         zoo.write_atomically(out / "check.md", "\n".join(sections))
-        if args.bundle and time.monotonic() - bundled["at"] >= every:
-            bundled["parts"], bundled["at"] = bundle({tables: out, grid_place: experiment}, Path(args.bundle)), time.monotonic()
+        if rebundler is not None and at_once:
+            rebundler.now()
+        elif rebundler is not None:
+            rebundler.maybe()
 
     def step(name: str, title: str, measure: Callable[[], str]) -> None:
         """One step; its failure is written down and the next step still runs (GPU minutes are scarce)."""
@@ -537,11 +538,11 @@ def main(argv: list[str] | None = None) -> int:
     if "grid" in steps:
         measured = pd.read_csv(out / "packing.csv") if (out / "packing.csv").exists() else None
         jobs = best_trial_count(measured, scale)
-        step("grid", f"## The shortcuts grid ({jobs} trials at once)\n", lambda: grid_section(grid(scale, data, experiment, jobs, clock, out, lambda: bring_back(every=60.0)), out))
-    if not bundled["parts"]:  # no step ran (--steps ""): the tables and environment still go back
+        step("grid", f"## The shortcuts grid ({jobs} trials at once)\n", lambda: grid_section(grid(scale, data, experiment, jobs, clock, out, lambda: bring_back(at_once=False)), out))
+    if rebundler is None or not rebundler.parts:  # no step ran (--steps ""): the tables and environment still go back
         bring_back()
-    if args.bundle:
-        parts = bundled["parts"]
+    if rebundler is not None:
+        parts = rebundler.parts
         say(f"  bundled into {len(parts)} part(s) in {args.bundle} ({sum(p.stat().st_size for p in parts) / 2**20:.1f} MiB); `cat bundle.tar.gz.part* | tar xz` at the repository root unpacks the tables into {tables} and the grid into {grid_place}")
     say(f"done in {clock.elapsed():.0f} s: {out / 'check.md'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -24,7 +24,6 @@ Needs neither Ray nor Optuna (a bare PyTorch image has neither).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import sys
@@ -42,7 +41,7 @@ from search.planned import (
     PLAN_FILE,
     REPOSITORY,
     PlannedExperiment,
-    bundle,
+    Rebundler,
     collect,
     finished_summary,
     place_in_repository,
@@ -335,20 +334,17 @@ def act(args: argparse.Namespace, root: Path, items: tuple[Item | ProbeItem, ...
     jobs = args.jobs or (1 if args.dry_run else DEFAULT_GPU_JOBS)
     # Unpacked at the repository root here, the campaign lands where `status` and `publish` look.
     place = place_in_repository(root, DRY_RUN_ROOT if args.dry_run else DEFAULT_ROOT)
-    bundled_at = -math.inf
+    rebundler = Rebundler({place: root}, Path(args.bundle)) if args.bundle else None
 
     def say_and_bring_back(line: str) -> None:
-        """Each line of news, and with --bundle the bundle at most once a minute while the run
-        goes on: a kill (the device's time limit) still brings back the trials that finished."""
-        nonlocal bundled_at
+        """Each line of news, and with --bundle the bundle at most once a minute while the run goes on."""
         print(line, flush=True)
-        if args.bundle and time.monotonic() - bundled_at >= 60:
-            bundle({place: root}, Path(args.bundle))
-            bundled_at = time.monotonic()
+        if rebundler is not None:
+            rebundler.maybe()
 
     touched = advance(root, items, data, jobs, device, args.minutes * 60, say_and_bring_back)
-    if args.bundle:
-        parts = bundle({place: root}, Path(args.bundle))
+    if rebundler is not None:
+        parts = rebundler.now()
         print(f"bundled {len(parts)} part(s) into {args.bundle}; `cat bundle.tar.gz.part* | tar xz` at the repository root unpacks them into {place}")
     upcoming = next_item(root, items)
     print(f"advanced: {', '.join(touched) or 'nothing'}; next: {upcoming.name if upcoming else 'none, the campaign is complete'}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shlex
 import signal
@@ -392,3 +393,21 @@ def bundle(folders: dict[str, Path], into: Path, part_bytes: int = 15 * 2**20) -
     for stale in set(into.glob("bundle.tar.gz.part*")) - set(parts):
         stale.unlink()
     return parts
+
+
+class Rebundler:
+    """``bundle`` again as a run goes on, so a kill (a device's time limit) still brings back
+    what finished: ``maybe()`` at most once every ``every`` seconds, ``now()`` at once."""
+
+    def __init__(self, folders: dict[str, Path], into: Path, every: float = 60.0) -> None:
+        self.folders, self.into, self.every = folders, into, every
+        self.parts: list[Path] = []
+        self.at = -math.inf
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.at >= self.every:
+            self.now()
+
+    def now(self) -> list[Path]:
+        self.parts, self.at = bundle(self.folders, self.into), time.monotonic()
+        return self.parts

@@ -398,10 +398,9 @@ def setup_difference(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[str,
 
 
 def finished_run(run: Path) -> dict[str, Any]:
-    summary_path = run / "summary.json"
-    if not summary_path.exists():
-        raise ValueError(f"--runs {run} is not a finished search.train run (no summary.json)")
     summary = read_summary(run)
+    if summary is None:
+        raise ValueError(f"--runs {run} is not a finished search.train run (no summary.json)")
     if summary.get("val_source") == "none":  # probes measure on held-out images the run never chose by
         raise ValueError(f"--runs {run} kept no validation split (recipe val_size 0), and the probes measure on validation images; valid: a run trained with val_size 1 or more")
     return summary
