@@ -115,7 +115,11 @@ def describe_source(spec: str) -> str:
 # Sources
 
 
-def synthetic(seed: int, size: int = 4000, num_classes: int = 10, image_size: int = 32) -> tuple[Split, list[str]]:
+SYNTHETIC_IMAGES = 4000
+CIFAR_TRAIN_IMAGES = 50_000  # CIFAR-10 and CIFAR-100 alike
+
+
+def synthetic(seed: int, size: int = SYNTHETIC_IMAGES, num_classes: int = 10, image_size: int = 32) -> tuple[Split, list[str]]:
     """Images whose label is their content: each class is a random low-frequency colour pattern,
     shown at a random offset, brightness and noise, so a network has something real to learn."""
     generator = torch.Generator().manual_seed(seed)
@@ -411,6 +415,28 @@ def choose_data_path(requested: str, spec: str, rest_size: int, memory_share: fl
 _LAST_LOADED: dict[tuple[object, ...], Dataset] = {}
 
 
+def requested_carves(val_size: int, test_size: int, *, own_val: bool, own_test: bool) -> dict[str, int]:
+    """The splits carved from the training images: those the source has no folder (or file) of."""
+    requested = {} if own_test else {"test": test_size}
+    if not own_val and val_size:
+        requested["val"] = val_size
+    return requested
+
+
+def check_carves(spec: str, *, val_size: int, test_size: int, exact_sizes: Collection[str] = ()) -> None:
+    """``load_dataset``'s carve check (``carve_sizes``) from the source's image count alone, no
+    image read: a planned grid whose every trial would be refused is refused when it is planned."""
+    source = describe_source(spec)
+    if source == "synthetic":
+        available, own_val, own_test = SYNTHETIC_IMAGES, False, False
+    elif source in CIFAR_SOURCES or any((Path(source) / folder).is_dir() for _, folder in CIFAR_SOURCES.values()):
+        available, own_val, own_test = CIFAR_TRAIN_IMAGES, False, True
+    else:
+        root = Path(source)
+        available, own_val, own_test = len(_image_files(root / "train")[1]), (root / "val").is_dir(), (root / "test").is_dir()
+    carve_sizes(requested_carves(val_size, test_size, own_val=own_val, own_test=own_test), available, exact_sizes)
+
+
 def asked_carves(recipe_overrides: Mapping[str, Any]) -> set[str]:
     """The carves whose sizes a command or a search's --recipe set (``carve_sizes``' ``exact``)."""
     return {split for split in ("val", "test") if f"{split}_size" in recipe_overrides}
@@ -469,10 +495,7 @@ def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int,
     test_source = "folder" if test is not None else "carved"
     val_source = "folder" if val is not None else "carved" if val_size else "none"
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(data_seed))
-    requested = {"test": test_size} if test is None else {}
-    if val is None and val_size:
-        requested["val"] = val_size
-    sizes = carve_sizes(requested, len(train), exact_sizes)
+    sizes = carve_sizes(requested_carves(val_size, test_size, own_val=val is not None, own_test=test is not None), len(train), exact_sizes)
     start = 0
     if "test" in sizes:
         test, start = train.take(order[: sizes["test"]]), sizes["test"]

@@ -12,7 +12,7 @@ import torch
 from search import data
 from search.augment import Normalize, random_crop_flip
 from search.config import TrialConfig
-from search.data import DataError, data_fingerprint, load_dataset
+from search.data import DataError, check_carves, data_fingerprint, load_dataset
 from search.train import train
 from tests.search.helpers import write_cifar10_copy, write_image_folder
 
@@ -53,6 +53,23 @@ def test_a_carve_size_asked_for_is_taken_as_asked_or_refused(tmp_path: Path) -> 
     assert torch.equal(asked.test.images, budget.test.images) and torch.equal(asked.val.images[:12], budget.val.images)
     with pytest.raises(DataError, match=r"^val_size 50 leaves fewer than half of the 120 training images to train on; valid: test_size \+ val_size at most 60$"):
         load_dataset(str(tmp_path), data_seed=0, val_size=50, test_size=5000, exact_sizes={"val"})
+
+
+def test_carves_are_checked_from_image_counts_as_loading_checks_them(tmp_path: Path) -> None:
+    """A planned grid's carves are checked without reading an image: the same sizes pass and fail
+    as when a trial loads the data."""
+    write_image_folder(tmp_path, "train", per_class=40)  # 120 images
+    check_carves(str(tmp_path), val_size=30, test_size=5000, exact_sizes={"val"})
+    with pytest.raises(DataError, match=r"^val_size 50 leaves fewer than half of the 120 training images"):
+        check_carves(str(tmp_path), val_size=50, test_size=5000, exact_sizes={"val"})
+    write_image_folder(tmp_path, "test", per_class=5, seed=2)  # its own test split: only val is carved
+    check_carves(str(tmp_path), val_size=50, test_size=5000, exact_sizes={"val"})
+    assert load_dataset(str(tmp_path), data_seed=0, val_size=50, test_size=5000, exact_sizes={"val"}).sizes() == {"train": 70, "val": 50, "test": 15}
+    check_carves("synthetic", val_size=1000, test_size=5000, exact_sizes={"val"})  # 4,000 images: 1,000 + 400
+    with pytest.raises(DataError, match=r"^test_size 2500 leaves fewer than half of the 4000"):
+        check_carves("synthetic", val_size=5000, test_size=2500, exact_sizes={"test"})
+    with pytest.raises(DataError, match=r"^val_size 30000 leaves fewer than half of the 50000"):
+        check_carves("cifar10", val_size=30000, test_size=5000, exact_sizes={"val"})  # no download: CIFAR's size is known
 
 
 def test_image_folder_with_val_and_test_folders(tmp_path: Path) -> None:

@@ -91,6 +91,22 @@ def test_the_runner_refuses_bad_input_before_it_launches_anything(tmp_path: Path
     assert not (experiment.out / "trials").exists() and not (experiment.out / "results.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--recipe", "val_size=3000"], "error: val_size 3000 leaves fewer than half of the 4000 training images to train on; valid: test_size + val_size at most 2000"),
+        (["--data", "no-such-folder"], "error: --data 'no-such-folder' is neither a data set name"),
+    ],
+)
+def test_a_plan_whose_every_trial_would_be_refused_is_refused_when_planned(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str) -> None:
+    out = tmp_path / "planned"
+    argv = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--out", str(out), "--plan", *flags]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and len(captured.err.strip().splitlines()) == 1
+    assert captured.out == "" and not out.exists()
+
+
 def test_an_experiment_is_continued_only_when_it_holds_the_same_grid(tmp_path: Path) -> None:
     """The GPU check and the campaign continue the grid they find; a folder holding another
     search (a tiny dry run's, whose finished trials would pass for the real grid's) is refused."""
