@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -55,6 +56,26 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     defaults: dict[str, Any]
     card: ModelCard
+
+
+# The built-in networks' options that count something, and those that switch something: checked
+# by name before anything is built, so 8.0 or "20" is one line naming the option, not an error
+# from deep inside a layer's constructor (or a fraction silently truncated by an estimate).
+COUNT_OPTIONS = ("depth", "num_classes", "in_chans", "width_multiplier", "base_width", "groups", "expansion")
+SWITCH_OPTIONS = ("zero_init_residual", "batch_norm")
+
+
+def check_option_types(overrides: dict[str, Any]) -> None:
+    """Refuse a count that is not a whole number (``expansion`` may also be None: the block's own)
+    and a switch that is not a bool; ``widths`` is a sequence of whole numbers."""
+    for key, value in overrides.items():
+        whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if key in COUNT_OPTIONS and not (whole or (key == "expansion" and value is None)):
+            raise ValueError(f"{key} must be a whole number, got {value!r}")
+        if key == "widths" and value is not None and not (isinstance(value, (list, tuple)) and all(isinstance(w, numbers.Integral) and not isinstance(w, bool) for w in value)):
+            raise ValueError(f"widths must be a sequence of whole numbers (channels per stage), got {value!r}")
+        if key in SWITCH_OPTIONS and not isinstance(value, bool):
+            raise ValueError(f"{key} must be True or False, got {value!r}")
 
 
 def natural_key(name: str) -> list[Any]:

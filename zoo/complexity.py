@@ -55,6 +55,10 @@ def count_macs(model: nn.Module, input_size: InputSize) -> int:
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(x)
+    except RuntimeError as error:  # too small for the net's strides, or a head made for one size
+        reason = str(error).strip().splitlines()[0][:120]
+        name = getattr(model, "zoo_name", type(model).__name__)
+        raise ValueError(f"{name} cannot take {x.shape[-2]}x{x.shape[-1]} inputs ({reason}); valid: its input size ({getattr(model, 'default_input_size', '?')}) or another it can take") from None
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2
@@ -84,7 +88,7 @@ def _complexity_by_name(name: str, input_size: InputSize | None, overrides_json:
 
 
 def _measure(model: nn.Module, input_size: InputSize | None) -> Complexity:
-    size = input_size or getattr(model, "default_input_size", None)
+    size = input_size if input_size is not None else getattr(model, "default_input_size", None)
     if size is None and isinstance(getattr(model, "pretrained_cfg", None), dict):  # one of timm's networks
         size = tuple(model.pretrained_cfg["input_size"])
     if size is None:

@@ -16,7 +16,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo._registry import ModelCard, Published, get_block, get_model_entry, register_model, unknown_name_error
+from zoo._registry import (
+    ModelCard,
+    Published,
+    check_option_types,
+    get_block,
+    get_model_entry,
+    register_model,
+    unknown_name_error,
+)
 from zoo.resnet import ResNet
 from zoo.vgg import VGG
 
@@ -134,6 +142,7 @@ def create_model(name: str, weights: str | os.PathLike[str] | dict[str, torch.Te
     for key in overrides:
         if key not in valid:
             raise unknown_name_error(f"option for model {name!r}:", key, valid)
+    check_option_types(overrides)
     from zoo.size import check_buildable  # imports this module
 
     check_buildable(name, **overrides)  # before building: a 100k-layer net takes minutes even on meta

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from zoo._registry import get_block, get_model_entry
+from zoo._registry import check_option_types, get_block, get_model_entry
 from zoo.resnet import INPUT_SIZES, STAGE_WIDTHS, ResNet, check_sizes, stage_depths
 
 FLOAT_BYTES = 4
@@ -42,9 +42,10 @@ def estimate(name: str, input_size: int | None = None, **overrides: Any) -> Size
     entry = get_model_entry(name)
     if entry.builder is not ResNet:
         return None
+    check_option_types(overrides)
     config = {**entry.defaults, **overrides}
     family = config["family"]
-    check_sizes(config.get("widths") or STAGE_WIDTHS[family], int(config.get("width_multiplier", 1)), int(config.get("num_classes", 1)), int(config.get("in_chans", 3)))
+    check_sizes(config.get("widths") or STAGE_WIDTHS[family], config.get("width_multiplier", 1), config.get("num_classes", 1), config.get("in_chans", 3))
     widths = [int(w) * int(config.get("width_multiplier", 1)) for w in (config.get("widths") or STAGE_WIDTHS[family])]
     block = config["block"]
     classes = [get_block(b) for b in (block if isinstance(block, (list, tuple)) else [block] * len(widths))]

@@ -251,6 +251,10 @@ def test_a_finished_run_answers_its_own_command_and_refuses_another(tmp_path: Pa
         (["--model", "resnet20", "--epochs", "three"], "expects int"),
         (["--model", "resnet20", "--budget", "huge"], "valid: smoke, quick, paper"),
         (["--model", "resnet20", "--depth", "21"], "6n+2"),
+        (["--model", "resnet20", "--depth", "8.0"], "depth must be a whole number, got 8.0"),  # once a traceback
+        (["--model", "resnet20", "--width-multiplier", "1.5"], "width_multiplier must be a whole number, got 1.5"),
+        (["--model", "resnet20", "--zero-init-residual", "maybe"], "zero_init_residual must be True or False, got 'maybe'"),  # once trained
+        (["--model", "cifar_vgg16", "--image-size", "8", "--eval-resize", "8", "--eval-crop", "8"], "recipe field image_size 8: cifar_vgg16 cannot take 8x8 images"),
         (["--model", "resnet20", "--shortcut", "D"], "'A', 'B', 'C', 'none'"),
         (["--model", "resnet20", "--data", "/no/such/folder"], "neither a data set name"),
         (["--model", "resnet20", "--epochs", "0"], "must be positive"),

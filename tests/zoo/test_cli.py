@@ -39,6 +39,12 @@ def test_unknown_name_exits_2_with_one_line_and_no_traceback() -> None:
     assert "resnet152" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_size_the_net_cannot_take_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["complexity", "cifar_vgg16", "--input-size", "8"]) == 2  # once a RuntimeError's traceback
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: cifar_vgg16 cannot take 8x8 inputs") and captured.err.count("\n") == 1
+
+
 def test_unmatched_pattern_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "xyz*"]) == 2
     assert "no model matches" in capsys.readouterr().err

@@ -135,3 +135,10 @@ def test_input_size_may_be_timms_channels_height_width_tuple() -> None:
         zoo.complexity("resnet18", input_size=(1, 160, 160))
     with pytest.raises(ValueError, match=r"positive int, \(H, W\) or \(C, H, W\)"):
         zoo.complexity("resnet18", input_size=(0, 160))
+    with pytest.raises(ValueError, match=r"positive int, \(H, W\) or \(C, H, W\), got 0"):
+        zoo.complexity("resnet18", input_size=0)  # once read as "the model's own size"
+
+
+def test_a_size_too_small_for_the_net_is_one_line_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"^cifar_vgg16 cannot take 8x8 inputs \(.*\); valid: its input size \(32\) or another it can take$"):
+        zoo.complexity("cifar_vgg16", input_size=8)  # five 2x2 max-pools: 32 is the least

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy
 import pytest
 import torch
 import torch.nn.functional as F
@@ -111,3 +112,30 @@ def test_a_size_option_that_is_not_positive_is_refused_by_the_estimate_and_the_b
     if "expansion" not in overrides:  # the estimate counts any expansion; the build refuses it
         with pytest.raises(ValueError, match=message):  # search.train estimates a run's memory before it builds
             zoo.estimate(name, **overrides)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("resnet20", {"depth": 8.0}, "depth must be a whole number, got 8.0"),  # once a TypeError from inside range()
+        ("resnet20", {"depth": "20"}, "depth must be a whole number, got '20'"),
+        ("resnet20", {"width_multiplier": 1.5}, "width_multiplier must be a whole number, got 1.5"),  # the estimate truncated it to 1
+        ("resnet20", {"num_classes": True}, "num_classes must be a whole number, got True"),
+        ("resnet20", {"in_chans": 1.5}, "in_chans must be a whole number, got 1.5"),  # once "in_channels must be divisible by groups"
+        ("resnet20", {"widths": (16.5, 32, 64)}, r"widths must be a sequence of whole numbers \(channels per stage\), got \(16.5, 32, 64\)"),
+        ("resnet20", {"zero_init_residual": "yes"}, "zero_init_residual must be True or False, got 'yes'"),  # once trained as True
+        ("resnet50", {"groups": 2.0}, "groups must be a whole number, got 2.0"),
+        ("vgg16", {"num_classes": 10.0}, "num_classes must be a whole number, got 10.0"),
+    ],
+)
+def test_an_option_of_the_wrong_type_is_one_line_naming_it(name: str, overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        zoo.create_model(name, **overrides)
+    if name.startswith("resnet"):  # search.train estimates a run's memory before it builds
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            zoo.estimate(name, **overrides)
+
+
+def test_whole_numbers_of_any_integer_type_and_the_default_expansion_are_taken() -> None:
+    model = zoo.create_model("resnet50", depth=numpy.int64(101), expansion=None, widths=[64, 128, 256, 512])
+    assert model.depth == 101 and model.num_features == 2048
