@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import zoo
-from leaderboards import PageInfo, ResultsError, render_complexity_page, write_index, write_page
-from leaderboards._probes import write_probe_page
+from leaderboards import PageInfo, ResultsError, read_results_source, render_complexity_page, write_index, write_page
+from leaderboards._probes import ProbeSource, read_probe_source, write_probe_page
 from zoo.commandline import OneLineParser, comma_list
 from zoo.files import check_writable_folder
 
@@ -37,19 +37,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
+        # Every table is read and checked before any page is written: one bad table changes nothing.
         if args.results:
-            for source in (Path(path) for paths in args.results for path in paths):
-                if source.name in PROBE_TABLES:
-                    print(write_probe_page(source, Path(args.out) if args.out else source.parent).path)
+            paths = [Path(path) for given in args.results for path in given]
+            sources = [(read_probe_source(path), path.parent) if path.name in PROBE_TABLES else (read_results_source(path), None) for path in paths]
+            for source, beside in sources:
+                if isinstance(source, ProbeSource):
+                    print(write_probe_page(source, Path(args.out) if args.out else beside).path)
                 else:
                     print(write_page(source, args.out).path)
             return 0
         out = Path(args.out) if args.out else HERE
-        out.mkdir(parents=True, exist_ok=True)
         # Each page is named after its folder: the campaign's table6 holds a second `depth` table,
         # and its GPU pages stand beside the CPU ones (shortcuts-gpu/, lesion-gpu/).
-        pages: list[PageInfo] = [write_page(table.parent, out, name=table.parent.name) for table in sorted(HERE.glob("*/results.csv"))]
-        pages += [write_probe_page(table, out, name=table.parent.name) for kind in PROBE_TABLES for table in sorted(HERE.glob(f"*/{kind}"))]
+        tables = [read_results_source(table.parent, name=table.parent.name) for table in sorted(HERE.glob("*/results.csv"))]
+        probes = [read_probe_source(table, name=table.parent.name) for kind in PROBE_TABLES for table in sorted(HERE.glob(f"*/{kind}"))]
+        out.mkdir(parents=True, exist_ok=True)
+        pages: list[PageInfo] = [write_page(table, out) for table in tables]
+        pages += [write_probe_page(probe, out) for probe in probes]
         complexity = out / "complexity.md"
         zoo.write_atomically(complexity, render_complexity_page())
         pages.append(PageInfo(complexity, "complexity", "-", "none (counted)", "ResNet-152 11.28 < VGG-16 15.47 < VGG-19 19.63 GMACs", ""))

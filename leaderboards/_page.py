@@ -15,16 +15,23 @@ import pandas as pd
 import zoo
 from leaderboards._claims import RULE, Claim, complexity_claims, per_parameter_gain, trained_claims
 from leaderboards._plots import curve_plot, pareto_plots
-from leaderboards._tables import check_space_name, load_results, rank_configurations
+from leaderboards._tables import (
+    ResultsError,
+    check_space_name,
+    load_results,
+    rank_configurations,
+    read_csv_table,
+    read_record,
+)
 from leaderboards.schema import (
     ACCURACY_NAMES,
+    CURVE_COLUMNS,
     CURVES_FILE,
     RANKED,
     architecture,
     rank_needs,
     rankable,
     ranking_metric,
-    read_table,
 )
 
 
@@ -48,8 +55,7 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def read_settings(directory: Path) -> dict[str, Any]:
-    path = directory / "search.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_record(directory / "search.json", "a search's settings (search.json, written by search.run)")
 
 
 def provenance(frame: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
@@ -177,20 +183,43 @@ class PageInfo:
     top: str  # a few ranked rows as plain text, for a terminal
 
 
-def write_page(results: str | Path, out: str | Path | None = None, name: str | None = None) -> PageInfo:
-    """Render the page for a results table (a file or an experiment directory) into ``out``
-    (default: beside the table), with its plots, as ``NAME.md`` (default: the space's name; two
-    tables of one space, at two budgets, need two names)."""
+@dataclass(frozen=True)
+class ResultsSource:
+    """What a results page is made from, read and checked, so that a command given several
+    tables writes no page unless every table is good."""
+
+    frame: pd.DataFrame
+    settings: dict[str, Any]
+    name: str
+    directory: Path
+    curves: pd.DataFrame | None
+
+
+def read_results_source(results: str | Path, name: str | None = None) -> ResultsSource:
+    """A results table (a file or an experiment directory), the search.json and curves beside it,
+    and the page's name (default: the space's); ResultsError in one line when any is bad."""
     results = Path(results)
     directory = results if results.is_dir() else results.parent
     frame = load_results(results)
     settings = read_settings(directory)
     page_name = name or str(settings.get("space") or frame["space"].iloc[0])
     check_space_name(page_name, directory / "search.json")
-    out_dir = Path(out) if out is not None else directory
+    curves = read_csv_table(directory / CURVES_FILE) if (directory / CURVES_FILE).exists() else None
+    missing = [column for column in CURVE_COLUMNS if curves is not None and column not in curves.columns]
+    if missing:
+        raise ResultsError(f"{directory / CURVES_FILE} lacks column(s) {', '.join(missing)}")
+    return ResultsSource(frame, settings, page_name, directory, curves)
+
+
+def write_page(results: str | Path | ResultsSource, out: str | Path | None = None, name: str | None = None) -> PageInfo:
+    """Render the page for a results table (a file, an experiment directory, or one read by
+    ``read_results_source``) into ``out`` (default: beside the table), with its plots, as
+    ``NAME.md`` (default: the space's name; two tables of one space, at two budgets, need two names)."""
+    source = results if isinstance(results, ResultsSource) else read_results_source(results, name)
+    frame, settings, page_name = source.frame, source.settings, source.name
+    out_dir = Path(out) if out is not None else source.directory
     out_dir.mkdir(parents=True, exist_ok=True)
-    curves = read_table(directory / CURVES_FILE) if (directory / CURVES_FILE).exists() else None
-    text, ranked = render_page(frame, settings, page_name, out_dir, curves)
+    text, ranked = render_page(frame, settings, page_name, out_dir, source.curves)
     page = out_dir / f"{page_name}.md"
     zoo.write_atomically(page, text)
     if ranked.empty:
@@ -262,4 +291,4 @@ def render_complexity_page() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
-__all__ = ["PageInfo", "markdown_table", "render_complexity_page", "render_page", "write_index", "write_page"]
+__all__ = ["PageInfo", "ResultsSource", "markdown_table", "read_results_source", "render_complexity_page", "render_page", "write_index", "write_page"]

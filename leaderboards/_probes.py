@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,7 @@ import zoo  # noqa: E402
 from leaderboards._claims import HOLDS, RULE, Claim, paired_difference, verdict  # noqa: E402
 from leaderboards._page import PageInfo, claims_section, markdown_table  # noqa: E402
 from leaderboards._plots import save_figure  # noqa: E402
-from leaderboards._tables import ResultsError, check_space_name  # noqa: E402
-from leaderboards.schema import read_table  # noqa: E402
+from leaderboards._tables import ResultsError, check_space_name, read_csv_table, read_record  # noqa: E402
 
 GRADIENT_COLUMNS = ("model", "family", "depth", "unit", "position", "grad_norm", "correlation", "grad_norm_by_batch", "correlation_by_batch")
 LESION_COLUMNS = ("run", "model", "label", "family", "depth", "seed", "num_classes", "images", "kind", "k", "units", "draw", "changes_shape", "status", "accuracy")
@@ -372,31 +372,46 @@ def render_responses_page(table: pd.DataFrame, settings: dict[str, Any], out_dir
 __all__ = ["GRADIENT_COLUMNS", "LESION_COLUMNS", "RESPONSE_COLUMNS", "RULE", "render_gradients_page", "render_lesion_page", "render_responses_page"]
 
 
-def write_probe_page(table_path: Path, out_dir: Path, name: str | None = None) -> PageInfo:
-    """Render ``gradients.csv``, ``lesion.csv`` or ``responses.csv`` (with the ``probe.json``
-    beside it) into ``out_dir`` as ``NAME.md`` with its plot (default NAME: the probe's; two
-    probes of one kind, such as a CPU one and the GPU campaign's, need two names)."""
+@dataclass(frozen=True)
+class ProbeSource:
+    """What a probe page is made from, read and checked before any page is written."""
 
+    table: pd.DataFrame
+    settings: dict[str, Any]
+    kind: str  # gradients, lesion or responses
+    name: str
+
+
+def read_probe_source(table_path: Path, name: str | None = None) -> ProbeSource:
+    """``gradients.csv``, ``lesion.csv`` or ``responses.csv`` and the ``probe.json`` beside it, and
+    the page's name (default: the probe's); ResultsError in one line when any is bad."""
     kind = table_path.stem
     required = {"gradients": GRADIENT_COLUMNS, "lesion": LESION_COLUMNS, "responses": RESPONSE_COLUMNS}.get(kind)
     if required is None or not table_path.exists():
         raise ResultsError(f"no probe table at {table_path} (expected gradients.csv, lesion.csv or responses.csv)")
     page_name = name or kind
     check_space_name(page_name, table_path)
-    table = read_table(table_path)
+    table = read_csv_table(table_path)
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise ResultsError(f"{table_path} lacks column(s) {', '.join(missing)}")
-    settings_path = table_path.parent / "probe.json"
-    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
+    settings = read_record(table_path.parent / "probe.json", "a probe's record (probe.json, written by search.probe)")
+    return ProbeSource(table, settings, kind, page_name)
+
+
+def write_probe_page(table_path: Path | ProbeSource, out_dir: Path, name: str | None = None) -> PageInfo:
+    """Render a probe table (a path, or one read by ``read_probe_source``) into ``out_dir`` as
+    ``NAME.md`` with its plot (default NAME: the probe's; two probes of one kind, such as a CPU
+    one and the GPU campaign's, need two names)."""
+    source = table_path if isinstance(table_path, ProbeSource) else read_probe_source(table_path, name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    render, claims_of = PROBE_PAGES[kind]
-    text = render(table, settings, out_dir, page_name)
-    page = out_dir / f"{page_name}.md"
+    render, claims_of = PROBE_PAGES[source.kind]
+    text = render(source.table, source.settings, out_dir, source.name)
+    page = out_dir / f"{source.name}.md"
     zoo.write_atomically(page, text)
-    claims = claims_of(table)
+    claims = claims_of(source.table)
     headline = f"{sum(c.verdict == HOLDS for c in claims)} of {len(claims)} claims hold"
-    return PageInfo(page, page_name, str(settings.get("started_at", "-")), str(settings.get("budget", "at initialisation")), headline, "")
+    return PageInfo(page, source.name, str(source.settings.get("started_at", "-")), str(source.settings.get("budget", "at initialisation")), headline, "")
 
 
 PROBE_PAGES = {

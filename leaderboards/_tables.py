@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,12 +20,35 @@ from leaderboards.schema import (
     ranking_metric,
     read_table,
 )
+from zoo.files import read_json
 
 SPACE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class ResultsError(ValueError):
     """A missing or malformed results table (one line)."""
+
+
+def read_csv_table(path: Path) -> pd.DataFrame:
+    """A table this project wrote (results, curves, a probe's), or one line naming the file."""
+    try:
+        return read_table(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ResultsError(f"{path} is not a readable CSV table: {str(error).splitlines()[0]}") from None
+
+
+def read_record(path: Path, what: str) -> dict[str, Any]:
+    """The JSON record beside a table (search.json, probe.json): {} where there is none, one line
+    naming the file where it cannot be read (torn by an old crash, edited by hand)."""
+    if not path.exists():
+        return {}
+    try:
+        record = read_json(path, what)
+    except ValueError as error:
+        raise ResultsError(str(error)) from None
+    if not isinstance(record, dict):
+        raise ResultsError(f"{path} is not {what} (a JSON object)")
+    return record
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
@@ -34,10 +58,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
         path = path / "results.csv"
     if not path.exists():
         raise ResultsError(f"no results table at {path}")
-    try:
-        frame = read_table(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ResultsError(f"{path} is not a readable CSV table: {str(error).splitlines()[0]}") from None
+    frame = read_csv_table(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path} lacks column(s) {', '.join(missing)}")

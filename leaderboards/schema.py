@@ -27,6 +27,7 @@ STATUSES = ("completed", "pruned", "diverged", "failed", "unfinished")  # unfini
 RANKED = "completed"
 NOT_RANKED = tuple(status for status in STATUSES if status != RANKED)
 CURVES_FILE = "curves.csv"  # beside results.csv: trial_id + each trial's metrics.csv rows (epoch, train_error, val_accuracy, ...)
+CURVE_COLUMNS = ("trial_id", "epoch", "train_error", "val_accuracy")  # what the curves plot reads
 CONFIG_PREFIX = "config_"  # a configuration key of the trial, as the space produced it
 # Identifiers and labels are text even when they look like numbers: Ray's trial ids are 8 hex
 # digits, and about 2% are all decimal digits ("00001234" would lose its zeros as a number).

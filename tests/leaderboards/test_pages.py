@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,8 @@ from leaderboards import ResultsError, load_results, pareto_front, rank_configur
 from leaderboards.__main__ import main
 from leaderboards._claims import FAILS, HOLDS, UNSETTLED, complexity_claims, paired_difference, trained_claims
 from leaderboards._tables import t_critical_95
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Validation accuracy by (shortcut, seed) at depth 20: B beats A by ~0.02 on every seed.
 ACCURACY = {
@@ -188,6 +191,36 @@ def test_malformed_tables_are_one_line_errors_that_write_nothing(tmp_path: Path,
     with pytest.raises(ResultsError) as error:
         write_page(directory)
     assert message in str(error.value) and "\n" not in str(error.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("torn", "message"),
+    [
+        ("good/search.json", "good/search.json is not a search's settings (search.json, written by search.run) ("),
+        ("good/curves.csv", "good/curves.csv is not a readable CSV table"),
+        ("good/curves.csv:short", "good/curves.csv lacks column(s) val_accuracy"),  # once a KeyError's traceback
+        ("probe/probe.json", "probe/probe.json is not a probe's record (probe.json, written by search.probe) ("),
+        ("probe/lesion.csv", "probe/lesion.csv is not a readable CSV table"),
+    ],
+)
+def test_pages_of_several_tables_are_written_only_when_every_table_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str], torn: str, message: str) -> None:
+    """A torn record or table beside any of the tables given is one line naming it, and no page
+    is written, not even those of the tables before it (once a JSONDecodeError's traceback)."""
+    good = write_table(tmp_path / "good", results_table())
+    (good / "search.json").write_text('{"space": "shortcuts"}\n')
+    (good / "curves.csv").write_text("trial_id,epoch,train_error,val_accuracy\nt00,1,0.5,0.4\n")
+    (tmp_path / "probe").mkdir()
+    shutil.copy(REPO / "leaderboards" / "lesion" / "lesion.csv", tmp_path / "probe" / "lesion.csv")
+    (tmp_path / "probe" / "probe.json").write_text("{}\n")
+    if torn.endswith(":short"):
+        (tmp_path / torn.removesuffix(":short")).write_text("trial_id,epoch,train_error\nt00,1,0.5\n")
+    else:
+        (tmp_path / torn).write_bytes(b'{"space": "shortc\xff\x00' if torn.endswith(".json") else b"\xff\xfe\x00\x01")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["--results", f"{good},{tmp_path / 'probe' / 'lesion.csv'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
