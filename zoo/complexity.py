@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from zoo.models import create_model
 
@@ -49,6 +48,10 @@ def count_macs(model: nn.Module, input_size: InputSize) -> int:
     """Conv + linear MACs of one forward pass of one image, on the model's own device."""
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
+    # Imported here: it imports triton where that is installed, a second of every zoo import
+    # (every command's start-up) that only counting needs.
+    from torch.utils.flop_counter import FlopCounterMode
+
     x = torch.zeros(1, *input_shape(input_size, getattr(model, "in_chans", 3)), device=device)
     was_training = model.training
     model.eval()  # batch statistics of one image are meaningless, and BN is not counted anyway
