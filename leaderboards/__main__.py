@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         # Every table is read and checked before any page is written: one bad table changes nothing.
         if args.results:
             paths = [Path(path) for given in args.results for path in given]
-            sources = [(read_probe_source(path), path.parent) if path.name in PROBE_TABLES else (read_results_source(path), None) for path in paths]
-            for source, beside in sources:
+            sources = [read_probe_source(path) if path.name in PROBE_TABLES else read_results_source(path) for path in paths]
+            for source in sources:
                 if isinstance(source, ProbeSource):
-                    print(write_probe_page(source, Path(args.out) if args.out else beside).path)
+                    print(write_probe_page(source, Path(args.out) if args.out else source.directory).path)
                 else:
                     print(write_page(source, args.out).path)
             return 0

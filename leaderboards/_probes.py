@@ -380,6 +380,7 @@ class ProbeSource:
     settings: dict[str, Any]
     kind: str  # gradients, lesion or responses
     name: str
+    directory: Path  # the table's folder, where its page goes unless told otherwise
 
 
 def read_probe_source(table_path: Path, name: str | None = None) -> ProbeSource:
@@ -396,7 +397,7 @@ def read_probe_source(table_path: Path, name: str | None = None) -> ProbeSource:
     if missing:
         raise ResultsError(f"{table_path} lacks column(s) {', '.join(missing)}")
     settings = read_record(table_path.parent / "probe.json", "a probe's record (probe.json, written by search.probe)")
-    return ProbeSource(table, settings, kind, page_name)
+    return ProbeSource(table, settings, kind, page_name, table_path.parent)
 
 
 def write_probe_page(table_path: Path | ProbeSource, out_dir: Path, name: str | None = None) -> PageInfo:
