@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from zoo.ordering import AFTER_ADDITIONS, unit_ordering
 
+BLOCK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _BLOCKS: dict[str, type[nn.Module]] = {}
 _MODELS: dict[str, ModelEntry] = {}
 
@@ -94,10 +95,17 @@ def unknown_name_error(what: str, name: object, choices: list[str]) -> ValueErro
 def register_block(name: str, cls: type[nn.Module]) -> type[nn.Module]:
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"@zoo.register({name!r}) expects an nn.Module subclass, got {cls!r}")
+    if not (isinstance(name, str) and BLOCK_NAME.fullmatch(name)):
+        raise ValueError(f"block name {name!r} is not a plain name (letters, digits, '_', '.', '-'): it is given on command lines and in result tables")
     if name in _BLOCKS:
         raise ValueError(f"block {name!r} is already registered (by {_BLOCKS[name].__module__})")
     if not hasattr(cls, "expansion"):
         raise ValueError(f"block {name!r} must define the class attribute 'expansion'")
+    # Checked here, not when a network is first built from the block (a ZeroDivisionError then).
+    for attribute in ("expansion", "layers_per_block"):
+        value = getattr(cls, attribute, 1)
+        if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"block {name!r}: class attribute {attribute} must be a whole number of at least 1, got {value!r}")
     if not hasattr(cls, "after_addition") and not hasattr(cls, "post_activation"):
         raise ValueError(f"block {name!r} must define the class attribute 'after_addition' ({', '.join(AFTER_ADDITIONS)})")
     unit_ordering(cls)  # a value outside the choices: one line naming it

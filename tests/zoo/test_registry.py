@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn as nn
@@ -100,3 +102,21 @@ def test_registration_requires_contract_attributes() -> None:
         @zoo.register("no_expansion_block")
         class Incomplete(nn.Module):
             post_activation = True
+
+
+@pytest.mark.parametrize(
+    ("name", "attributes", "message"),
+    [
+        ("", {"expansion": 1}, "block name '' is not a plain name"),
+        ("two words", {"expansion": 1}, "block name 'two words' is not a plain name"),
+        (5, {"expansion": 1}, "block name 5 is not a plain name"),
+        ("zero_layers", {"expansion": 1, "layers_per_block": 0}, "block 'zero_layers': class attribute layers_per_block must be a whole number of at least 1, got 0"),  # once a ZeroDivisionError at the first build
+        ("text_layers", {"expansion": 1, "layers_per_block": "2"}, "block 'text_layers': class attribute layers_per_block must be a whole number of at least 1, got '2'"),
+        ("zero_expansion", {"expansion": 0}, "block 'zero_expansion': class attribute expansion must be a whole number of at least 1, got 0"),
+    ],
+)
+def test_a_block_whose_name_or_sizes_cannot_work_is_refused_when_registered(name: object, attributes: dict, message: str) -> None:
+    block = type("Block", (nn.Module,), {"after_addition": "relu", **attributes})
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        zoo.register(name)(block)  # type: ignore[arg-type]
+    assert name not in zoo.list_blocks()
