@@ -294,6 +294,10 @@ def completed_epochs(directory: Path) -> int:
 def unfinished_reason(directory: Path) -> str:
     if not directory.exists():
         return "not started"
+    try:  # a summary that cannot be read stops every rerun until it is deleted: say so first
+        read_summary(directory)
+    except ValueError as error:
+        return str(error)[:300]
     try:  # search.train's one-line refusal (bad input, a full disk), when it ended with one
         refusal = [line for line in (directory / LOG_FILE).read_text(errors="replace").splitlines() if line.startswith("error: ")]
     except OSError:

@@ -29,6 +29,7 @@ from search.planned import (
     place_in_repository,
     plan_unless_planned,
     run_planned,
+    unfinished_reason,
 )
 from search.run import main
 from search.study import STUDY_FILE
@@ -72,6 +73,16 @@ def test_collect_needs_neither_ray_nor_optuna_and_lists_what_has_not_finished(tm
     collect(experiment.out)
     study = load_study(experiment.out)  # ...and brought up to date by a later collect that has it
     assert [(t.state, t.user_attrs["planned_trial_id"]) for t in study.trials] == [(optuna.trial.TrialState.COMPLETE, "trial_0000")]
+
+
+def test_a_trial_whose_summary_cannot_be_read_is_listed_with_what_to_do(tmp_path: Path) -> None:
+    """Its command refuses to run until the torn summary is deleted; collect once said "run its
+    command again to resume", which only repeated the refusal."""
+    run = tmp_path / "trial_0000"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "summary.json").write_text('{"status": "compl')
+    reason = unfinished_reason(run)
+    assert reason.startswith(f"{run / 'summary.json'} is not a summary written by search.train (") and reason.endswith("delete it to finish the run again")
 
 
 @pytest.mark.parametrize(
