@@ -415,6 +415,19 @@ def choose_data_path(requested: str, spec: str, rest_size: int, memory_share: fl
 _LAST_LOADED: dict[tuple[object, ...], Dataset] = {}
 
 
+def check_class_folders(root: Path, classes: list[str], held_out: Mapping[str, list[str]]) -> None:
+    """An ImageFolder's train/ classes, and those of its val/ and test/ (``held_out``), which must
+    be the same: ImageFolder numbers classes by their sorted folder names, folder by folder, so
+    other class folders would label a split's images with other classes' numbers."""
+    if len(classes) < 2:
+        raise DataError(f"{root / 'train'} holds {len(classes)} class folder(s) ({', '.join(classes)}); a classifier needs at least 2, or every run scores 100%")
+    for split, split_classes in held_out.items():
+        if split_classes != classes:
+            missing, extra = sorted(set(classes) - set(split_classes)), sorted(set(split_classes) - set(classes))
+            named = "; ".join(part for part in (f"lacks {', '.join(missing[:5])}" if missing else "", f"has {', '.join(extra[:5])} that train/ lacks" if extra else "") if part)
+            raise DataError(f"{root / split} {named}: its labels would be other classes' numbers; valid: the same class folders as train/ ({len(classes)})")
+
+
 def requested_carves(val_size: int, test_size: int, *, own_val: bool, own_test: bool) -> dict[str, int]:
     """The splits carved from the training images: those the source has no folder (or file) of."""
     requested = {} if own_test else {"test": test_size}
@@ -423,9 +436,10 @@ def requested_carves(val_size: int, test_size: int, *, own_val: bool, own_test: 
     return requested
 
 
-def check_carves(spec: str, *, val_size: int, test_size: int, exact_sizes: Collection[str] = ()) -> None:
-    """``load_dataset``'s carve check (``carve_sizes``) from the source's image count alone, no
-    image read: a planned grid whose every trial would be refused is refused when it is planned."""
+def check_without_loading(spec: str, *, val_size: int, test_size: int, exact_sizes: Collection[str] = ()) -> None:
+    """``load_dataset``'s checks of a source (its carves, a folder's classes) from file names and
+    counts alone, no image read: a planned grid whose every trial would be refused is refused
+    when it is planned."""
     source = describe_source(spec)
     if source == "synthetic":
         available, own_val, own_test = SYNTHETIC_IMAGES, False, False
@@ -433,7 +447,11 @@ def check_carves(spec: str, *, val_size: int, test_size: int, exact_sizes: Colle
         available, own_val, own_test = CIFAR_TRAIN_IMAGES, False, True
     else:
         root = Path(source)
-        available, own_val, own_test = len(_image_files(root / "train")[1]), (root / "val").is_dir(), (root / "test").is_dir()
+        classes, files = _image_files(root / "train")
+        own_val, own_test = (root / "val").is_dir(), (root / "test").is_dir()
+        held_out = {split: _image_files(root / split)[0] for split, own in (("val", own_val and val_size), ("test", own_test)) if own}
+        check_class_folders(root, classes, held_out)
+        available = len(files)
     carve_sizes(requested_carves(val_size, test_size, own_val=own_val, own_test=own_test), available, exact_sizes)
 
 
@@ -483,10 +501,12 @@ def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int,
             is_folder = True
             read = functools.partial(_list_folder if path == "stream" else load_folder_cached, rest_size=rest_size)
             train, classes = read(root / "train")
+            held_out: dict[str, list[str]] = {}
             if (root / "val").is_dir() and val_size:
-                val, _ = read(root / "val")
+                val, held_out["val"] = read(root / "val")
             if (root / "test").is_dir():
-                test, _ = read(root / "test")
+                test, held_out["test"] = read(root / "test")
+            check_class_folders(root, classes, held_out)
             name = root.name
     if not is_folder and path == "stream":
         raise DataError(f"data_path stream reads image files, and --data {source} is not an ImageFolder; valid for it: auto, memory")

@@ -34,7 +34,7 @@ import torch
 import zoo
 from search import spaces
 from search.config import TrialConfig, split_config
-from search.data import asked_carves, check_carves
+from search.data import asked_carves, check_without_loading
 from search.lease import Lease
 from search.plan import make_plan
 from search.plugins import import_plugins
@@ -117,7 +117,7 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
         raise ValueError(f"--plan needs a grid design; {space} is sampled here ({plan.sampler}: {plan.why}), which only a Ray search can do")
     settings.sampler = plan.sampler
     recipe = search_recipe(settings)
-    check_carves(settings.data, val_size=recipe.val_size, test_size=recipe.test_size, exact_sizes=asked_carves(settings.recipe))
+    check_without_loading(settings.data, val_size=recipe.val_size, test_size=recipe.test_size, exact_sizes=asked_carves(settings.recipe))
     on_gpu = bool(settings.gpus_per_trial)
     precision = resolve_search_precision(recipe.precision, on_gpu)
     root = Path.cwd()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from search import data
 from search.augment import Normalize, random_crop_flip
 from search.config import TrialConfig
-from search.data import DataError, check_carves, data_fingerprint, load_dataset
+from search.data import DataError, check_without_loading, data_fingerprint, load_dataset
 from search.train import train
 from tests.search.helpers import write_cifar10_copy, write_image_folder
 
@@ -55,21 +56,44 @@ def test_a_carve_size_asked_for_is_taken_as_asked_or_refused(tmp_path: Path) -> 
         load_dataset(str(tmp_path), data_seed=0, val_size=50, test_size=5000, exact_sizes={"val"})
 
 
-def test_carves_are_checked_from_image_counts_as_loading_checks_them(tmp_path: Path) -> None:
+def test_carves_and_classes_are_checked_from_file_names_as_loading_checks_them(tmp_path: Path) -> None:
     """A planned grid's carves are checked without reading an image: the same sizes pass and fail
     as when a trial loads the data."""
     write_image_folder(tmp_path, "train", per_class=40)  # 120 images
-    check_carves(str(tmp_path), val_size=30, test_size=5000, exact_sizes={"val"})
+    check_without_loading(str(tmp_path), val_size=30, test_size=5000, exact_sizes={"val"})
     with pytest.raises(DataError, match=r"^val_size 50 leaves fewer than half of the 120 training images"):
-        check_carves(str(tmp_path), val_size=50, test_size=5000, exact_sizes={"val"})
+        check_without_loading(str(tmp_path), val_size=50, test_size=5000, exact_sizes={"val"})
     write_image_folder(tmp_path, "test", per_class=5, seed=2)  # its own test split: only val is carved
-    check_carves(str(tmp_path), val_size=50, test_size=5000, exact_sizes={"val"})
+    check_without_loading(str(tmp_path), val_size=50, test_size=5000, exact_sizes={"val"})
     assert load_dataset(str(tmp_path), data_seed=0, val_size=50, test_size=5000, exact_sizes={"val"}).sizes() == {"train": 70, "val": 50, "test": 15}
-    check_carves("synthetic", val_size=1000, test_size=5000, exact_sizes={"val"})  # 4,000 images: 1,000 + 400
+    check_without_loading("synthetic", val_size=1000, test_size=5000, exact_sizes={"val"})  # 4,000 images: 1,000 + 400
     with pytest.raises(DataError, match=r"^test_size 2500 leaves fewer than half of the 4000"):
-        check_carves("synthetic", val_size=5000, test_size=2500, exact_sizes={"test"})
+        check_without_loading("synthetic", val_size=5000, test_size=2500, exact_sizes={"test"})
     with pytest.raises(DataError, match=r"^val_size 30000 leaves fewer than half of the 50000"):
-        check_carves("cifar10", val_size=30000, test_size=5000, exact_sizes={"val"})  # no download: CIFAR's size is known
+        check_without_loading("cifar10", val_size=30000, test_size=5000, exact_sizes={"val"})  # no download: CIFAR's size is known
+    write_image_folder(tmp_path, "val", per_class=5, classes=2)  # and its classes, from the folder names
+    with pytest.raises(DataError, match=r"/val lacks class2: its labels would be other classes' numbers"):
+        check_without_loading(str(tmp_path), val_size=5000, test_size=5000)
+    check_without_loading(str(tmp_path), val_size=0, test_size=5000)  # no validation split: val/ is not read
+
+
+@pytest.mark.parametrize(
+    ("layout", "dropped", "message"),
+    [
+        ({"train": 1}, None, r"/train holds 1 class folder\(s\) \(class0\); a classifier needs at least 2, or every run scores 100%$"),
+        # ImageFolder numbers each folder's classes by their sorted names: a val/ without class0
+        # was once read with its class1 images labelled 0, and the run trained and ranked on it.
+        ({"train": 3, "val": 3}, "val/class0", r"/val lacks class0: its labels would be other classes' numbers; valid: the same class folders as train/ \(3\)$"),
+        ({"train": 2, "test": 3}, None, r"/test has class2 that train/ lacks: its labels would be other classes' numbers; valid: the same class folders as train/ \(2\)$"),
+    ],
+)
+def test_folders_whose_classes_cannot_train_or_do_not_match_are_refused(tmp_path: Path, layout: dict[str, int], dropped: str | None, message: str) -> None:
+    for split, classes in layout.items():
+        write_image_folder(tmp_path, split, per_class=10, classes=classes)
+    if dropped:
+        shutil.rmtree(tmp_path / dropped)
+    with pytest.raises(DataError, match=message):
+        load_dataset(str(tmp_path), data_seed=0)
 
 
 def test_image_folder_with_val_and_test_folders(tmp_path: Path) -> None:
@@ -180,8 +204,6 @@ def test_an_empty_class_folder_is_refused_by_name(tmp_path: Path) -> None:
 
 
 def test_the_data_fingerprint_follows_the_files_not_the_folder(tmp_path: Path) -> None:
-    import shutil
-
     write_image_folder(tmp_path / "here", "train", per_class=5)
     shutil.copytree(tmp_path / "here", tmp_path / "elsewhere" / "copy")
     assert data_fingerprint(str(tmp_path / "here")) == data_fingerprint(str(tmp_path / "elsewhere" / "copy"))
