@@ -375,6 +375,12 @@ TRAINING_SETUP = ("data_name", "data_seed", "splits", "budget", "recipe")
 def finished_runs(runs: list[str]) -> dict[str, dict[str, Any]]:
     """Every run's summary by its folder as given, checked before any is probed: finished, with a
     validation split, and trained alike."""
+    seen: dict[str, str] = {}
+    for run in runs:  # a table keys its nets by folder name: a name twice would count one net twice
+        name = Path(run).name
+        if name in seen:
+            raise ValueError(f"--runs gives {seen[name]} and {run}, two runs named {name}; a probe table keys its nets by folder name, so each may be given once")
+        seen[name] = run
     summaries = [finished_run(Path(run)) for run in runs]
     for run, summary in zip(runs[1:], summaries[1:]):
         difference = setup_difference(summary, summaries[0])

@@ -245,6 +245,12 @@ def test_bad_responses_input_exits_2_and_writes_nothing(trained_pair: Path, tmp_
         assert main([probe, "--runs", f"{trained_pair / 'plain20'},{longer}", "--out", str(tmp_path / "r")]) == 2
         error = capsys.readouterr().err
         assert error.strip() == f"error: --runs {longer} was trained with recipe epochs {epochs + 1}, unlike {trained_pair / 'plain20'} ({epochs}); one probe table holds nets trained alike: probe each setup into its own --out"
+    # One net given twice (or two of one name) once gave the table its rows twice, and a claim two seeds.
+    copy = tmp_path / "copy" / "resnet20"
+    shutil.copytree(trained_pair / "resnet20", copy)
+    for twice in (f"{trained_pair / 'resnet20'},{trained_pair / 'resnet20'}/", f"{trained_pair / 'resnet20'},{copy}"):
+        assert main(["responses", "--runs", twice, "--out", str(tmp_path / "r")]) == 2
+        assert "two runs named resnet20; a probe table keys its nets by folder name, so each may be given once" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
