@@ -319,9 +319,15 @@ def act(args: argparse.Namespace, root: Path, items: tuple[Item | ProbeItem, ...
         print(f"next: {upcoming.name}" if upcoming else "the campaign is complete")
         return 0
     if args.action == "publish":
+        if not root.is_dir():  # a bundle unpacked elsewhere: saying nothing would look like success
+            print(f"error: --root {root}: no campaign there; a bundle unpacked at the repository root puts it in {DRY_RUN_ROOT if args.dry_run else DEFAULT_ROOT}", file=sys.stderr)
+            return 2
         # A dry run's tiny tables never reach the committed leaderboards.
-        for path in publish(root, items, root / "leaderboards" if args.dry_run else LEADERBOARDS):
+        written = publish(root, items, root / "leaderboards" if args.dry_run else LEADERBOARDS)
+        for path in written:
             print(path)
+        if not written:
+            print(f"nothing to publish: no item under {root} has been collected yet", file=sys.stderr)
         return 0
     device = "cpu" if args.dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():

@@ -48,6 +48,10 @@ def test_the_runner_takes_the_next_missing_item_from_the_given_state(tmp_path: P
     written = publish(root, DRY_RUN_ITEMS, into=tmp_path / "leaderboards")
     assert {p.relative_to(tmp_path / "leaderboards").as_posix() for p in written} >= {f"{first.name}-gpu/results.csv", f"{first.name}-gpu/search.json", f"{first.name}-gpu/curves.csv"}
     assert sorted(path.name for path in (tmp_path / "leaderboards").iterdir()) == [f"{first.name}-gpu"]  # the second: planned, never collected
+    # A root that holds no campaign (a bundle unpacked elsewhere) is named, not published silently.
+    assert main(["publish", "--root", str(tmp_path / "elsewhere")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --root {tmp_path / 'elsewhere'}: no campaign there; a bundle unpacked at the repository root puts it in experiments/campaign")
+    assert not (tmp_path / "elsewhere").exists()
     # A dry run's publish stays in its own root: its tiny tables never reach the repository's pages.
     assert main(["publish", "--dry-run", "--root", str(root)]) == 0
     assert {Path(line).relative_to(root / "leaderboards").as_posix() for line in capsys.readouterr().out.split()} == {p.relative_to(tmp_path / "leaderboards").as_posix() for p in written}
