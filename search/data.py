@@ -94,6 +94,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "resbench"
 
 
+def cifar_layout(folder: Path) -> str | None:
+    """The CIFAR set a folder holds in torchvision's layout (cifar-10-batches-py/, ...), if any."""
+    return next((name for name, (_, layout) in CIFAR_SOURCES.items() if (folder / layout).is_dir()), None)
+
+
 def describe_source(spec: str) -> str:
     """Validate ``--data`` without loading anything (bad input fails before any output exists)."""
     if spec in CIFAR_SOURCES or spec == "synthetic":
@@ -101,9 +106,8 @@ def describe_source(spec: str) -> str:
     path = Path(spec).expanduser()
     if not path.is_dir():
         raise DataError(f"--data {spec!r} is neither a data set name ({', '.join(SOURCES[:3])}) nor an existing folder")
-    for _, folder in CIFAR_SOURCES.values():
-        if (path / folder).is_dir():
-            return str(path.resolve())
+    if cifar_layout(path):
+        return str(path.resolve())
     if not (path / "train").is_dir():
         raise DataError(
             f"--data {spec!r} has no train/ folder and no CIFAR layout (cifar-10-batches-py/, cifar-100-python/)"
@@ -398,7 +402,7 @@ def choose_data_path(requested: str, spec: str, rest_size: int, memory_share: fl
     whose decoded images (3 x rest_size^2 bytes each) would pass ``in_memory_limit_bytes``."""
     source = describe_source(spec)
     path = Path(source)
-    is_image_folder = path.is_dir() and not any((path / folder).is_dir() for _, folder in CIFAR_SOURCES.values())
+    is_image_folder = path.is_dir() and not cifar_layout(path)
     if not is_image_folder:
         if requested == "stream":
             raise DataError(f"data_path stream reads image files, and --data {spec} is not an ImageFolder (train/CLASS/IMAGE); valid for it: auto, memory")
@@ -424,8 +428,8 @@ def check_class_folders(root: Path, classes: list[str], held_out: Mapping[str, l
     for split, split_classes in held_out.items():
         if split_classes != classes:
             missing, extra = sorted(set(classes) - set(split_classes)), sorted(set(split_classes) - set(classes))
-            named = "; ".join(part for part in (f"lacks {', '.join(missing[:5])}" if missing else "", f"has {', '.join(extra[:5])} that train/ lacks" if extra else "") if part)
-            raise DataError(f"{root / split} {named}: its labels would be other classes' numbers; valid: the same class folders as train/ ({len(classes)})")
+            differences = ([f"lacks {', '.join(missing[:5])}"] if missing else []) + ([f"has {', '.join(extra[:5])} that train/ lacks"] if extra else [])
+            raise DataError(f"{root / split} {'; '.join(differences)}: its labels would be other classes' numbers; valid: the same class folders as train/ ({len(classes)})")
 
 
 def requested_carves(val_size: int, test_size: int, *, own_val: bool, own_test: bool) -> dict[str, int]:
@@ -443,7 +447,7 @@ def check_without_loading(spec: str, *, val_size: int, test_size: int, exact_siz
     source = describe_source(spec)
     if source == "synthetic":
         available, own_val, own_test = SYNTHETIC_IMAGES, False, False
-    elif source in CIFAR_SOURCES or any((Path(source) / folder).is_dir() for _, folder in CIFAR_SOURCES.values()):
+    elif source in CIFAR_SOURCES or cifar_layout(Path(source)):
         available, own_val, own_test = CIFAR_TRAIN_IMAGES, False, True
     else:
         root = Path(source)
@@ -493,10 +497,10 @@ def _load_dataset(source: str, *, data_seed: int, val_size: int, test_size: int,
         name = source
     else:
         root = Path(source)
-        cifar = [n for n, (_, folder) in CIFAR_SOURCES.items() if (root / folder).is_dir()]
+        cifar = cifar_layout(root)
         if cifar:
-            train, test, classes = _read_cifar_folder(cifar[0], root / CIFAR_SOURCES[cifar[0]][1])
-            name = f"{cifar[0]} ({root})"
+            train, test, classes = _read_cifar_folder(cifar, root / CIFAR_SOURCES[cifar][1])
+            name = f"{cifar} ({root})"
         else:
             is_folder = True
             read = functools.partial(_list_folder if path == "stream" else load_folder_cached, rest_size=rest_size)

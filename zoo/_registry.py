@@ -66,14 +66,18 @@ COUNT_OPTIONS = ("depth", "num_classes", "in_chans", "width_multiplier", "base_w
 SWITCH_OPTIONS = ("zero_init_residual", "batch_norm")
 
 
+def is_whole(value: object) -> bool:
+    """An integer of any integer type (numpy's too), and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_option_types(overrides: dict[str, Any]) -> None:
     """Refuse a count that is not a whole number (``expansion`` may also be None: the block's own)
     and a switch that is not a bool; ``widths`` is a sequence of whole numbers."""
     for key, value in overrides.items():
-        whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        if key in COUNT_OPTIONS and not (whole or (key == "expansion" and value is None)):
+        if key in COUNT_OPTIONS and not (is_whole(value) or (key == "expansion" and value is None)):
             raise ValueError(f"{key} must be a whole number, got {value!r}")
-        if key == "widths" and value is not None and not (isinstance(value, (list, tuple)) and all(isinstance(w, numbers.Integral) and not isinstance(w, bool) for w in value)):
+        if key == "widths" and value is not None and not (isinstance(value, (list, tuple)) and all(is_whole(w) for w in value)):
             raise ValueError(f"widths must be a sequence of whole numbers (channels per stage), got {value!r}")
         if key in SWITCH_OPTIONS and not isinstance(value, bool):
             raise ValueError(f"{key} must be True or False, got {value!r}")
@@ -104,7 +108,7 @@ def register_block(name: str, cls: type[nn.Module]) -> type[nn.Module]:
     # Checked here, not when a network is first built from the block (a ZeroDivisionError then).
     for attribute in ("expansion", "layers_per_block"):
         value = getattr(cls, attribute, 1)
-        if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+        if not (is_whole(value) and value >= 1):
             raise ValueError(f"block {name!r}: class attribute {attribute} must be a whole number of at least 1, got {value!r}")
     if not hasattr(cls, "after_addition") and not hasattr(cls, "post_activation"):
         raise ValueError(f"block {name!r} must define the class attribute 'after_addition' ({', '.join(AFTER_ADDITIONS)})")
