@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 import zoo
-from leaderboards.schema import COLUMNS, CONFIG_PREFIX, CURVES_FILE, INTEGER_COLUMNS, read_table
+from leaderboards.schema import COLUMNS, CONFIG_PREFIX, CURVE_COLUMNS, CURVES_FILE, INTEGER_COLUMNS, read_table
 from search.config import RESERVED_KEYS, split_config
 
 # What a trial may report. "failed" is also Ray's, for a trial that raised past its retries; a
@@ -144,7 +144,8 @@ def write_curves(out: Path, trial_ids: list[str]) -> Path:
     """``out/curves.csv``: the ``metrics.csv`` of each trial under ``out/trials/`` (the epochs it
     trained, a stopped or diverged one's too), with its trial id, in trial order."""
     tables = [curve for trial_id in sorted(trial_ids) if (curve := trial_curve(out / "trials" / trial_id / "metrics.csv", trial_id)) is not None]
-    curves = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["trial_id", "epoch"])
+    # Before any trial has finished an epoch the table is a header, with the columns a page reads.
+    curves = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(CURVE_COLUMNS))
     curves = curves[["trial_id", *[c for c in curves.columns if c != "trial_id"]]]
     return zoo.write_atomically(out / CURVES_FILE, curves.to_csv(index=False))
 

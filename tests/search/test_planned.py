@@ -75,6 +75,18 @@ def test_collect_needs_neither_ray_nor_optuna_and_lists_what_has_not_finished(tm
     assert [(t.state, t.user_attrs["planned_trial_id"]) for t in study.trials] == [(optuna.trial.TrialState.COMPLETE, "trial_0000")]
 
 
+def test_collect_before_any_trial_has_started_lists_them_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No trial has a metrics.csv yet: curves.csv once had only trial_id and epoch, and the page
+    then refused it for lacking the columns its plot reads."""
+    experiment = plan(tmp_path / "planned", "--trials", "1", "--no-baselines")
+    capsys.readouterr()
+    assert main(["--collect", str(experiment.out)]) == 75  # not all finished: run again to continue
+    err = capsys.readouterr().err
+    assert err.strip() == "1 trial(s) not finished: run the same command again to continue them"
+    assert list(read_table(experiment.out / "results.csv")["reason"]) == ["not started"]
+    assert "not started" in (experiment.out / "shortcuts.md").read_text()
+
+
 def test_a_trial_whose_summary_cannot_be_read_is_listed_with_what_to_do(tmp_path: Path) -> None:
     """Its command refuses to run until the torn summary is deleted; collect once said "run its
     command again to resume", which only repeated the refusal."""
