@@ -145,6 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What --run-planned and --collect take besides the experiment: its search.json fixes the rest.
+PLANNED_OPTIONS = {"--run-planned": ("--jobs", "--gpus", "--time-budget"), "--collect": ()}
+RUNNER_OPTIONS = ("--jobs", "--gpus")
+
+
+def check_options_apply(args: argparse.Namespace, given: list[str]) -> None:
+    """An option the chosen mode would ignore is refused, not dropped without a word: ``--collect
+    EXP --out ELSEWHERE`` or a Ray search given ``--jobs 4`` would otherwise run as if it were
+    not there."""
+    mode = "--run-planned" if args.run_planned else "--collect" if args.collect else None
+    if mode is None:
+        if stray := [option for option in given if option in RUNNER_OPTIONS]:
+            raise ValueError(f"{stray[0]} applies only to --run-planned (--plan writes the commands, --run-planned EXPERIMENT --jobs N runs them); a Ray search packs its trials by --cpus-per-trial and --gpus-per-trial")
+        return
+    valid = PLANNED_OPTIONS[mode]
+    if stray := [option for option in given if option != mode and option not in valid]:
+        besides = f"only {', '.join(valid)}" if valid else "no other option"
+        raise ValueError(f"{stray[0]} does not apply to {mode}, which takes {besides}: the experiment's search.json fixes its settings")
+
+
 def run_or_collect_planned(args: argparse.Namespace) -> int:
     """--run-planned and --collect: no Ray, no Optuna needed."""
     from leaderboards import write_page
@@ -210,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     try:
+        check_options_apply(args, parser.options_given(argv))
         if args.collect or args.run_planned:
             return run_or_collect_planned(args)
         plugins = args.plugins

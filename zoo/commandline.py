@@ -64,6 +64,17 @@ class OneLineParser(argparse.ArgumentParser):
                 defaults[action.dest] = option_text(value)
         self.set_defaults(**defaults)
 
+    def options_given(self, argv: list[str]) -> list[str]:
+        """The options ``argv`` itself gives (each by its first name), not those left at their
+        defaults, in the parser's order: what a mode that ignores an option checks for."""
+        unset = object()
+        # argparse fills in a default only where the namespace lacks the attribute, so whatever
+        # still holds the marker after parsing was not on the command line.
+        namespace = argparse.Namespace(**{action.dest: unset for action in self._actions if action.option_strings})
+        parsed = self.parse_args(argv, namespace)
+        given = {action.dest: action.option_strings[0] for action in self._actions if action.option_strings and getattr(parsed, action.dest) is not unset}
+        return list(given.values())
+
     def _option_strings(self) -> list[str]:
         """This parser's options and its subcommands' (whose leftovers this parser reports)."""
         options = []

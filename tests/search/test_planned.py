@@ -98,6 +98,30 @@ def test_a_trial_whose_summary_cannot_be_read_is_listed_with_what_to_do(tmp_path
 
 
 @pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--collect", "/no/such/experiment"], "/no/such/experiment holds no planned experiment (no plan.json)"),
+        (["--collect", "{exp}", "--budget", "paper"], "--budget does not apply to --collect, which takes no other option: the experiment's search.json fixes its settings"),
+        (["--collect", "{exp}", "--out", "{exp}-elsewhere"], "--out does not apply to --collect"),
+        (["--run-planned", "{exp}", "--jobs", "2", "--space", "depth"], "--space does not apply to --run-planned, which takes only --jobs, --gpus, --time-budget"),
+        (["--run-planned", "{exp}", "--collect", "{exp}"], "--collect does not apply to --run-planned"),
+        (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--jobs", "4"], "--jobs applies only to --run-planned (--plan writes the commands, --run-planned EXPERIMENT --jobs N runs them); a Ray search packs its trials by --cpus-per-trial and --gpus-per-trial"),
+        (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--plan", "--gpus", "0"], "--gpus applies only to --run-planned"),
+    ],
+)
+def test_an_option_the_mode_would_ignore_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    """Each was once dropped without a word: a collect given --out wrote in the experiment, a
+    Ray search given --jobs 4 ran as if it were not there."""
+    experiment = plan(tmp_path / "planned", "--trials", "1", "--no-baselines")
+    before = sorted((path, path.stat().st_mtime_ns) for path in tmp_path.rglob("*"))
+    capsys.readouterr()
+    assert main([arg.format(exp=experiment.out) for arg in args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert sorted((path, path.stat().st_mtime_ns) for path in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
     ("flags", "message"),
     [
         (["--gpus", "x"], "--gpus x: not an index of this machine's GPUs; valid: "),
