@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -70,13 +71,14 @@ from leaderboards import markdown_table, write_page  # noqa: E402
 from search.campaign import CAMPAIGN, DEFAULT_ROOT  # noqa: E402
 from search.compilation import seconds_compiling  # noqa: E402
 from search.config import TrialConfig  # noqa: E402
-from search.data import Dataset, FileSplit, load_dataset  # noqa: E402
+from search.data import DataError, Dataset, FileSplit, load_dataset  # noqa: E402
 from search.measure import synchronize  # noqa: E402
 from search.planned import Rebundler, collect, place_in_repository, plan_unless_planned, run_planned  # noqa: E402
 from search.provenance import autocast, record  # noqa: E402
 from search.stream import DECODE_PLACES  # noqa: E402
 from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run, available_cpus  # noqa: E402
+from zoo.commandline import OneLineParser  # noqa: E402
 from zoo.files import check_writable_folder  # noqa: E402
 
 STEPS = ("throughput", "packing", "decode", "resume", "grid")
@@ -455,7 +457,7 @@ def markdown(frame: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="folder for the check's tables (required)")
     parser.add_argument("--data", default=".data/cifar10-jpeg", help="the CIFAR-10 folder (ImageFolder train/ or cifar-10-batches-py/)")
     parser.add_argument("--experiment", help=f"the grid's planned experiment, continued when it holds the same grid (default {GPU_EXPERIMENT}: the GPU campaign's first item, see search.campaign; a dry run's default is OUT-grid beside OUT, so its tiny trials never sit where a GPU run would continue them)")
@@ -470,31 +472,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.out:
         parser.error("--out is required")
+    steps = [s for s in args.steps.split(",") if s]
+    scale, data = (DRY_RUN, "synthetic") if args.dry_run else (GPU, args.data)
+    clock = Clock(args.minutes)
+    started = time.monotonic()
+    # Every input is checked before anything is written: a bad one costs a line, not device minutes.
     try:
         for option, folder in (("--out", args.out), ("--bundle", args.bundle)):
             if folder:
                 check_writable_folder(folder, option)
-    except ValueError as error:
+        if unknown := [s for s in steps if s not in STEPS]:
+            raise ValueError(f"unknown step {unknown[0]!r}; valid: {', '.join(STEPS)}")
+        if not (math.isfinite(args.minutes) and args.minutes > 0):
+            raise ValueError(f"--minutes must be a positive number, got {args.minutes}")
+        if scale.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("no CUDA device here; the check is for a GPU machine (--dry-run runs it on the CPU)")
+        dataset = load_dataset(data, data_seed=0)  # decoded once here; every later process reads the cache
+    except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    steps = [s for s in args.steps.split(",") if s]
-    unknown = [s for s in steps if s not in STEPS]
-    if unknown:
-        print(f"error: unknown step {unknown[0]!r}; valid: {', '.join(STEPS)}", file=sys.stderr)
-        return 2
-    scale, data = (DRY_RUN, "synthetic") if args.dry_run else (GPU, args.data)
-    if scale.device == "cuda" and not torch.cuda.is_available():
-        print("error: no CUDA device here; the check is for a GPU machine (--dry-run runs it on the CPU)", file=sys.stderr)
-        return 2
-    clock = Clock(args.minutes)
     out = Path(args.out).resolve()
     experiment = Path(args.experiment).resolve() if args.experiment else out.with_name(f"{out.name}-grid") if args.dry_run else Path(GPU_EXPERIMENT).resolve()
     out.mkdir(parents=True, exist_ok=True)
     environment = {**record(torch.device(scale.device)), "cpu_cores": os.cpu_count(), "cuda": torch.version.cuda, "shared_memory_gib": shared_memory_gib(), "dry_run": args.dry_run, "steps": steps}
     zoo.write_atomically(out / "environment.json", json.dumps(environment, indent=2) + "\n")
     say(f"gpu check on {environment['hardware']} (torch {torch.__version__}, {environment['shared_memory_gib']} GiB in /dev/shm), steps: {', '.join(steps)}, {args.minutes} min")
-    started = time.monotonic()
-    dataset = load_dataset(data, data_seed=0)  # decoded once here; every later process reads the cache
     say(f"  data {dataset.name}: {dataset.sizes()} ready in {time.monotonic() - started:.0f} s")
     sections = [f"# GPU check: {environment['hardware']}\n", f"torch {torch.__version__}, CUDA {environment['cuda']}, {environment['recorded_at']}, commit {environment['git_commit']}\n"]
     failed = []

@@ -92,10 +92,21 @@ def test_a_failed_compile_keeps_the_eager_rows_and_their_ratios(tmp_path: Path) 
     assert throughput["vs_bare_loop"].iloc[0] == 1.0 and (throughput["vs_bare_loop"] > 0).all()
 
 
-def test_an_unknown_step_is_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert gpu_check.main(["--out", str(tmp_path / "out"), "--steps", "throughput,nope", "--dry-run"]) == 2
-    error = capsys.readouterr().err
-    assert error == f"error: unknown step 'nope'; valid: {', '.join(gpu_check.STEPS)}\n"
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--steps", "throughput,nope"], f"error: unknown step 'nope'; valid: {', '.join(gpu_check.STEPS)}"),
+        (["--minutes", "-1"], "error: --minutes must be a positive number, got -1.0"),  # once: a run that measured nothing
+        (["--minutes", "nan"], "error: --minutes must be a positive number, got nan"),
+        (["--minutes", "soon"], "error: argument --minutes: invalid float value: 'soon'"),
+        (["--minuets", "5"], "error: unrecognized arguments: --minuets 5 (did you mean --minutes?)"),  # once argparse's usage block
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(gpu_check.main(["--out", str(tmp_path / "out"), "--dry-run", *flags]))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == message + "\n"
     assert not any(tmp_path.iterdir())
 
 
