@@ -22,7 +22,6 @@ Run it on an otherwise idle machine; it prints the ratios the README reports.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -40,6 +39,7 @@ from search.data import FileSplit
 from search.measure import synchronize, tree_memory_bytes
 from search.provenance import hardware_name
 from search.stream import EpochBatches, TrainingFiles, loader, on_device
+from zoo.commandline import OneLineParser
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -141,7 +141,7 @@ def decode_rates(files: list[str], workers: int, batch: int, on_gpu: bool) -> tu
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)

@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search.data import _decode_folder, decode_workers  # noqa: E402
 from search.provenance import hardware_name  # noqa: E402
+from zoo.commandline import OneLineParser  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="an ImageFolder root (its train/ is decoded)")
     parser.add_argument("--rest-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)

@@ -51,7 +51,9 @@ def onednn_isa(env: dict[str, str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from zoo.commandline import OneLineParser  # here, not at the top: the parent process stays free of torch
+
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--seed", type=int, default=0)

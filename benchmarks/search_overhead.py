@@ -20,10 +20,11 @@ from search.cluster import connect
 from search.config import TrialConfig
 from search.run import run_search
 from search.train import train
+from zoo.commandline import OneLineParser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="synthetic")
     parser.add_argument("--images", type=int, default=3000, help="training images per trial (one epoch)")
     args = parser.parse_args()

@@ -20,7 +20,6 @@ Exit status 0 when every check holds, 1 otherwise. On a 2-core CPU a 20-kill soa
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import signal
@@ -101,7 +100,9 @@ def check(out: Path, trials: int) -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from zoo.commandline import OneLineParser  # here, not at the top: the parent process stays free of torch
+
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0, help="the kill times")

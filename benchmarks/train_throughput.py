@@ -22,6 +22,7 @@ from search.config import TrialConfig
 from search.data import load_dataset
 from search.provenance import resolve_precision
 from search.train import train
+from zoo.commandline import OneLineParser
 
 
 def timed_training(model_name: str, batches: object, precision: str, seconds: float) -> float:
@@ -88,7 +89,7 @@ def harness_loop(data: str, model_name: str, batch: int, seconds: float, threads
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="an ImageFolder root with train/ (the DataLoader contender reads its files)")
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--batch", type=int, default=256)

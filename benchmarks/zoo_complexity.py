@@ -8,10 +8,12 @@ from __future__ import annotations
 import time
 
 import zoo
+from zoo.commandline import OneLineParser
 from zoo.complexity import _complexity_by_name
 
 
 def main() -> None:
+    OneLineParser(description=__doc__.splitlines()[0]).parse_args()  # no options: --help, and a stray one refused
     names = zoo.list_models()
     _complexity_by_name.cache_clear()
     costs = {}
