@@ -24,6 +24,7 @@ Needs neither Ray nor Optuna (a bare PyTorch image has neither).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -288,6 +289,9 @@ def publish(root: Path, items: tuple[Item | ProbeItem, ...] = CAMPAIGN, into: Pa
     return written
 
 
+RUN_OPTIONS = ("--data", "--minutes", "--jobs", "--bundle")  # what only `run` reads: refused beside status and publish
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m search.campaign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("status", "run", "publish"))
@@ -301,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root or (DRY_RUN_ROOT if args.dry_run else DEFAULT_ROOT)).resolve()
     items = DRY_RUN_ITEMS if args.dry_run else CAMPAIGN
     try:
+        if args.action != "run" and (stray := [option for option in parser.options_given(argv) if option in RUN_OPTIONS]):
+            raise ValueError(f"{stray[0]} applies only to run; {args.action} takes --root and --dry-run")
+        if not (math.isfinite(args.minutes) and args.minutes > 0):
+            raise ValueError(f"--minutes must be a positive number, got {args.minutes}")
+        if args.jobs is not None and args.jobs < 1:
+            raise ValueError(f"--jobs must be 1 or more, got {args.jobs}")
         if args.action == "run":
             check_writable_folder(root, "--root")
             if args.bundle:
@@ -332,9 +342,6 @@ def act(args: argparse.Namespace, root: Path, items: tuple[Item | ProbeItem, ...
     device = "cpu" if args.dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         print("error: no CUDA device here; the campaign runs on a GPU machine (--dry-run runs it on the CPU)", file=sys.stderr)
-        return 2
-    if args.minutes <= 0 or (args.jobs is not None and args.jobs < 1):
-        print(f"error: --minutes must be positive and --jobs at least 1, got {args.minutes} and {args.jobs}", file=sys.stderr)
         return 2
     data = "synthetic" if args.dry_run else args.data
     jobs = args.jobs or (1 if args.dry_run else DEFAULT_GPU_JOBS)

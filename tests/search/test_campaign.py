@@ -73,12 +73,22 @@ def test_the_runner_takes_the_next_missing_item_from_the_given_state(tmp_path: P
     assert sorted(path.name for path in (tmp_path / "pages").iterdir()) == ["responses-gpu-by-layer.png", "responses-gpu.md"]
 
 
-def test_run_without_a_gpu_or_with_bad_numbers_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--root", str(tmp_path / "c")]) == 2
-    assert "no CUDA device here" in capsys.readouterr().err
-    assert main(["run", "--dry-run", "--minutes", "0", "--root", str(tmp_path / "c")]) == 2
-    assert "--minutes must be positive" in capsys.readouterr().err
-    assert not (tmp_path / "c").exists()
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run"], "no CUDA device here; the campaign runs on a GPU machine (--dry-run runs it on the CPU)"),
+        (["run", "--dry-run", "--minutes", "0"], "--minutes must be a positive number, got 0.0"),
+        (["run", "--dry-run", "--minutes", "nan"], "--minutes must be a positive number, got nan"),  # once: a run with no end
+        (["run", "--dry-run", "--jobs", "0"], "--jobs must be 1 or more, got 0"),
+        # Once ignored without a word: `status --minutes 3` looked like it had been heard.
+        (["status", "--minutes", "3"], "--minutes applies only to run; status takes --root and --dry-run"),
+        (["publish", "--dry-run", "--bundle", "back"], "--bundle applies only to run; publish takes --root and --dry-run"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    assert main([*args, "--root", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_run_brings_back_its_campaign_as_a_bundle_unpacked_where_status_looks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
