@@ -81,8 +81,9 @@ class Recipe:
             raise ValueError(f"recipe field image_size {self.image_size} is larger than the stored image ({self.eval_resize} px, eval_resize) that augment {self.augment} crops from; raise eval_resize or use random_resized_crop")
         if not all(0 < m < 1 for m in self.milestones):
             raise ValueError(f"milestones are fractions of training in (0, 1), got {self.milestones}")
-        if self.label_smoothing >= 1 or self.warmup_fraction >= 1 or self.momentum >= 1:
-            raise ValueError(f"label_smoothing, warmup_fraction and momentum must be below 1, got {self.label_smoothing}, {self.warmup_fraction}, {self.momentum}")
+        for name in ("label_smoothing", "warmup_fraction", "momentum"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"recipe field {name} must be below 1, got {getattr(self, name)}")
         if 0 < self.train_subset < self.batch_size:
             raise ValueError(f"recipe field train_subset {self.train_subset} is smaller than batch_size {self.batch_size}: not one full batch to train on")
 

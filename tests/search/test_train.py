@@ -269,7 +269,8 @@ def test_a_finished_run_answers_its_own_command_and_refuses_another(tmp_path: Pa
         (["--model", "resnet20", "--momentum", "inf"], "recipe field momentum must be a finite number, got inf"),
         (["--model", "resnet20", "--weight-decay", "-inf"], "recipe field weight_decay must be a finite number"),
         (["--model", "resnet20", "--label-smoothing", "nan"], "recipe field label_smoothing must be a finite number"),
-        (["--model", "resnet20", "--momentum", "1.5"], "momentum must be below 1"),
+        (["--model", "resnet20", "--momentum", "1.5"], "error: recipe field momentum must be below 1, got 1.5"),
+        (["--model", "resnet20", "--label-smoothing", "1"], "error: recipe field label_smoothing must be below 1, got 1.0"),  # once named all three
         (["--model", "resnet20", "--train-subset", "10"], "train_subset 10 is smaller than batch_size 64"),
         (["--model", "resnet20", "--depth", "100004"], "to train at batch 64, over this run's share of the cpu memory"),
     ],
