@@ -459,8 +459,10 @@ def main(argv: list[str] | None = None) -> int:
             names = args.models
             for name in names:
                 check_resnet(name)
-            if args.batches < 3 or (args.batch_size is not None and args.batch_size < 2):
-                raise ValueError(f"--batches must be at least 3 (verdicts pair batches) and --batch-size at least 2, got {args.batches}, {args.batch_size}")
+            if args.batches < 3:
+                raise ValueError(f"--batches must be at least 3 (verdicts pair batches), got {args.batches}")
+            if args.batch_size is not None and args.batch_size < 2:
+                raise ValueError(f"--batch-size must be at least 2, got {args.batch_size}")
             dataset = load_dataset(args.data, data_seed=args.data_seed)
             # The default fits any source: 8 batches of 64 need 512 validation images, which a
             # small set (synthetic: 400) does not hold. At least 2 images a batch: more batches
@@ -470,10 +472,9 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed, "data_seed": args.data_seed, "batch_size": batch_size}
             recorded = {**probed_by(command, started_at, device), **extra}
         else:
-            if args.probe == "responses" and args.images < 1:
-                raise ValueError(f"--images must be positive, got {args.images}")
-            if args.probe == "lesion" and (args.draws < 1 or (args.images is not None and args.images < 1)):
-                raise ValueError(f"--draws and --images must be positive, got {args.draws} and {args.images}")
+            for flag in ("images", "draws"):
+                if (value := getattr(args, flag, None)) is not None and value < 1:
+                    raise ValueError(f"--{flag} must be positive, got {value}")
             runs = finished_runs(args.runs)
             val_size = next(iter(runs.values()))["splits"]["val"]
             # How each net is measured, as probe.json records it: an addition to a table must

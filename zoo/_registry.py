@@ -88,11 +88,12 @@ def natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def unknown_name_error(what: str, name: object, choices: list[str]) -> ValueError:
-    """One-line error naming the bad value, the near matches and (when short) all choices."""
+def unknown_name_error(what: str, name: object, choices: list[str], listed_by: str | None = None) -> ValueError:
+    """One-line error naming the bad value, the near matches and all choices, or, when they are
+    too many for one line, how many there are and ``listed_by``: where to see them."""
     near = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(near)}?" if near else ""
-    listing = f" Valid: {', '.join(choices)}." if len(choices) <= 40 else f" ({len(choices)} known)."
+    listing = f" Valid: {', '.join(choices)}." if len(choices) <= 40 else f" ({len(choices)} known{f'; {listed_by} lists them' if listed_by else ''})."
     return ValueError(f"unknown {what} {name!r}{hint}{listing}")
 
 
@@ -151,7 +152,7 @@ def get_model_entry(name: str) -> ModelEntry:
             raise ValueError(f"model {name!r} needs timm: pip install timm") from None
         return timm_model_entry(name.removeprefix(TIMM_PREFIX))
     if name not in _MODELS:
-        raise unknown_name_error("model", name, list_models())
+        raise unknown_name_error("model", name, list_models(), "python -m zoo list")
     return _MODELS[name]
 
 

@@ -75,7 +75,7 @@ def timm_model_entry(architecture: str) -> ModelEntry:
     """The zoo entry of timm's ``architecture``: built by ``timm.create_model`` with no pretrained
     weights; options ``num_classes`` and ``in_chans``; its card's size is timm's default input."""
     if architecture.startswith(PREFIX) or not timm.is_model(architecture):  # resbench_*: use the zoo's own name
-        raise unknown_name_error("timm model", architecture, [name for name in timm.list_models() if not name.startswith(PREFIX)])
+        raise unknown_name_error("timm model", architecture, [name for name in timm.list_models() if not name.startswith(PREFIX)], "timm.list_models()")
 
     def build(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
         return timm.create_model(architecture, pretrained=False, num_classes=num_classes, in_chans=in_chans)

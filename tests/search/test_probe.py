@@ -126,7 +126,13 @@ def test_bad_probe_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["gradients", "--models", "resnet21", "--data", "synthetic", "--out", str(tmp_path / "g")]) == 2
     assert "unknown model 'resnet21'" in capsys.readouterr().err
     assert main(["lesion", "--runs", str(tmp_path), "--images", "0", "--out", str(tmp_path / "l")]) == 2
-    assert "--draws and --images must be positive" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: --images must be positive, got 0\n"  # by name: once "--draws and --images ..., got 5 and 0"
+    assert main(["lesion", "--runs", str(tmp_path), "--draws", "0", "--out", str(tmp_path / "l")]) == 2
+    assert capsys.readouterr().err == "error: --draws must be positive, got 0\n"
+    assert main(["gradients", "--models", "resnet20", "--data", "synthetic", "--batch-size", "1", "--out", str(tmp_path / "g")]) == 2
+    assert capsys.readouterr().err == "error: --batch-size must be at least 2, got 1\n"
+    assert main(["gradients", "--models", "resnet20", "--data", "synthetic", "--batches", "2", "--out", str(tmp_path / "g")]) == 2
+    assert capsys.readouterr().err == "error: --batches must be at least 3 (verdicts pair batches), got 2\n"
     assert main(["lesion", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "l")]) == 2  # the older spelling still parses
     assert "not a finished search.train run" in capsys.readouterr().err
     assert main(["gradients", "--models", "resnet20", "--data", "synthetic", "--batches", "100000", "--out", str(tmp_path / "g")]) == 2  # once empty batches, for hours
