@@ -46,8 +46,9 @@ def bottleneck_geometry(channels: int, stride: int, base_width: int, groups: int
     The inner width is ResNeXt / Wide-ResNet's: ``channels`` at base_width 64 and one group. The
     paper strides the first 1x1; torchvision's "v1.5" strides the 3x3.
     """
-    if base_width < 1 or groups < 1:
-        raise ValueError(f"base_width and groups must be positive, got {base_width} and {groups}")
+    for name, value in (("base_width", base_width), ("groups", groups)):
+        if value < 1:
+            raise ValueError(f"{name} must be positive, got {value}")
     if stride_on not in STRIDE_PLACEMENTS:
         raise ValueError(f"unknown stride_on {stride_on!r}; valid: {', '.join(STRIDE_PLACEMENTS)}")
     width = int(channels * (base_width / 64.0)) * groups

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo._registry import check_option_types, get_block, get_model_entry
+from zoo.blocks import bottleneck_geometry
 from zoo.resnet import INPUT_SIZES, STAGE_WIDTHS, ResNet, check_sizes, stage_depths
 
 FLOAT_BYTES = 4
@@ -59,7 +60,8 @@ def estimate(name: str, input_size: int | None = None, **overrides: Any) -> Size
     for stage, (cls, count, width) in enumerate(zip(classes, counts, widths)):
         expansion = cls.expansion if config.get("expansion") is None else int(config["expansion"])
         out = width * expansion
-        inner = int(width * config.get("base_width", 64) / 64) * int(config.get("groups", 1)) if layers == 3 else width
+        # The bottleneck's own geometry, which refuses a base_width or groups below 1 as the build does.
+        inner = bottleneck_geometry(width, 1, config.get("base_width", 64), config.get("groups", 1), config.get("stride_on", "1x1"))[0] if layers == 3 else width
         area = max(1, side >> stage) ** 2
         for unit in range(count):
             if layers == 3:

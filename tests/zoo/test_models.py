@@ -101,6 +101,8 @@ def test_a_crafted_weights_file_is_refused_before_anything_is_built(tmp_path) ->
     [
         ("resnet20", {"width_multiplier": 0}, r"widths and width_multiplier must be positive, got \(16, 32, 64\) x 0"),
         ("resnet20", {"in_chans": 0}, "in_chans must be positive, got 0"),
+        ("resnet50", {"groups": 0}, "groups must be positive, got 0"),  # by name: once "base_width and groups ..., got 64 and 0"
+        ("resnet50", {"base_width": 0}, "base_width must be positive, got 0"),
         ("resnet20", {"num_classes": 0}, "num_classes must be positive, got 0"),
         ("resnet20", {"expansion": -2}, "expansion must be positive, got -2"),
         ("resnet50", {"expansion": 0}, "expansion must be positive, got 0"),  # once silently the default 4
