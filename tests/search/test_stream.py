@@ -168,7 +168,7 @@ def test_a_run_killed_within_an_epoch_resumes_from_its_last_checkpoint_there(fol
             "--augment", "scale", "--lighting", "true", "--eval-crops", "10", "--threads", "1", "--checkpoint-minutes", "0.00001", "--out", str(tmp_path / "killed")]
     # Held before its fourth step after checkpoints within the epoch (before steps 2 and 3),
     # then killed outright (no SIGTERM checkpoint): the resume starts from the last, at step 2.
-    process = subprocess.Popen([sys.executable, "-m", "search.train", *args], env={**os.environ, "RESBENCH_FAULT": "stall_at_step:4"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "search.train", *args], env={**os.environ, "RESBENCH_FAULT": "stall_at_step:4"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # killed, never read
     checkpoint = tmp_path / "killed" / "checkpoint" / "checkpoint.pt"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
