@@ -67,12 +67,17 @@ class OneLineParser(argparse.ArgumentParser):
     def options_given(self, argv: list[str]) -> list[str]:
         """The options ``argv`` itself gives (each by its first name), not those left at their
         defaults, in the parser's order: what a mode that ignores an option checks for."""
-        unset = object()
         # argparse fills in a default only where the namespace lacks the attribute, so whatever
-        # still holds the marker after parsing was not on the command line.
-        namespace = argparse.Namespace(**{action.dest: unset for action in self._actions if action.option_strings})
-        parsed = self.parse_args(argv, namespace)
-        given = {action.dest: action.option_strings[0] for action in self._actions if action.option_strings and getattr(parsed, action.dest) is not unset}
+        # still holds its marker after parsing was not on the command line. Options that add to
+        # what they find (append, count) start from None, argparse's own empty value, instead.
+        adding = (argparse._AppendAction, argparse._AppendConstAction, argparse._CountAction)
+        options = [action for action in self._actions if action.option_strings]
+        markers = {action.dest: None if isinstance(action, adding) else object() for action in options}
+        parsed = self.parse_args(argv, argparse.Namespace(**markers))
+        given: dict[str, str] = {}  # by destination: options that share one are named by the first
+        for action in options:
+            if getattr(parsed, action.dest) is not markers[action.dest]:
+                given.setdefault(action.dest, action.option_strings[0])
         return list(given.values())
 
     def _option_strings(self) -> list[str]:

@@ -1,0 +1,42 @@
+"""The command-line grammar every entry point shares (zoo/commandline.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from zoo.commandline import OneLineParser
+
+
+def parser() -> OneLineParser:
+    parser = OneLineParser(prog="tool")
+    parser.add_argument("--out", default="out")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--runs")
+    parser.add_argument("--checkpoint", action="append", dest="runs", help=argparse.SUPPRESS)  # an older spelling
+    parser.add_argument("-v", action="count", default=0)
+    return parser
+
+
+@pytest.mark.parametrize(
+    ("argv", "given"),
+    [
+        ([], []),
+        (["--jobs", "1"], ["--jobs"]),  # given, though it equals the default
+        (["--job", "2"], ["--jobs"]),  # an abbreviation is named by the option's name
+        (["--resume", "--out", "x"], ["--out", "--resume"]),  # in the parser's order
+        (["--checkpoint", "a"], ["--runs"]),  # options sharing a destination: named by the first
+        (["-vv"], ["-v"]),
+    ],
+)
+def test_options_given_are_those_on_the_command_line_not_the_defaults(argv: list[str], given: list[str]) -> None:
+    assert parser().options_given(argv) == given
+
+
+def test_a_settings_files_values_are_defaults_not_options_given() -> None:
+    from_file = parser()
+    from_file.set_file_defaults({"jobs": 4, "resume": True}, "--config f.yaml")
+    assert from_file.options_given(["--out", "x"]) == ["--out"]
+    assert from_file.parse_args([]).jobs == 4  # ...while still the values the program gets
