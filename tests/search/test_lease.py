@@ -23,13 +23,12 @@ def held(tmp_path: Path) -> Iterator[Path]:
     """A directory whose lease another live process holds."""
     directory = tmp_path / "owned"
     code = f"import time\nfrom search.lease import Lease\nwith Lease({str(directory)!r}, 'search driver'):\n    print('held', flush=True)\n    time.sleep(120)\n"
-    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        yield directory
-    finally:
-        holder.kill()
-        holder.wait()
+    with subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True) as holder:  # its pipe closed at the end
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            yield directory
+        finally:
+            holder.kill()
 
 
 def write_lease(directory: Path, **fields: object) -> None:

@@ -349,14 +349,14 @@ def test_sigterm_checkpoints_at_a_step_and_the_resumed_run_is_bitwise_the_same(t
     train(TrialConfig(model="resnet20", data="synthetic", budget="smoke", recipe_overrides={"epochs": 2, "train_subset": 128}, threads=1), tmp_path / "whole", log=None)
     # Two steps an epoch; the run holds before global step 4 (epoch 2's second) until signalled.
     stalled = {**os.environ, "RESBENCH_FAULT": "stall_at_step:4"}
-    job = subprocess.Popen([sys.executable, "-m", "search.train", *args, "--out", str(tmp_path / "preempted")], cwd=REPO, env=stalled, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert job.stdout is not None
-    for line in job.stdout:  # preempt once epoch 2 is under way
-        if line.startswith("epoch 1/2"):
-            job.send_signal(signal.SIGTERM)
-            break
-    output = line + job.stdout.read()
-    assert job.wait(timeout=120) == 75, job.stderr.read()[-2000:] if job.stderr else ""
+    with subprocess.Popen([sys.executable, "-m", "search.train", *args, "--out", str(tmp_path / "preempted")], cwd=REPO, env=stalled, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as job:
+        assert job.stdout is not None and job.stderr is not None
+        for line in job.stdout:  # preempt once epoch 2 is under way
+            if line.startswith("epoch 1/2"):
+                job.send_signal(signal.SIGTERM)
+                break
+        output = line + job.stdout.read()
+        assert job.wait(timeout=120) == 75, job.stderr.read()[-2000:]
     assert "interrupted at epoch 2, step " in output and "run the same command to resume" in output
     assert not (tmp_path / "preempted" / "summary.json").exists()
     state = torch.load(tmp_path / "preempted" / "checkpoint" / "checkpoint.pt", weights_only=True)
