@@ -251,15 +251,32 @@ def _image_files(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     return _walked_once("image files", root, lambda: _walk_image_files(root))
 
 
+def is_hidden(name: str) -> bool:
+    """A file or folder that is not data, whatever its extension: .ipynb_checkpoints, .DS_Store,
+    .git, and macOS's ._NAME.jpg companions (metadata, not images). ImageFolder itself would take
+    a hidden folder as a class and a ._NAME.jpg as an image."""
+    return name.startswith(".")
+
+
 def _walk_image_files(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension, make_dataset
 
     _listing(root)  # loops and dangling links, refused before make_dataset walks them
+    layout = f"(ImageFolder layout: {root}/CLASS/IMAGE, every class folder with images)"
     try:
-        classes, class_to_index = find_classes(str(root))
-        files = make_dataset(str(root), class_to_index, extensions=IMG_EXTENSIONS)
+        classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not is_hidden(entry.name))
+    except FileNotFoundError:
+        raise DataError(f"{root}: no such folder {layout}") from None
+    if not classes:
+        raise DataError(f"{root}: no class folder in it {layout}")
+
+    def is_image(path: str) -> bool:
+        return has_file_allowed_extension(path, IMG_EXTENSIONS) and not any(is_hidden(part) for part in Path(path).relative_to(root).parts)
+
+    try:  # ImageFolder's own walk and numbering (classes by sorted name), hidden entries left out
+        files = make_dataset(str(root), {name: index for index, name in enumerate(classes)}, is_valid_file=is_image)
     except FileNotFoundError as error:
-        raise DataError(f"{root}: {str(error).splitlines()[0]} (ImageFolder layout: {root}/CLASS/IMAGE, every class folder with images)") from None
+        raise DataError(f"{root}: {str(error).splitlines()[0]} {layout}") from None
     return classes, files
 
 
@@ -302,8 +319,10 @@ def _walk_listing(root: Path) -> list[tuple[str, os.stat_result]]:
         if real in visited:
             raise DataError(f"{directory} links back to {real}: a symlink loop in the data folder")
         visited.add(real)
-        subdirectories.sort()
-        for name in sorted(names):
+        # Hidden entries are not data: a .DS_Store written by a file browser changes neither the
+        # decoded cache's key nor a run's identity (and folders without any keep their digests).
+        subdirectories[:] = sorted(name for name in subdirectories if not is_hidden(name))
+        for name in sorted(name for name in names if not is_hidden(name)):
             path = os.path.join(directory, name)
             try:
                 files.append((os.path.relpath(path, root), os.stat(path)))
