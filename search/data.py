@@ -109,9 +109,10 @@ def describe_source(spec: str) -> str:
     if cifar_layout(path):
         return str(path.resolve())
     if not (path / "train").is_dir():
-        raise DataError(
-            f"--data {spec!r} has no train/ folder and no CIFAR layout (cifar-10-batches-py/, cifar-100-python/)"
-        )
+        # The commonest slip: the split folder itself (.../train), whose class folders hold images.
+        split = path.name in ("train", "val", "test") and (path.parent / "train").is_dir()
+        hint = f"; it is itself a split of the ImageFolder at {str(path.parent)!r}: give that folder" if split else ""
+        raise DataError(f"--data {spec!r} has no train/ folder and no CIFAR layout (cifar-10-batches-py/, cifar-100-python/){hint}")
     return str(path.resolve())
 
 

@@ -143,6 +143,10 @@ def test_bad_data_paths(tmp_path: Path) -> None:
         load_dataset(str(tmp_path / "missing"), data_seed=0)
     with pytest.raises(DataError, match="no train/ folder"):
         load_dataset(str(tmp_path), data_seed=0)
+    write_image_folder(tmp_path, "train", per_class=2)
+    with pytest.raises(DataError) as error:  # the split folder itself: the message names its parent
+        load_dataset(str(tmp_path / "train"), data_seed=0)
+    assert str(error.value) == f"--data {str(tmp_path / 'train')!r} has no train/ folder and no CIFAR layout (cifar-10-batches-py/, cifar-100-python/); it is itself a split of the ImageFolder at {str(tmp_path)!r}: give that folder"
 
 
 def test_named_cifar_offline_says_how_to_point_at_a_copy(isolated_data_cache: Path) -> None:
