@@ -51,6 +51,9 @@ class TrialConfig:
     # Data-parallel processes its command launches (torchrun). Not in this identity: the world a
     # run actually trains in joins its checkpoint's where it has several ranks (search.train).
     workers: int = 1
+    # Users' modules its command imports first (the blocks they register): the block's name is
+    # in the identity, where its code comes from is not.
+    plugins: tuple[str, ...] = ()
 
     def recipe_family(self) -> str:
         return self.family or zoo.model_card(self.model).family
@@ -76,6 +79,8 @@ class TrialConfig:
         workers on one machine)."""
         launcher = ["torchrun", "--standalone", f"--nproc-per-node={self.workers}"] if self.workers > 1 else ["python"]
         words = [*launcher, "-m", "search.train", "--model", self.model]
+        if self.plugins:
+            words += ["--plugins", ",".join(self.plugins)]
         for key, value in {**self.model_overrides, **self.recipe_overrides}.items():
             text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
             words += [f"--{key.replace('_', '-')}", text]

@@ -101,9 +101,7 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
     """Write the experiment directory (settings, study, plan) of a grid search and return its
     commands. Nothing trains; Ray is not started."""
     settings = SearchSettings(space=space, **options)
-    plugins = validate(settings)
-    if plugins:
-        raise ValueError("--plan with --plugins: a planned command cannot import a plugin; register the block or space in an installed module, or run the search with Ray")
+    validate(settings)  # imports --plugins here: each planned command imports them again (search.train --plugins)
     workers = trial_workers(settings.workers_per_trial, settings.gpus_per_trial)
     if workers > 1:
         raise ValueError(f"--plan with {workers} workers per trial: planned commands run one process each; run the search with Ray, or run search.train under torchrun yourself")
@@ -132,6 +130,7 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
             recipe_overrides={**settings.recipe, "precision": precision, **recipe_overrides}, seed=trial.seed,
             data_seed=settings.data_seed, threads=max(1, int(settings.cpus_per_trial or 1)),
             device="cuda" if on_gpu else "cpu", compile=settings.compile, decode=settings.decode, family=spaces.space_family(space),
+            plugins=tuple(settings.plugins),
         )
         trial_id = f"trial_{index:04d}"
         commands.append(PlannedCommand(trial_id, config, trial_config.command(os.path.relpath(out / "trials" / trial_id, root))))

@@ -74,6 +74,7 @@ from search.data import (
 from search.distributed import World, current_world, join_launcher_world, leave_world
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
+from search.plugins import import_plugins
 from search.provenance import DEVICES, autocast, code_commit, record, resolve_device, resolve_precision
 from search.recipes import BUDGET_NAMES, FAMILIES, Recipe, recipe_fields
 from search.stream import (
@@ -87,7 +88,7 @@ from search.stream import (
 )
 from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
-from zoo.commandline import OneLineParser
+from zoo.commandline import OneLineParser, comma_list
 from zoo.files import check_writable_folder
 from zoo.size import available_memory_bytes
 
@@ -724,7 +725,7 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-TRAIN_FLAGS = ("model", "data", "budget", "family", "seed", "data_seed", "threads", "device", "compile", "decode", "checkpoint_minutes", "out")
+TRAIN_FLAGS = ("model", "data", "budget", "family", "seed", "data_seed", "threads", "device", "compile", "decode", "checkpoint_minutes", "plugins", "out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -753,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", default="off", help=f"torch.compile mode: {', '.join(COMPILE_MODES)} (how it runs, not what it computes: a run resumes under another mode)")
     parser.add_argument("--decode", default=TrialConfig.decode, help=f"where a streamed run decodes its JPEG training crops: {', '.join(DECODE_PLACES)} (workers: Pillow in the loader workers; device: batched on the training device, nvJPEG on CUDA; how it runs, not what it computes)")
     parser.add_argument("--checkpoint-minutes", type=float, default=TrialConfig.checkpoint_minutes, help="within an epoch, checkpoint at least this often (a long ImageNet epoch; a killed run resumes from there)")
+    parser.add_argument("--plugins", type=comma_list, default=[], metavar="MODULE[,MODULE]", help="your modules to import first: the blocks and models they register (@zoo.register) can then be named")
     parser.add_argument("--out", required="out" not in from_file)
     try:
         parser.set_file_defaults({key: value for key, value in from_file.items() if key in TRAIN_FLAGS}, f"--config {config_path}")
@@ -763,6 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     # The file's overrides first, then the command line's: a later --key wins in parse_words.
     extra = config_words({key: value for key, value in from_file.items() if key not in TRAIN_FLAGS}) + extra
     try:
+        import_plugins(args.plugins)  # before any name is looked up: theirs are registered by now
         zoo.model_card(args.model)
         model_overrides, recipe_overrides = typed_overrides(args.model, parse_words(extra))
         config = TrialConfig(
@@ -779,6 +782,7 @@ def main(argv: list[str] | None = None) -> int:
             decode=args.decode,
             checkpoint_minutes=args.checkpoint_minutes,
             family=args.family,
+            plugins=tuple(args.plugins),
         )
         join_launcher_world(args.device)  # under torchrun: one rank of its process group
         try:

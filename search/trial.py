@@ -101,6 +101,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         decode=context.decode,
         family=context.family,
         workers=context.workers,
+        plugins=tuple(plugin.module for plugin in context.plugins),
     )
     epochs = trial.recipe().epochs
     where["command"] = trial.command(out)

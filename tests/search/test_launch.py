@@ -113,6 +113,7 @@ def test_plugin_block_and_space_train_inside_ray_workers_on_a_relative_data_fold
     assert list(results["status"]) == ["completed"] * 3
     space, baseline = results[results["model"] != "timm:resnet10t"], results[results["model"] == "timm:resnet10t"].iloc[0]
     assert set(space["block"]) == {"plugin_basic"} and len(space) == 2
+    assert all(command.startswith("python -m search.train --model resnet20 --plugins resbench_test_plugin ") for command in space["command"])  # each replays with its block
     counted = zoo.complexity("timm:resnet10t", input_size=32, num_classes=3)
     assert (baseline["params"], baseline["macs"], baseline["image_size"]) == (counted.params, counted.macs, 32)
     assert " --family cifar " in baseline["command"] and architecture(baseline).label == "resnet10t (timm)"

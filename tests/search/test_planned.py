@@ -87,6 +87,51 @@ def test_collect_before_any_trial_has_started_lists_them_all(tmp_path: Path, cap
     assert "not started" in (experiment.out / "shortcuts.md").read_text()
 
 
+PLUGIN = """
+import torch.nn as nn
+
+import search
+import zoo
+
+
+@zoo.register("{module}_block")
+class OneConvBlock(nn.Module):
+    expansion = 1
+    after_addition = "relu"
+
+    def __init__(self, in_channels, channels, stride=1, **options):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+@search.register_space("{module}", sampler="grid")
+def space(trial):
+    trial.suggest_categorical("block", ["basic", "{module}_block"])
+    return {{"model": "resnet20", "depth": 8, "shortcut": "B"}}
+"""
+
+
+def test_a_users_block_is_planned_trained_by_its_command_and_collected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--plan once refused --plugins: a user's own block could be searched only with Ray."""
+    module = "resbench_planned_plugin"
+    (tmp_path / f"{module}.py").write_text(PLUGIN.format(module=module))
+    monkeypatch.chdir(tmp_path)  # the plan's root: its commands run here, where the module is
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["--space", module, "--plugins", module, "--budget", "smoke", "--data", "synthetic", "--recipe", *FAST, "epochs=1", "--no-baselines", "--out", "planned", "--plan"]
+    assert main(args) == 0
+    experiment = PlannedExperiment.load(tmp_path / "planned")
+    theirs = next(trial for trial in experiment.trials if trial.config["block"] == f"{module}_block")
+    assert f"--plugins {module} " in theirs.command
+    ran = subprocess.run([sys.executable, *theirs.words()], cwd=experiment.root, capture_output=True, text=True, timeout=300)  # as any launcher runs it
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    rows = collect(experiment.out).set_index("trial_id")
+    assert rows.loc[theirs.trial_id, "status"] == "completed" and rows.loc[theirs.trial_id, "block"] == f"{module}_block"
+
+
 def test_a_trial_whose_summary_cannot_be_read_is_listed_with_what_to_do(tmp_path: Path) -> None:
     """Its command refuses to run until the torn summary is deleted; collect once said "run its
     command again to resume", which only repeated the refusal."""
