@@ -28,12 +28,12 @@ from search.cluster import Resources
 from search.data import describe_source
 from search.lease import LEASE_FILE, read_holder
 from search.plan import Plan
-from search.plugins import Plugin
 from search.results import SearchInterrupted, read_results, result_row, results_frame, write_results
 from search.settings import SearchSettings, search_recipe
 from search.study import STATE_OF_STATUS, SpaceSampler, make_sampler, open_study, settle_abandoned, study_storage
 from search.testing import injected_faults
 from search.trial import WORKERS_PLACEMENT_GROUP, TrialContext, forwarded_environment, run_trial
+from zoo.plugins import Plugin
 
 
 class PruningAwareOptunaSearch(OptunaSearch):

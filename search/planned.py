@@ -37,7 +37,6 @@ from search.config import TrialConfig, split_config
 from search.data import asked_carves, check_without_loading
 from search.lease import Lease
 from search.plan import make_plan
-from search.plugins import import_plugins
 from search.provenance import record, resolve_search_precision
 from search.recipes import resolve_recipe
 from search.results import result_row, results_frame, summary_report, write_results
@@ -52,6 +51,7 @@ from search.settings import (
 )
 from search.train import EXIT_INTERRUPTED, FINISHED, available_cpus, read_summary
 from zoo.files import read_json
+from zoo.plugins import import_plugins
 
 PLAN_FILE = "plan.json"
 LOG_FILE = "train.log"  # each planned trial's output, beside its summary

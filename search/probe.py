@@ -47,6 +47,7 @@ from search.stream import loader_workers
 from search.train import available_cpus, read_summary
 from zoo.commandline import OneLineParser, comma_list
 from zoo.files import check_writable_folder, read_json
+from zoo.plugins import import_plugins
 
 DEFAULT_MODELS = "plain20,plain56,plain110,resnet20,resnet56,resnet110,preresnet110"
 DEFAULT_BATCH_SIZE = 64
@@ -422,6 +423,7 @@ def add_runs_option(parser: argparse.ArgumentParser) -> None:
     # The older spelling (one directory per flag, repeated): pages' reproduce lines still use it.
     runs.add_argument("--checkpoint", action="append", dest="runs", help=argparse.SUPPRESS)
     parser.add_argument("--add", action="store_true", help="probe only these runs and add them to the table at --out (a run of the same name is replaced)")
+    parser.add_argument("--plugins", type=comma_list, default=[], metavar="MODULE[,MODULE]", help="your modules that register the runs' blocks (as search.train --plugins)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -472,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"probe": "gradients", "data": dataset.name, "splits": dataset.sizes(), "seed": args.seed, "data_seed": args.data_seed, "batch_size": batch_size}
             recorded = {**probed_by(command, started_at, device), **extra}
         else:
+            import_plugins(args.plugins)  # before the runs' nets are built: their blocks may be a user's
             for flag in ("images", "draws"):
                 if (value := getattr(args, flag, None)) is not None and value < 1:
                     raise ValueError(f"--{flag} must be positive, got {value}")

@@ -31,7 +31,6 @@ from search.data import DataError, Dataset, asked_carves, choose_data_path, load
 from search.lease import Lease
 from search.plan import Plan, estimate_minutes, make_plan
 from search.planned import PlannedExperiment, collect, plan_experiment, run_planned
-from search.plugins import Plugin, import_plugins
 from search.provenance import hardware_name, record, resolve_search_precision
 from search.recipes import BUDGET_NAMES, recipe_fields
 from search.results import SearchInterrupted
@@ -40,6 +39,7 @@ from search.stream import DECODE_PLACES
 from search.train import EXIT_INTERRUPTED, available_cpus
 from zoo._registry import unknown_name_error
 from zoo.commandline import OneLineParser, comma_list, option_text
+from zoo.plugins import Plugin, import_plugins
 
 
 def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -> pd.DataFrame:

@@ -11,10 +11,10 @@ from typing import Any
 import zoo
 from search import spaces
 from search.compilation import check_mode
-from search.plugins import Plugin, import_plugins
 from search.recipes import Recipe, resolve_recipe
 from search.stream import check_decode
 from zoo.files import check_writable_folder, read_json
+from zoo.plugins import Plugin, import_plugins
 
 OBJECTIVES = ("accuracy", "pareto")
 # The VGG trained beside every space of its family on the same data and recipe, unless the

@@ -74,7 +74,6 @@ from search.data import (
 from search.distributed import World, current_world, join_launcher_world, leave_world
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
-from search.plugins import import_plugins
 from search.provenance import DEVICES, autocast, code_commit, record, resolve_device, resolve_precision
 from search.recipes import BUDGET_NAMES, FAMILIES, Recipe, recipe_fields
 from search.stream import (
@@ -90,6 +89,7 @@ from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
 from zoo.commandline import OneLineParser, comma_list
 from zoo.files import check_writable_folder
+from zoo.plugins import import_plugins
 from zoo.size import available_memory_bytes
 
 METRICS_COLUMNS = ["epoch", "train_loss", "train_error", "val_accuracy", "lr", "seconds", "images_per_second"]

@@ -22,11 +22,12 @@ from search.config import TrialConfig, split_config
 from search.lease import HEARTBEAT_SECONDS as LEASE_HEARTBEAT_SECONDS
 from search.lease import STALE_SECONDS as LEASE_STALE_SECONDS
 from search.plan import gmacs_of
-from search.plugins import Plugin, load_plugins
+from search.plugins import load_plugins
 from search.results import summary_report
 from search.stopping import CHECKPOINTED_FILE, STOP_REQUESTED_FILE
 from search.testing import injected_faults
 from search.train import INTERRUPTED, train
+from zoo.plugins import Plugin
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ import sys
 import pandas as pd
 
 import zoo
-from zoo.commandline import OneLineParser
+from zoo.commandline import OneLineParser, comma_list
 from zoo.inference import predict
+from zoo.plugins import import_plugins
 
 
 def describe(names: list[str], input_size: int | None, counted: bool = True) -> pd.DataFrame:
@@ -45,11 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     predicting.add_argument("model", help="a .safetensors file written by zoo.save (a search.train run's model_final.safetensors)")
     predicting.add_argument("images", nargs="+")
     predicting.add_argument("--top", type=int, default=5)
+    predicting.add_argument("--plugins", type=comma_list, default=[], metavar="MODULE[,MODULE]", help="your modules that register the model's blocks (as search.train --plugins)")
     args = parser.parse_args(argv)
     try:
         if args.command == "predict":
             if args.top < 1:
                 raise ValueError(f"--top must be positive, got {args.top}")
+            import_plugins(args.plugins)
             for prediction in predict(zoo.load(args.model), args.images, args.top):
                 print(f"{prediction.path}: " + ", ".join(f"{name} {probability:.3f}" for name, probability in prediction.top))
             return 0

@@ -122,7 +122,8 @@ def get_block(name: str | type[nn.Module]) -> type[nn.Module]:
     if isinstance(name, type):
         return name
     if name not in _BLOCKS:
-        raise unknown_name_error("block", name, list_blocks())
+        unknown = unknown_name_error("block", name, list_blocks())
+        raise ValueError(f"{unknown} A block of your own is known once the module registering it is imported (on a command line: --plugins MODULE).")
     return _BLOCKS[name]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from PIL import Image
 
 import zoo
 from leaderboards.schema import read_table
@@ -130,6 +131,15 @@ def test_a_users_block_is_planned_trained_by_its_command_and_collected(tmp_path:
     assert ran.returncode == 0, ran.stderr[-2000:]
     rows = collect(experiment.out).set_index("trial_id")
     assert rows.loc[theirs.trial_id, "status"] == "completed" and rows.loc[theirs.trial_id, "block"] == f"{module}_block"
+    # Its trained net, in fresh processes: predicted from its weights and probed, given the module.
+    run = theirs.out(experiment.root)
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "photo.jpg")
+    for command in (["zoo", "predict", str(run / "model_final.safetensors"), "photo.jpg"], ["search.probe", "responses", "--runs", str(run), "--out", "responses"]):
+        refused = subprocess.run([sys.executable, "-m", *command], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2 and f"unknown block '{module}_block'" in refused.stderr
+        done = subprocess.run([sys.executable, "-m", *command, "--plugins", module], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "responses" / "responses.csv").exists()
 
 
 def test_a_trial_whose_summary_cannot_be_read_is_listed_with_what_to_do(tmp_path: Path) -> None:
