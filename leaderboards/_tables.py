@@ -33,7 +33,9 @@ def read_csv_table(path: Path) -> pd.DataFrame:
     """A table this project wrote (results, curves, a probe's), or one line naming the file."""
     try:
         return read_table(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except ValueError as error:  # read_table's own one line
+        raise ResultsError(str(error)) from None
+    except OSError as error:
         raise ResultsError(f"{path} is not a readable CSV table: {str(error).splitlines()[0]}") from None
 
 

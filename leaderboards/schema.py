@@ -38,9 +38,14 @@ INTEGER_COLUMNS = ("depth",)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV written by ResBench (results, curves, probe tables) with text columns as text."""
-    header = pd.read_csv(path, nrows=0).columns
-    return pd.read_csv(path, dtype={column: str for column in TEXT_COLUMNS if column in header})
+    """Read a CSV written by ResBench (results, curves, probe tables) with text columns as text;
+    one that cannot be parsed (torn by an old crash, edited by hand) is a one-line ValueError
+    naming the file."""
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+        return pd.read_csv(path, dtype={column: str for column in TEXT_COLUMNS if column in header})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a readable CSV table: {str(error).strip().splitlines()[0]}") from None
 
 
 NUMBER_COLUMNS = ("depth", "seed", "val_accuracy", "params", "macs", "epochs", "best_val_accuracy", "test_accuracy", "train_error", "train_loss", "wall_seconds", "images_per_second", "inference_images_per_second")

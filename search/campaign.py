@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 import zoo
+from leaderboards.schema import read_table
 from search.planned import (
     PLAN_FILE,
     REPOSITORY,
@@ -151,7 +152,7 @@ class ProbeItem:
     def table(self, root: Path) -> pd.DataFrame:
         """The rows probed so far (empty before the first net)."""
         path = root / self.name / f"{self.probe}.csv"
-        return pd.read_csv(path, dtype={"run": str}) if path.exists() else pd.DataFrame({"run": pd.Series(dtype=str)})
+        return read_table(path) if path.exists() else pd.DataFrame({"run": pd.Series(dtype=str)})
 
     def state(self, root: Path, items: tuple[Item | ProbeItem, ...], runs: list[Path] | None = None) -> ItemState:
         """Nothing to probe until the source is done; then its runs, and how many are in the table."""

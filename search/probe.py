@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import zoo
+from leaderboards.schema import read_table
 from search.augment import Normalize, center_crop
 from search.data import DataError, Dataset, Split, load_dataset, walking_once
 from search.measure import evaluate, split_batches
@@ -326,7 +327,7 @@ def existing_probe(out: Path, probe: str) -> tuple[pd.DataFrame, dict[str, Any]]
     if not (table_path.exists() and settings_path.exists()):
         raise ValueError(f"--add: {out} holds no {probe} probe ({table_path.name} and probe.json) to add to; valid: an --out an earlier `search.probe {probe}` wrote, or no --add")
     recorded = read_json(settings_path, "a probe's record (probe.json, written by search.probe)")
-    table = pd.read_csv(table_path)
+    table = read_table(table_path)
     # Probes written before these keys were recorded: what their tables show is what they used.
     if "data_seed" not in recorded and "data_seed" in table.columns and table["data_seed"].nunique() == 1:
         recorded["data_seed"] = int(table["data_seed"].iloc[0])

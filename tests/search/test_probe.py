@@ -300,6 +300,11 @@ def test_runs_added_to_a_probe_table_equal_probing_them_all_at_once(trained_pair
     assert {path.name: path.read_bytes() for path in part.iterdir()} == before
     assert main(["responses", "--runs", plain, "--out", str(tmp_path / "empty"), "--add"]) == 2
     assert "holds no responses probe" in capsys.readouterr().err and not (tmp_path / "empty").exists()
+    torn = tmp_path / "torn"  # a table torn by an old crash: once pandas' message, naming no file
+    shutil.copytree(part, torn)
+    (torn / "responses.csv").write_text('run,layer,std\n"plain20,1,0.5\n')
+    assert main(["responses", "--runs", plain, "--images", "50", "--out", str(torn), "--add"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {torn / 'responses.csv'} is not a readable CSV table: ")
     # A table written before probe.json recorded the carve: a responses table shows it per row, a
     # lesion table does not, so it cannot take additions.
     for probe in ("responses", "lesion"):
