@@ -108,6 +108,15 @@ def stage_depths(family: str, depth: int, layers_per_block: int, stages: int) ->
     return IMAGENET_STAGES[depth]
 
 
+def stage_blocks(block: Any, stages: int) -> list[type[nn.Module]]:
+    """Each stage's block class: one block for all, or one per stage (checked by the build and by
+    ``zoo.estimate``, which would otherwise count only the stages the list covers)."""
+    names = list(block) if isinstance(block, (list, tuple)) else [block] * stages
+    if len(names) != stages:
+        raise ValueError(f"block: got {len(names)} blocks ({', '.join(map(str, names))}) for {stages} stages; valid: one block, or one per stage")
+    return [get_block(name) for name in names]
+
+
 def check_sizes(widths: Sequence[int], width_multiplier: int, num_classes: int, in_chans: int) -> None:
     """The size options a ResNet checks before it is built, and ``zoo.estimate`` before it counts."""
     if width_multiplier < 1 or any(w < 1 for w in widths):
@@ -151,9 +160,7 @@ class ResNet(ClassifierInterface, nn.Module):
             raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
         widths = tuple(widths or STAGE_WIDTHS[family])
         check_sizes(widths, width_multiplier, num_classes, in_chans)
-        blocks = [get_block(b) for b in (block if isinstance(block, (list, tuple)) else [block] * len(widths))]
-        if len(blocks) != len(widths):
-            raise ValueError(f"got {len(blocks)} blocks for {len(widths)} stages")
+        blocks = stage_blocks(block, len(widths))
         layers_per_block = {getattr(b, "layers_per_block", 2) for b in blocks}
         if len(layers_per_block) != 1:
             raise ValueError("blocks of one network must share layers_per_block so depth is well defined")

@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from zoo._registry import check_option_types, get_block, get_model_entry
+from zoo._registry import check_option_types, get_model_entry
 from zoo.blocks import bottleneck_geometry
-from zoo.resnet import INPUT_SIZES, STAGE_WIDTHS, ResNet, check_sizes, stage_depths
+from zoo.resnet import INPUT_SIZES, STAGE_WIDTHS, ResNet, check_sizes, stage_blocks, stage_depths
 
 FLOAT_BYTES = 4
 # Tensors a unit keeps per output element for backward: a conv output and a BN output (ReLUs run
@@ -49,7 +49,7 @@ def estimate(name: str, input_size: int | None = None, **overrides: Any) -> Size
     check_sizes(config.get("widths") or STAGE_WIDTHS[family], config.get("width_multiplier", 1), config.get("num_classes", 1), config.get("in_chans", 3))
     widths = [int(w) * int(config.get("width_multiplier", 1)) for w in (config.get("widths") or STAGE_WIDTHS[family])]
     block = config["block"]
-    classes = [get_block(b) for b in (block if isinstance(block, (list, tuple)) else [block] * len(widths))]
+    classes = stage_blocks(block, len(widths))
     layers = getattr(classes[0], "layers_per_block", 2)
     counts = stage_depths(family, int(config["depth"]), layers, len(widths))
     shortcut = str(config.get("shortcut", "A"))

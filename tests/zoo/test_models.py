@@ -116,6 +116,14 @@ def test_a_size_option_that_is_not_positive_is_refused_by_the_estimate_and_the_b
             zoo.estimate(name, **overrides)
 
 
+def test_a_block_list_that_does_not_cover_the_stages_is_refused_by_the_estimate_and_the_build() -> None:
+    # The estimate once counted the two stages the list covered, without a word.
+    message = r"block: got 2 blocks \(basic, preact_basic\) for 3 stages; valid: one block, or one per stage"
+    for call in (zoo.create_model, zoo.estimate):
+        with pytest.raises(ValueError, match=message):
+            call("resnet20", block=["basic", "preact_basic"])
+
+
 @pytest.mark.parametrize(
     ("name", "overrides", "message"),
     [
