@@ -754,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", default="off", help=f"torch.compile mode: {', '.join(COMPILE_MODES)} (how it runs, not what it computes: a run resumes under another mode)")
     parser.add_argument("--decode", default=TrialConfig.decode, help=f"where a streamed run decodes its JPEG training crops: {', '.join(DECODE_PLACES)} (workers: Pillow in the loader workers; device: batched on the training device, nvJPEG on CUDA; how it runs, not what it computes)")
     parser.add_argument("--checkpoint-minutes", type=float, default=TrialConfig.checkpoint_minutes, help="within an epoch, checkpoint at least this often (a long ImageNet epoch; a killed run resumes from there)")
-    parser.add_argument("--plugins", type=comma_list, default=[], metavar="MODULE[,MODULE]", help="your modules to import first: the blocks and models they register (@zoo.register) can then be named")
+    parser.add_argument("--plugins", type=comma_list, default=[], metavar="MODULE[,MODULE]", help="your modules to import first: the blocks they register (@zoo.register) can then be named")
     parser.add_argument("--out", required="out" not in from_file)
     try:
         parser.set_file_defaults({key: value for key, value in from_file.items() if key in TRAIN_FLAGS}, f"--config {config_path}")
