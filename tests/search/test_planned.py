@@ -129,7 +129,9 @@ def test_a_users_block_is_planned_trained_by_its_command_and_collected(tmp_path:
     assert f"--plugins {module} " in theirs.command
     ran = subprocess.run([sys.executable, *theirs.words()], cwd=experiment.root, capture_output=True, text=True, timeout=300)  # as any launcher runs it
     assert ran.returncode == 0, ran.stderr[-2000:]
-    rows = collect(experiment.out).set_index("trial_id")
+    elsewhere = subprocess.run([sys.executable, "-m", "search.run", "--collect", str(experiment.out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert elsewhere.returncode == 75 and "1 trial(s) not finished" in elsewhere.stderr  # from another folder: the module is found in the plan's
+    rows = read_table(experiment.out / "results.csv").set_index("trial_id")
     assert rows.loc[theirs.trial_id, "status"] == "completed" and rows.loc[theirs.trial_id, "block"] == f"{module}_block"
     # Its trained net, in fresh processes: predicted from its weights and probed, given the module.
     run = theirs.out(experiment.root)
