@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 # What --run-planned and --collect take besides the experiment: its search.json fixes the rest.
 PLANNED_OPTIONS = {"--run-planned": ("--jobs", "--gpus", "--time-budget"), "--collect": ()}
 RUNNER_OPTIONS = ("--jobs", "--gpus")
+RAY_OPTIONS = ("--address", "--retries", "--log")  # a Ray search's: planned commands run under any launcher
 
 
 def check_options_apply(args: argparse.Namespace, given: list[str]) -> None:
@@ -158,6 +159,10 @@ def check_options_apply(args: argparse.Namespace, given: list[str]) -> None:
     if mode is None:
         if stray := [option for option in given if option in RUNNER_OPTIONS]:
             raise ValueError(f"{stray[0]} applies only to --run-planned (--plan writes the commands, --run-planned EXPERIMENT --jobs N runs them); a Ray search packs its trials by --cpus-per-trial and --gpus-per-trial")
+        if args.plan and "--time-budget" in given:
+            raise ValueError("--time-budget does not apply to --plan, which trains nothing: give it to --run-planned EXPERIMENT, which stops launching when it runs out")
+        if args.plan and (stray := [option for option in given if option in RAY_OPTIONS]):
+            raise ValueError(f"{stray[0]} applies to a Ray search, not to --plan: its commands run under any launcher")
         return
     valid = PLANNED_OPTIONS[mode]
     if stray := [option for option in given if option != mode and option not in valid]:

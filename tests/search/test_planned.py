@@ -164,6 +164,10 @@ def test_a_trial_whose_summary_cannot_be_read_is_listed_with_what_to_do(tmp_path
         (["--run-planned", "{exp}", "--collect", "{exp}"], "--collect does not apply to --run-planned"),
         (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--jobs", "4"], "--jobs applies only to --run-planned (--plan writes the commands, --run-planned EXPERIMENT --jobs N runs them); a Ray search packs its trials by --cpus-per-trial and --gpus-per-trial"),
         (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--plan", "--gpus", "0"], "--gpus applies only to --run-planned"),
+        # Once written into search.json and obeyed by nothing.
+        (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--plan", "--time-budget", "600"], "--time-budget does not apply to --plan, which trains nothing: give it to --run-planned EXPERIMENT, which stops launching when it runs out"),
+        (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--plan", "--retries", "5"], "--retries applies to a Ray search, not to --plan: its commands run under any launcher"),
+        (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--plan", "--address", "10.0.0.1:6379"], "--address applies to a Ray search, not to --plan"),
     ],
 )
 def test_an_option_the_mode_would_ignore_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
