@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo._registry import TIMM_PREFIX
+from zoo._registry import TIMM_PREFIX, get_block
 from zoo.models import create_model
 from zoo.ordering import ordering_name
 from zoo.resnet import ResNet
@@ -25,6 +25,7 @@ from zoo.shortcuts import ShortcutKind
 # names them so two widths of one net never share a name.
 WIDTH_OPTIONS = ("base_width", "groups", "expansion", "stride_on", "width_multiplier", "widths")
 DESIGNS = ("plain", "residual", "pre-activation", "vgg", "timm")
+ZOO_MODULES = ("zoo.",)  # where zoo's own blocks are defined: their labels need no block name
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,13 @@ def _describe_model(model: nn.Module, name: str, overrides: dict[str, Any]) -> A
         return Architecture(name, family, "vgg", "-", "-", depth, False, width, label)
     blocks = sorted(set(model.block_names))
     bottleneck = any("bottleneck" in block for block in blocks)
+    first = model.units()[0]
+    ordering = ordering_name(type(first.branch))
     if model.shortcut_kind is ShortcutKind.NONE:
-        design, label = "plain", f"plain-{model.depth}"
+        # A plain net of another unit ordering is named by it, as a residual one is.
+        design, label = "plain", f"plain-{model.depth}" + (f" {ordering}" if ordering != "original" else "")
     else:
-        first = model.units()[0]
         design = "residual" if first.pre_activation == "none" else "pre-activation"
-        ordering = ordering_name(type(first.branch))
         prefix = "pre-act " if ordering == "full pre-activation" else ""
         label = f"{prefix}ResNet-{model.depth} ({model.shortcut_kind.value})"
         # The sequel's other orderings are named, so no two of them share a label.
@@ -95,6 +97,10 @@ def _describe_model(model: nn.Module, name: str, overrides: dict[str, Any]) -> A
             label += f" {ordering}"
     if bottleneck:
         label += " bottleneck"
+    # The label above speaks for zoo's own blocks, one per net. A user's block, or a block per
+    # stage, is named too, so no two nets share a label (in a plot's point labels, a claim).
+    if len(blocks) > 1 or not get_block(blocks[0]).__module__.startswith(ZOO_MODULES):
+        label += f" block={_text(model.block_names if len(blocks) > 1 else blocks[0])}"
     return Architecture(name, family, design, ",".join(blocks), model.shortcut_kind.value, model.depth, bottleneck, width, label + suffix)
 
 

@@ -51,6 +51,8 @@ def test_user_block_is_in_the_battery_and_buildable_by_name() -> None:
     assert "test_se_basic" in zoo.list_blocks()
     model = zoo.create_model("resnet20", block="test_se_basic", shortcut="B", reduction=2)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    # Named in its label: once "ResNet-20 (B)", the basic net's, in a page's plots and claims.
+    assert zoo.describe("resnet20", block="test_se_basic", shortcut="B").label == "ResNet-20 (B) block=test_se_basic"
 
 
 def test_projection_takes_the_preactivated_input() -> None:

@@ -60,6 +60,9 @@ def test_every_cifar_model_trains_one_step(name: str) -> None:
         ("preresnet110", {}, "pre-act ResNet-110 (A)", "pre-act ResNet"),
         ("resnet164", {}, "ResNet-164 (B) bottleneck", "ResNet (bottleneck)"),
         ("resnet20", {"depth": 29, "block": "bottleneck", "base_width": 32}, "ResNet-29 (A) bottleneck base_width=32", "ResNet (bottleneck)"),
+        # No two nets share a label: a block per stage, a plain net of another ordering.
+        ("resnet20", {"block": ["basic", "preact_basic", "basic"]}, "ResNet-20 (A) block=basic,preact_basic,basic", "ResNet (basic)"),
+        ("resnet20", {"shortcut": "none", "block": "preact_basic"}, "plain-20 full pre-activation", "plain"),
         ("cifar_vgg16_bn", {}, "VGG-16-BN (CIFAR)", "VGG"),
         ("vgg19", {}, "VGG-19", "VGG"),
     ],
