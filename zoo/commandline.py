@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 _INVALID_CHOICE = re.compile(r"argument (?P<option>[^:]+): invalid choice: '?(?P<value>[^' ]*)'? \(choose from (?P<choices>.*)\)$")
 _UNRECOGNIZED = re.compile(r"unrecognized arguments: (?P<words>.*)$")
+_REQUIRED = re.compile(r"the following arguments are required: (?P<names>.*)$")
 
 
 def near(value: str, choices: list[str]) -> str:
@@ -40,6 +41,12 @@ class OneLineParser(argparse.ArgumentParser):
             first = unknown["words"].split()[0].split("=")[0]
             options = [option for option in self._option_strings() if option.startswith("--")]
             message = f"unrecognized arguments: {unknown['words']}{near(first, options) if first.startswith('--') else ''}"
+        elif missing := _REQUIRED.match(message):
+            # A missing subcommand or other fixed choice: name what it may be.
+            names = [name.strip() for name in missing["names"].split(",")]
+            choices = {action.dest: action.choices for action in self._actions if action.choices and not action.option_strings}
+            listed = [f"{name} ({', '.join(choices[name])})" if name in choices else name for name in names]
+            message = f"the following arguments are required: {', '.join(listed)}"
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
 

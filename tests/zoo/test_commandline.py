@@ -40,3 +40,14 @@ def test_a_settings_files_values_are_defaults_not_options_given() -> None:
     from_file.set_file_defaults({"jobs": 4, "resume": True}, "--config f.yaml")
     assert from_file.options_given(["--out", "x"]) == ["--out"]
     assert from_file.parse_args([]).jobs == 4  # ...while still the values the program gets
+
+
+def test_a_missing_subcommand_is_named_with_its_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    tool = OneLineParser(prog="tool")
+    commands = tool.add_subparsers(dest="command", required=True)
+    for name in ("list", "predict"):
+        commands.add_parser(name)
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args([])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: the following arguments are required: command (list, predict)\n"  # once without the choices
