@@ -41,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.results:
             paths = [Path(path) for given in args.results for path in given]
             sources = [read_probe_source(path) if path.name in PROBE_TABLES else read_results_source(path) for path in paths]
+            # Two tables whose pages would land on one file (two searches of one space, one --out):
+            # the second would silently replace the first.
+            written: dict[Path, Path] = {}
+            for path, source in zip(paths, sources):
+                page = (Path(args.out) if args.out else source.directory).resolve() / f"{source.name}.md"
+                if page in written:
+                    raise ResultsError(f"--results {written[page]} and {path} would both write {page}; give them separate --out folders, one command each")
+                written[page] = path
             for source in sources:
                 if isinstance(source, ProbeSource):
                     print(write_probe_page(source, Path(args.out) if args.out else source.directory).path)

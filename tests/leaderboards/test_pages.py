@@ -224,6 +224,17 @@ def test_pages_of_several_tables_are_written_only_when_every_table_reads(tmp_pat
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
+def test_two_tables_whose_pages_would_land_on_one_file_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two searches of one space into one --out: the second page once replaced the first.
+    for run in ("cpu", "gpu"):
+        (write_table(tmp_path / run, results_table()) / "search.json").write_text('{"space": "shortcuts"}\n')
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["--results", f"{tmp_path / 'cpu'},{tmp_path / 'gpu'}", "--out", str(tmp_path / "pages")]) == 2
+    assert capsys.readouterr().err == f"error: --results {tmp_path / 'cpu'} and {tmp_path / 'gpu'} would both write {tmp_path / 'pages' / 'shortcuts.md'}; give them separate --out folders, one command each\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert main(["--results", f"{tmp_path / 'cpu'},{tmp_path / 'gpu'}"]) == 0  # each beside its own table
+
+
 @pytest.mark.parametrize("column", ["val_accuracy", "params", "seed"])
 def test_a_completed_row_missing_a_number_is_listed_not_ranked(tmp_path: Path, column: str) -> None:
     broken = {"trial_id": "t77", "space": "shortcuts", "model": "resnet20", "block": "basic", "shortcut": "C", "depth": 20, "status": "completed",
