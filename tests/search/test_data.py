@@ -212,18 +212,19 @@ def test_hidden_files_and_folders_are_not_data(tmp_path: Path, isolated_data_cac
     """Once a Jupyter .ipynb_checkpoints folder was refused as an empty class (or, holding a copy
     of an image, taken as one), macOS's ._NAME.jpg metadata failed to decode, and a .DS_Store
     written by a file browser changed the run's identity: the resume was refused."""
-    write_image_folder(tmp_path, "train", per_class=10)
-    before = data_fingerprint(str(tmp_path))
-    train_folder = tmp_path / "train"
+    root = tmp_path / ".data" / "photos"  # where the data lies may be hidden (the GPU check's .data/): only what is inside counts
+    write_image_folder(root, "train", per_class=10)
+    before = data_fingerprint(str(root))
+    train_folder = root / "train"
     (train_folder / ".ipynb_checkpoints").mkdir()
     shutil.copy(train_folder / "class0" / "0000.png", train_folder / ".ipynb_checkpoints" / "0000.png")
     (train_folder / "class1" / "._0000.png").write_bytes(b"\x00\x05\x16\x07 macOS metadata, not an image")
     (train_folder / "class2" / ".thumbnails").mkdir()
     shutil.copy(train_folder / "class2" / "0000.png", train_folder / "class2" / ".thumbnails" / "0000.png")
     (train_folder / ".DS_Store").write_bytes(b"Bud1")
-    loaded = load_dataset(str(tmp_path), data_seed=0, path=path, val_size=0, test_size=6)
+    loaded = load_dataset(str(root), data_seed=0, path=path, val_size=0, test_size=6)
     assert loaded.classes == ("class0", "class1", "class2") and sum(loaded.sizes().values()) == 30  # the 3 x 10 images alone
-    assert data_fingerprint(str(tmp_path)) == before
+    assert data_fingerprint(str(root)) == before
 
 
 def test_the_data_fingerprint_follows_the_files_not_the_folder(tmp_path: Path) -> None:
