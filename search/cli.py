@@ -27,6 +27,9 @@ SUBCOMMANDS = {
     "probe": ("search.probe", [], "gradient flow, lesions, layer responses"),
     "campaign": ("search.campaign", [], "the GPU campaign: status, run, publish"),
 }
+# Subcommands whose first word is the value of the option put first: named when it is missing,
+# not left to argparse's "argument --collect: expected one argument".
+FIRST_WORD = {"collect": "EXPERIMENT (the planned experiment's folder)"}
 
 
 def package_version() -> str:
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     module, first, _ = SUBCOMMANDS[name]
     if rest[:1] in (["-h"], ["--help"]):
         first = []  # the module's own help, not its first option asking for a value
+    elif name in FIRST_WORD and (not rest or rest[0].startswith("-")):
+        print(f"error: resbench {name} needs {FIRST_WORD[name]} first: resbench {name} {FIRST_WORD[name].split()[0]}", file=sys.stderr)
+        return 2
     result = importlib.import_module(module).main(first + rest)
     return int(result or 0)
 

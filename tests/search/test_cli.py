@@ -35,6 +35,8 @@ def test_subcommands_run_with_their_arguments(tmp_path: Path, capsys: pytest.Cap
     assert "plain20" in capsys.readouterr().out
     assert main(["collect", str(tmp_path / "none")]) == 2  # the --collect form, with its one-line error
     assert "holds no planned experiment" in capsys.readouterr().err
+    assert main(["collect"]) == 2  # once argparse's "argument --collect: expected one argument"
+    assert capsys.readouterr().err == "error: resbench collect needs EXPERIMENT (the planned experiment's folder) first: resbench collect EXPERIMENT\n"
 
 
 def test_a_misspelt_subcommand_is_one_line_with_a_suggestion_and_exit_2() -> None:
