@@ -30,7 +30,7 @@ from search.config import config_option, parse_assignments, typed_overrides
 from search.data import DataError, Dataset, asked_carves, choose_data_path, load_dataset, walking_once
 from search.lease import Lease
 from search.plan import Plan, estimate_minutes, make_plan
-from search.planned import PlannedExperiment, collect, plan_experiment, run_planned
+from search.planned import PLAN_FILE, PlannedExperiment, collect, plan_experiment, run_planned
 from search.provenance import hardware_name, record, resolve_search_precision
 from search.recipes import BUDGET_NAMES, recipe_fields
 from search.results import SearchInterrupted
@@ -53,6 +53,8 @@ def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -
     if search_recipe(settings).val_size == 0:
         raise ValueError("recipe val_size 0 keeps no validation split, and a Ray search samples and prunes on validation accuracy; valid: val_size 1 or more, or a planned grid (--plan, then --run-planned), which takes 0")
     out = Path(settings.out).resolve()
+    if (out / PLAN_FILE).exists():  # as --plan refuses a Ray search's folder: one launcher per experiment
+        raise ValueError(f"{out} holds a planned experiment (plan.json); run it with --run-planned {out}, or search with Ray into another --out")
     resuming = continue_experiment(settings, out)
     plan = make_plan(settings)
     settings.sampler = plan.sampler

@@ -164,6 +164,8 @@ def test_a_trial_whose_summary_cannot_be_read_is_listed_with_what_to_do(tmp_path
         (["--run-planned", "{exp}", "--collect", "{exp}"], "--collect does not apply to --run-planned"),
         (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--jobs", "4"], "--jobs applies only to --run-planned (--plan writes the commands, --run-planned EXPERIMENT --jobs N runs them); a Ray search packs its trials by --cpus-per-trial and --gpus-per-trial"),
         (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--plan", "--gpus", "0"], "--gpus applies only to --run-planned"),
+        # Once a Ray search ran into the planned folder, its trials beside the planned ones.
+        (["--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--out", "{exp}", "--resume"], "holds a planned experiment (plan.json); run it with --run-planned"),
         # Once written into search.json and obeyed by nothing.
         (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--plan", "--time-budget", "600"], "--time-budget does not apply to --plan, which trains nothing: give it to --run-planned EXPERIMENT, which stops launching when it runs out"),
         (["--space", "shortcuts", "--data", "synthetic", "--out", "{exp}", "--plan", "--retries", "5"], "--retries applies to a Ray search, not to --plan: its commands run under any launcher"),
