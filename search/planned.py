@@ -235,7 +235,7 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
                 trial = waiting[0]
                 estimate = seconds_by_model.get(trial.config["model"], 0.0)
                 if time_budget is not None and time.monotonic() - started + estimate > time_budget:
-                    say(f"time budget: {trial.trial_id} ({trial.config['model']}, ~{estimate:.0f} s) would not finish in the {time_budget - (time.monotonic() - started):.0f} s left; not launched")
+                    say(f"time budget: {trial.trial_id} ({trial.config['model']}, ~{estimate:.0f} s) would not finish in the {max(0.0, time_budget - (time.monotonic() - started)):.0f} s left; not launched")
                     stopping = True
                     break
                 waiting.pop(0)
