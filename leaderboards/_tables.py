@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,7 @@ from leaderboards.schema import (
     ranking_metric,
     read_table,
 )
-from zoo.files import read_json
-
-SPACE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+from zoo.files import PLAIN_NAME, read_json
 
 
 class ResultsError(ValueError):
@@ -84,7 +81,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 def check_space_name(space: str, source: Path | str) -> None:
     """A space names the page file: it must stay a plain file name inside the output folder."""
-    if not SPACE_NAME.fullmatch(space) or space.startswith("."):
+    if not PLAIN_NAME.fullmatch(space) or space.startswith("."):
         raise ResultsError(f"{source}: space {space!r} is not a plain name (letters, digits, '_', '-', '.'); pages are named after it")
 
 

@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from zoo.files import PLAIN_NAME
 from zoo.ordering import AFTER_ADDITIONS, unit_ordering
 
-BLOCK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _BLOCKS: dict[str, type[nn.Module]] = {}
 _MODELS: dict[str, ModelEntry] = {}
 
@@ -100,7 +100,7 @@ def unknown_name_error(what: str, name: object, choices: list[str], listed_by: s
 def register_block(name: str, cls: type[nn.Module]) -> type[nn.Module]:
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"@zoo.register({name!r}) expects an nn.Module subclass, got {cls!r}")
-    if not (isinstance(name, str) and BLOCK_NAME.fullmatch(name)):
+    if not (isinstance(name, str) and PLAIN_NAME.fullmatch(name)):
         raise ValueError(f"block name {name!r} is not a plain name (letters, digits, '_', '.', '-'): it is given on command lines and in result tables")
     if name in _BLOCKS:
         raise ValueError(f"block {name!r} is already registered (by {_BLOCKS[name].__module__})")

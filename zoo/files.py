@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# A name given on command lines and used in file names (a block's, a space's page): no spaces,
+# no separators, nothing a shell or a file system reads specially.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def write_atomically(path: str | os.PathLike[str], content: str | bytes | Callable[[Path], object]) -> Path:
