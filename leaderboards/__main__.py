@@ -41,19 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.results:
             paths = [Path(path) for given in args.results for path in given]
             sources = [read_probe_source(path) if path.name in PROBE_TABLES else read_results_source(path) for path in paths]
+            folders = [Path(args.out) if args.out else source.directory for source in sources]
             # Two tables whose pages would land on one file (two searches of one space, one --out):
             # the second would silently replace the first.
             written: dict[Path, Path] = {}
-            for path, source in zip(paths, sources):
-                page = (Path(args.out) if args.out else source.directory).resolve() / f"{source.name}.md"
+            for path, source, folder in zip(paths, sources, folders):
+                page = folder.resolve() / f"{source.name}.md"
                 if page in written:
                     raise ResultsError(f"--results {written[page]} and {path} would both write {page}; give them separate --out folders, one command each")
                 written[page] = path
-            for source in sources:
-                if isinstance(source, ProbeSource):
-                    print(write_probe_page(source, Path(args.out) if args.out else source.directory).path)
-                else:
-                    print(write_page(source, args.out).path)
+            for source, folder in zip(sources, folders):
+                print((write_probe_page(source, folder) if isinstance(source, ProbeSource) else write_page(source, folder)).path)
             return 0
         out = Path(args.out) if args.out else HERE
         # Each page is named after its folder: the campaign's table6 holds a second `depth` table,

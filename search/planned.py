@@ -195,7 +195,7 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
         raise ValueError(f"--jobs must be positive, got {jobs}")
     if time_budget is not None and not time_budget > 0:
         raise ValueError(f"--time-budget must be a positive number, got {time_budget}")
-    import_experiment_plugins(experiment)  # one that cannot be imported would fail every command
+    import_experiment_plugins(experiment, read_settings(experiment.out))  # one that cannot be imported would fail every command
     gpus = visible_device_ids(gpus) if gpus else None
     threads = max(1, available_cpus() // jobs)
     waiting = [t for t in experiment.trials if finished_summary(t.out(experiment.root)) is None]
@@ -266,7 +266,7 @@ def collect(out: str | Path) -> pd.DataFrame:
     ``unfinished``. Updates the Optuna study where Optuna is importable."""
     experiment = PlannedExperiment.load(out)
     settings = read_settings(experiment.out)
-    import_experiment_plugins(experiment)
+    import_experiment_plugins(experiment, settings)
     epochs = resolve_recipe(settings["budget"], settings["recipe"], spaces.space_family(settings["space"])).epochs
     rows = []
     for trial in experiment.trials:
@@ -283,10 +283,10 @@ def collect(out: str | Path) -> pd.DataFrame:
     return results_frame(rows)
 
 
-def import_experiment_plugins(experiment: PlannedExperiment) -> None:
-    """The plan's --plugins, imported as its commands import them: from the plan's root, their
-    current folder, wherever this process was started."""
-    modules = read_settings(experiment.out).get("plugins") or []
+def import_experiment_plugins(experiment: PlannedExperiment, settings: dict[str, Any]) -> None:
+    """The plan's --plugins (in its ``settings``), imported as its commands import them: from the
+    plan's root, their current folder, wherever this process was started."""
+    modules = settings.get("plugins") or []
     if modules and str(experiment.root) not in sys.path:
         sys.path.insert(0, str(experiment.root))
     import_plugins(modules)
