@@ -10,6 +10,7 @@ process that imported Ray earlier without the setting is refused rather than exp
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import time
@@ -21,6 +22,11 @@ from search.settings import SearchSettings, trial_workers
 from zoo.plugins import Plugin
 
 LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's node address is 127.0.0.1
+# A trial of several workers is a Ray Train run inside its Tune trial, through the Ray Train API
+# that search/workers.py calls (TuneReportCallback, WorkerGroupError, Result.return_value): whole
+# from Ray 2.56. One-device trials run on any Ray from the floor in pyproject.toml (2.41), which
+# matters on a cluster: the driver's Ray must be the cluster's own release.
+RAY_TRAIN_SINCE = (2, 56)
 
 
 def keep_local_ray_on_loopback() -> None:
@@ -144,10 +150,21 @@ def trial_resources(settings: SearchSettings) -> Resources:
         by_default = workers > 1 and not settings.cpus_per_trial
         asked = f"--workers-per-trial {workers} (1 CPU per worker unless --cpus-per-trial says)" if by_default else "--cpus-per-trial"
         raise ValueError(f"{asked}: {whose} needs {cpus_per_trial:g} CPU(s) but the cluster has {cpus:g}")
+    if workers > 1:
+        check_ray_train(ray.__version__, workers)
     at_once = int(round(cpus / cpus_per_trial, 6))
     if gpus_per_trial > 0:
         at_once = min(at_once, int(round(gpus / gpus_per_trial, 6)))
     return Resources(cpus_per_trial, gpus_per_trial, max(1, at_once), workers)
+
+
+def check_ray_train(version: str, workers: int) -> None:
+    """Refuse a trial of several workers on a Ray older than RAY_TRAIN_SINCE (one line, before
+    anything is written), rather than fail every such trial once it starts."""
+    release = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if release < RAY_TRAIN_SINCE:
+        since = ".".join(map(str, RAY_TRAIN_SINCE))
+        raise ValueError(f"a trial of {workers} workers needs Ray {since} or newer (Ray Train's current API), and this is Ray {version}; upgrade Ray, or train one worker per trial")
 
 
 def _read_probe(path: str, token: str) -> bool:

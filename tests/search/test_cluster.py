@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from leaderboards.schema import read_table
+from search.cluster import check_ray_train
 from search.study import study_storage
 from tests.search.conftest import ray_environment
 
@@ -88,3 +89,13 @@ def test_ray_imported_before_the_search_could_bind_loopback_is_refused(tmp_path:
     assert result.returncode == 2, result.stderr[-2000:]
     assert "ray was imported before ResBench could keep its local instance on 127.0.0.1" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "exp").exists()
+
+
+@pytest.mark.parametrize(("version", "refused"), [("2.41.0", True), ("2.55.1", True), ("2.56.0", False), ("2.60.0", False), ("3.0.0.dev0", False)])
+def test_several_workers_per_trial_need_the_ray_train_api_they_call(version: str, refused: bool) -> None:
+    if not refused:
+        check_ray_train(version, workers=2)
+        return
+    with pytest.raises(ValueError) as error:
+        check_ray_train(version, workers=2)
+    assert str(error.value) == f"a trial of 2 workers needs Ray 2.56 or newer (Ray Train's current API), and this is Ray {version}; upgrade Ray, or train one worker per trial"

@@ -18,6 +18,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.util.placement_group import placement_group, placement_group_table
 
+from search.cluster import RAY_TRAIN_SINCE
 from search.launch import ReleaseStoppedWorkers
 from search.run import main, run_search
 from search.trial import WORKERS_PLACEMENT_GROUP
@@ -25,9 +26,12 @@ from tests.search.conftest import fast_recipe
 
 pytestmark = pytest.mark.slow  # a real Ray instance, worker processes killed
 REPO = Path(__file__).resolve().parents[2]
+# .ci/lowest-versions runs these tests on the oldest Ray ResBench takes, which refuses them.
+RAY_TRAIN_HERE = tuple(int(part) for part in ray.__version__.split(".")[:2]) >= RAY_TRAIN_SINCE
 DETERMINISTIC = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
 
 
+@pytest.mark.skipif(not RAY_TRAIN_HERE, reason=f"Ray {ray.__version__} has not the Ray Train API a trial of several workers calls")
 def test_a_trial_of_two_workers_killed_after_an_epoch_resumes_and_equals_its_torchrun_command(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESBENCH_FAULT", "exit_after_epoch:1")  # both workers exit once the first epoch is checkpointed
     results = run_search("shortcuts", data="synthetic", budget="smoke", recipe=fast_recipe("epochs=2"), trials=1, baselines=False, workers_per_trial=2, out=str(tmp_path / "exp"))
@@ -50,6 +54,14 @@ def test_a_trial_of_two_workers_killed_after_an_epoch_resumes_and_equals_its_tor
     assert replay.returncode == 0, replay.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "torchrun" / "metrics.csv")[DETERMINISTIC], pd.read_csv(trained / "metrics.csv")[DETERMINISTIC], check_exact=True)
     assert json.loads((tmp_path / "torchrun" / "summary.json").read_text())["test_accuracy"] == row["test_accuracy"]
+
+
+@pytest.mark.skipif(RAY_TRAIN_HERE, reason=f"Ray {ray.__version__} trains a trial of several workers")
+def test_several_workers_on_an_older_ray_is_one_line_and_writes_nothing(ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "exp"
+    assert main(["--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--workers-per-trial", "2", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: a trial of 2 workers needs Ray 2.56 or newer (Ray Train's current API), and this is Ray {ray.__version__}; upgrade Ray, or train one worker per trial"
+    assert not out.exists()
 
 
 def test_more_workers_than_the_cluster_holds_is_one_line_and_writes_nothing(ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
