@@ -158,11 +158,15 @@ def trial_resources(settings: SearchSettings) -> Resources:
     return Resources(cpus_per_trial, gpus_per_trial, max(1, at_once), workers)
 
 
+def has_ray_train(version: str) -> bool:
+    """Whether Ray release ``version`` can train a trial of several workers."""
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2]) >= RAY_TRAIN_SINCE
+
+
 def check_ray_train(version: str, workers: int) -> None:
     """Refuse a trial of several workers on a Ray older than RAY_TRAIN_SINCE (one line, before
     anything is written), rather than fail every such trial once it starts."""
-    release = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
-    if release < RAY_TRAIN_SINCE:
+    if not has_ray_train(version):
         since = ".".join(map(str, RAY_TRAIN_SINCE))
         raise ValueError(f"a trial of {workers} workers needs Ray {since} or newer (Ray Train's current API), and this is Ray {version}; upgrade Ray, or train one worker per trial")
 

@@ -18,7 +18,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.util.placement_group import placement_group, placement_group_table
 
-from search.cluster import RAY_TRAIN_SINCE
+from search.cluster import has_ray_train
 from search.launch import ReleaseStoppedWorkers
 from search.run import main, run_search
 from search.trial import WORKERS_PLACEMENT_GROUP
@@ -27,11 +27,11 @@ from tests.search.conftest import fast_recipe
 pytestmark = pytest.mark.slow  # a real Ray instance, worker processes killed
 REPO = Path(__file__).resolve().parents[2]
 # .ci/lowest-versions runs these tests on the oldest Ray ResBench takes, which refuses them.
-RAY_TRAIN_HERE = tuple(int(part) for part in ray.__version__.split(".")[:2]) >= RAY_TRAIN_SINCE
+RAY_TRAIN_HERE = has_ray_train(ray.__version__)
 DETERMINISTIC = ["epoch", "train_loss", "train_error", "val_accuracy", "lr"]
 
 
-@pytest.mark.skipif(not RAY_TRAIN_HERE, reason=f"Ray {ray.__version__} has not the Ray Train API a trial of several workers calls")
+@pytest.mark.skipif(not RAY_TRAIN_HERE, reason=f"Ray {ray.__version__} lacks the Ray Train API a trial of several workers calls")
 def test_a_trial_of_two_workers_killed_after_an_epoch_resumes_and_equals_its_torchrun_command(ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESBENCH_FAULT", "exit_after_epoch:1")  # both workers exit once the first epoch is checkpointed
     results = run_search("shortcuts", data="synthetic", budget="smoke", recipe=fast_recipe("epochs=2"), trials=1, baselines=False, workers_per_trial=2, out=str(tmp_path / "exp"))
