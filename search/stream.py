@@ -25,6 +25,7 @@ pixels differ by the decoders' and resamplers' rounding.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -50,6 +51,14 @@ BOX_AUGMENTATIONS = ("random_resized_crop", "scale")  # cropped from the file, i
 PREFETCH_BATCHES = 2  # per worker: enough to hide a decode's jitter, little memory
 DECODE_PLACES = ("workers", "device")  # where JPEG training crops are decoded (module docstring)
 DECODE_BATCH = 256  # files at rest per worker batch: few batches to send back, each small
+# Loader workers start by fork on Linux whatever Python's default (forkserver from 3.14): a forked
+# worker shares the file list copy-on-write and starts at once, where a fork server's worker
+# re-imports torch and is sent the list pickled, each time a loader starts (evaluation's, every
+# epoch). Measured on the 2-core Xeon beside two trainings, 50,000 CIFAR files, 2 workers: 0.15 s
+# to the first batch by fork, 3.5 s by forkserver, 4.4 s by spawn. The threads alive at a fork (the
+# lease's heartbeat, a pinning thread, Ray's) hold no lock a worker takes: it reads files, fills
+# tensors and sends them.
+WORKER_START = "fork" if sys.platform == "linux" else None  # elsewhere the platform's own
 
 
 def check_decode(place: str) -> str:
@@ -240,6 +249,7 @@ def loader(dataset: torch.utils.data.Dataset, batches: Iterable[Sequence[object]
     return DataLoader(
         dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate, pin_memory=device.type == "cuda",
         prefetch_factor=PREFETCH_BATCHES if workers else None, worker_init_fn=_one_thread, persistent_workers=persistent and workers > 0,
+        multiprocessing_context=WORKER_START if workers else None,
     )
 
 

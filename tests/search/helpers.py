@@ -1,5 +1,5 @@
-"""Small real data sets written by tests (an ImageFolder of PNGs, a CIFAR-layout copy), and the
-listening sockets of a process tree."""
+"""Small real data sets written by tests (an ImageFolder of PNGs, a CIFAR-layout copy), the
+listening sockets of a process tree, and a data set that tells which process made its samples."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+
+from search.stream import Sample
 
 
 def write_image_folder(root: Path, split: str, per_class: int, classes: int = 3, seed: int = 0) -> None:
@@ -94,3 +96,16 @@ def decode_address(hex_address: str) -> str:
     if packed[:12] == b"\0" * 10 + b"\xff\xff":  # IPv4-mapped IPv6
         return ".".join(map(str, packed[12:]))
     return "::" if packed == b"\0" * 16 else packed.hex()
+
+
+class ParentOfWorker(torch.utils.data.Dataset):
+    """Each sample's label is the pid of the process that started the loader worker making it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> Sample:
+        return Sample(torch.zeros(3, 2, 2, dtype=torch.uint8), os.getppid())

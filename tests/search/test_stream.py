@@ -110,6 +110,26 @@ def test_a_folders_first_decode_in_loader_workers_gives_the_same_tensor_and_name
     assert (decode_workers(1999), decode_workers(2000), decode_workers(50_000)) == (0, min(2, torch.get_num_threads()), torch.get_num_threads())
 
 
+WORKER_PARENTS = """
+import multiprocessing, os, torch
+from search.stream import loader
+from tests.search.helpers import ParentOfWorker
+multiprocessing.set_start_method("forkserver")  # Python 3.14's default on Linux
+batches = loader(ParentOfWorker(4), [[0, 1], [2, 3]], 2, torch.device("cpu"))
+print(os.getpid(), sorted({pid for batch in batches for pid in batch.labels.tolist()}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers start by fork on Linux; elsewhere by the platform's own method")
+def test_loader_workers_are_forked_from_the_trial_where_python_would_start_a_fork_server() -> None:
+    """Forked workers start at once and share the file list; a fork server re-imports torch and is
+    sent the list pickled, every time a loader starts (search.stream.WORKER_START)."""
+    result = subprocess.run([sys.executable, "-c", WORKER_PARENTS], cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    trial, parents = result.stdout.split(maxsplit=1)
+    assert parents.strip() == f"[{trial}]", "both workers' parent is the process that trains"
+
+
 def test_auto_streams_a_folder_whose_decoded_size_passes_the_bound(folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     decoded = 180 * 3 * 72 * 72
     monkeypatch.setenv("RESBENCH_IN_MEMORY_BYTES", str(decoded // 4))
