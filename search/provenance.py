@@ -115,8 +115,9 @@ def code_commit() -> str | None:
 
 
 def versions() -> dict[str, str]:
-    """Installed versions of the stack, read from package metadata (nothing is imported)."""
-    found = {}
+    """Python's version and the stack's, read from package metadata (nothing is imported). Python's
+    matters beyond syntax: 3.14 changed how processes start on Linux, for one."""
+    found = {"python": platform.python_version()}
     for package in REPORTED_PACKAGES:
         try:
             found[package] = importlib.metadata.version(package)

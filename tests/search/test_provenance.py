@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
+
 import torch
 
 from search.provenance import cpu_flags, cpu_has_fast_bf16, record, resolve_precision
@@ -16,6 +19,7 @@ def test_auto_precision_on_the_cpu_follows_the_bf16_instruction_flags() -> None:
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"  # asked for: kept
 
 
-def test_the_record_names_the_precision_and_the_hardware() -> None:
+def test_the_record_names_the_precision_the_hardware_and_the_versions() -> None:
     stamp = record(torch.device("cpu"), "fp32")
     assert stamp["precision"] == "fp32" and stamp["device"] == "cpu" and stamp["hardware"]
+    assert stamp["versions"]["python"] == platform.python_version() and stamp["versions"]["torch"] == importlib.metadata.version("torch")
