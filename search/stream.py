@@ -52,12 +52,12 @@ PREFETCH_BATCHES = 2  # per worker: enough to hide a decode's jitter, little mem
 DECODE_PLACES = ("workers", "device")  # where JPEG training crops are decoded (module docstring)
 DECODE_BATCH = 256  # files at rest per worker batch: few batches to send back, each small
 # Loader workers start by fork on Linux whatever Python's default (forkserver from 3.14): a forked
-# worker shares the file list copy-on-write and starts at once, where a fork server's worker
-# re-imports torch and is sent the list pickled, each time a loader starts (evaluation's, every
-# epoch). Measured on the 2-core Xeon beside two trainings, 50,000 CIFAR files, 2 workers: 0.15 s
-# to the first batch by fork, 3.5 s by forkserver, 4.4 s by spawn. The threads alive at a fork (the
-# lease's heartbeat, a pinning thread, Ray's) hold no lock a worker takes: it reads files, fills
-# tensors and sends them.
+# worker starts at once with the dataset it was forked with, where a fork server's worker imports
+# torch again and is sent the dataset pickled, each time a loader starts (evaluation's, every epoch
+# on the streaming path). benchmarks/worker_start.py, 50,000 CIFAR files, 2 workers, idle 2-core
+# Xeon: 0.11 s to the first batch by fork, 3.5 s by forkserver, 3.9 s by spawn. The threads alive
+# at a fork (the lease's heartbeat, a pinning thread, Ray's) hold no lock a worker takes: it reads
+# files, fills tensors and sends them.
 WORKER_START = "fork" if sys.platform == "linux" else None  # elsewhere the platform's own
 
 
@@ -244,12 +244,13 @@ class EpochBatches:
         return len(self.batches)
 
 
-def loader(dataset: torch.utils.data.Dataset, batches: Iterable[Sequence[object]], workers: int, device: torch.device, persistent: bool = False) -> DataLoader:
-    """A loader over batches of sample keys; ``persistent`` keeps its workers between epochs."""
+def loader(dataset: torch.utils.data.Dataset, batches: Iterable[Sequence[object]], workers: int, device: torch.device, persistent: bool = False, start_method: str | None = WORKER_START) -> DataLoader:
+    """A loader over batches of sample keys; ``persistent`` keeps its workers between epochs;
+    ``start_method`` is how they start (benchmarks/worker_start.py compares the choices)."""
     return DataLoader(
         dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate, pin_memory=device.type == "cuda",
         prefetch_factor=PREFETCH_BATCHES if workers else None, worker_init_fn=_one_thread, persistent_workers=persistent and workers > 0,
-        multiprocessing_context=WORKER_START if workers else None,
+        multiprocessing_context=start_method if workers else None,
     )
 
 
