@@ -1,6 +1,7 @@
 """Seconds from a loader's start to its first batch, by each way of starting its workers, side by
 side in one run. search.stream starts them by fork on Linux (``WORKER_START``), where Python 3.14
-defaults to forkserver; evaluation starts its loader every epoch, so the difference is paid per epoch.
+defaults to forkserver. On the streaming path evaluation starts its loader every epoch, so a
+streamed run pays the difference each epoch (a trial's training loader keeps its workers: once).
 
     python benchmarks/worker_start.py --data ../shared/datasets/cifar10-jpeg [--workers 2] [--repeats 5]
 
