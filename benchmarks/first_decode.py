@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from search.data import _decode_folder, decode_workers  # noqa: E402
+from search.data import DataError, _decode_folder, _list_folder, decode_workers  # noqa: E402
 from search.provenance import hardware_name  # noqa: E402
 from zoo.commandline import OneLineParser  # noqa: E402
 
@@ -32,7 +32,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     root = Path(args.data) / "train"
-    files = sum(1 for path in root.rglob("*") if path.is_file())
+    try:
+        files = len(_list_folder(root, args.rest_size)[0].files)
+    except DataError as error:
+        parser.error(str(error))
     workers = decode_workers(files)
     print(f"{hardware_name(torch.device('cpu'))}: {files} files at rest at {args.rest_size} px, {torch.get_num_threads()} threads -> {workers} loader workers")
     seconds: dict[int, list[float]] = {0: [], workers: []}

@@ -65,9 +65,12 @@ def main() -> None:
         print(json.dumps(train_once(args.data, args.model, args.seed, args.one)))
         return
 
-    from search.data import load_dataset
+    from search.data import DataError, load_dataset
 
-    load_dataset(args.data, data_seed=0)  # fills the decoded cache, so no run pays for the decode
+    try:
+        load_dataset(args.data, data_seed=0)  # fills the decoded cache, so no run pays for the decode
+    except DataError as error:
+        parser.error(str(error))
     env = dict(os.environ)
     if args.onednn_isa:
         env["ONEDNN_MAX_CPU_ISA"] = args.onednn_isa

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import zoo
 from search.augment import Normalize, random_crop_flip
 from search.config import TrialConfig
-from search.data import load_dataset
+from search.data import DataError, load_dataset
 from search.provenance import resolve_precision
 from search.train import train
 from zoo.commandline import OneLineParser
@@ -98,7 +98,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     precision = resolve_precision("auto", torch.device("cpu"))
-    data = load_dataset(args.data, data_seed=0)
+    try:
+        data = load_dataset(args.data, data_seed=0)
+    except DataError as error:
+        parser.error(str(error))
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from search.data import _list_folder
+from search.data import DataError, _list_folder
 from search.provenance import hardware_name
 from search.stream import RestingFiles, loader
 from zoo.commandline import OneLineParser
@@ -43,7 +43,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     methods = [method for method in ("fork", "forkserver", "spawn") if method in multiprocessing.get_all_start_methods()]
-    split, _ = _list_folder(Path(args.data) / "train", 32)
+    try:
+        split, _ = _list_folder(Path(args.data) / "train", 32)
+    except DataError as error:
+        parser.error(str(error))
     dataset = RestingFiles(split.files, split.labels, 32)
     print(f"CPU: {hardware_name(torch.device('cpu'))}, {os.cpu_count()} cores; {len(split.files):,} files ({len(pickle.dumps(dataset)) / 2**20:.1f} MiB pickled), "
           f"{args.workers} workers, batch {BATCH}; medians of {args.repeats} runs in turn")
