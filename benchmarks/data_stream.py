@@ -39,7 +39,7 @@ from search.data import FileSplit
 from search.measure import synchronize, tree_memory_bytes
 from search.provenance import hardware_name
 from search.stream import EpochBatches, TrainingFiles, loader, on_device
-from zoo.commandline import OneLineParser
+from zoo.commandline import OneLineParser, comma_list
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -140,13 +140,21 @@ def decode_rates(files: list[str], workers: int, batch: int, on_gpu: bool) -> tu
     return gpu, decoded / (time.perf_counter() - start)
 
 
+def pixel_sizes(text: str) -> list[int]:
+    """``--sizes``: positive whole numbers, comma-separated (a bad one is argparse's one-line error)."""
+    sizes = [int(item) for item in comma_list(text)]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(text)
+    return sizes
+
+
 def main() -> None:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--sizes", default="64,128,224")
+    parser.add_argument("--sizes", type=pixel_sizes, default="64,128,224", help="crop sides in pixels, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of the two loaders per size; medians reported")
     args = parser.parse_args()
     print(f"CPU: {hardware_name(torch.device('cpu'))}, {os.cpu_count()} cores; {args.images} JPEGs of 500x375, {args.workers} loader workers, batch {args.batch}")
@@ -159,7 +167,7 @@ def main() -> None:
         print("\n1. loader only: training images/s, batches normalised on the device")
         print(f"(medians of {args.repeats} alternating runs of each)")
         print("| crop | ResBench stream | torchvision DataLoader + PIL | ratio |\n|---|---|---|---|")
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in args.sizes:
             rates = [(resbench_rate(files, size, args.batch, args.workers, args.seconds), torchvision_rate(root, size, args.batch, args.workers, args.seconds)) for _ in range(args.repeats)]
             ours, theirs = (float(np.median(column)) for column in zip(*rates, strict=True))
             print(f"| {size} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x |", flush=True)

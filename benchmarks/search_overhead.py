@@ -18,6 +18,7 @@ from pathlib import Path
 
 from search.cluster import connect
 from search.config import TrialConfig
+from search.data import DataError, describe_source
 from search.run import run_search
 from search.train import train
 from zoo.commandline import OneLineParser
@@ -28,6 +29,10 @@ def main() -> None:
     parser.add_argument("--data", default="synthetic")
     parser.add_argument("--images", type=int, default=3000, help="training images per trial (one epoch)")
     args = parser.parse_args()
+    try:
+        describe_source(args.data)
+    except DataError as error:
+        parser.error(str(error))
     recipe = {"epochs": 1, "train_subset": args.images, "val_size": 256, "test_size": 256}
     scratch = Path(tempfile.mkdtemp(prefix="rbbench", dir="/tmp"))
     os.environ.update({"RAY_TMPDIR": str(scratch), "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
