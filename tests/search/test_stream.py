@@ -122,8 +122,8 @@ print(os.getpid(), sorted({pid for batch in batches for pid in batch.labels.toli
 
 @pytest.mark.skipif(sys.platform != "linux", reason="workers start by fork on Linux; elsewhere by the platform's own method")
 def test_loader_workers_are_forked_from_the_trial_where_python_would_start_a_fork_server() -> None:
-    """Forked workers start at once and share the file list; a fork server re-imports torch and is
-    sent the list pickled, every time a loader starts (search.stream.WORKER_START)."""
+    """Forked workers start at once with the dataset they were forked with; a fork server's import
+    torch again and are sent the dataset pickled, every time a loader starts (search.stream.WORKER_START)."""
     result = subprocess.run([sys.executable, "-c", WORKER_PARENTS], cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     trial, parents = result.stdout.split(maxsplit=1)
