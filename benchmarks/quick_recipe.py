@@ -9,10 +9,11 @@ includes loading the decoded set, not decoding it. Run it on an otherwise idle m
 takes 10-35 minutes on 2 cores.
 
 ``--onednn-isa`` caps the kernels oneDNN may use (``ONEDNN_MAX_CPU_ISA``) in every run: on a Xeon
-with AMX, ``AVX512_CORE_BF16`` makes bf16 run on the AVX512-BF16 kernels a CPU without AMX uses.
-The same instructions are not the same cores: held so, a Xeon ran bf16 0.78x as fast as fp32,
-where an AMD EPYC Zen 4 ran it 1.50x as fast (README, Measured), so run this on the CPU in
-question. The line oneDNN itself prints says which instruction set the runs got.
+with AMX, ``AVX512_CORE_BF16`` makes bf16 run on the AVX512-BF16 kernels a CPU without AMX uses
+(fp32 never uses AMX, so the cap leaves it as it is). The same instructions are not the same cores:
+held so, a Xeon ran bf16 0.78x as fast as fp32, where an AMD EPYC Zen 4 ran it 1.50x as fast
+(README, Measured), so run this on the CPU in question. The line oneDNN itself prints says which
+instruction set the runs got.
 """
 
 from __future__ import annotations
