@@ -27,9 +27,10 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def compiled(model: nn.Module, mode: str) -> Any:
+def compiled(model: nn.Module, mode: str, deterministic: bool = False) -> Any:
     """The callable a run trains and evaluates with: ``model`` itself, or a compiled wrapper that
-    shares its parameters and buffers."""
+    shares its parameters and buffers. ``deterministic``: Inductor skips the kernel choices it
+    would time on the device where they change the numbers, so two compiles pick alike."""
     check_mode(mode)
     if mode == "off":
         return model
@@ -39,6 +40,10 @@ def compiled(model: nn.Module, mode: str) -> Any:
     torch.compiler.reset()
     if mode == "aot_eager":
         return torch.compile(model, backend="aot_eager")
+    import torch._inductor.config as inductor
+
+    if hasattr(inductor, "deterministic"):  # torch 2.4's Inductor has no such switch
+        inductor.deterministic = deterministic  # read when the graph compiles, at the first step
     return torch.compile(model, mode=mode)
 
 

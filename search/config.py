@@ -28,9 +28,9 @@ RESERVED_KEYS = ("model", "seed")
 class TrialConfig:
     """Everything that defines a run; two runs with equal identities compute the same thing.
 
-    ``threads``, ``device``, ``compile``, ``decode`` and ``checkpoint_minutes`` are how it runs, not
-    what it computes: they stay out of the identity, so a run planned or started on one machine
-    resumes on another, compiled or not.
+    ``threads``, ``device``, ``compile``, ``deterministic``, ``decode`` and ``checkpoint_minutes``
+    are how it runs, not what it computes: they stay out of the identity, so a run planned or
+    started on one machine resumes on another, compiled or not.
     """
 
     model: str
@@ -43,6 +43,9 @@ class TrialConfig:
     threads: int | None = None  # None: leave torch's setting alone
     device: str = "auto"
     compile: str = "off"  # a torch.compile mode (search.compilation)
+    # Only kernels that give the same bits every time (search.train.configure_kernels): a run
+    # repeats bitwise on the same card and software, at some cost in speed.
+    deterministic: bool = False
     decode: str = "workers"  # where a streamed run decodes its JPEG training crops (search.stream.DECODE_PLACES)
     checkpoint_minutes: float = 10.0  # within a long epoch, a checkpoint at least this often
     # Whose budgets the recipe comes from; None: the model's own family. A search sets its
@@ -92,6 +95,8 @@ class TrialConfig:
         words += ["--device", self.device]
         if self.compile != "off":
             words += ["--compile", self.compile]
+        if self.deterministic:
+            words.append("--deterministic")
         if self.decode != TrialConfig.decode:
             words += ["--decode", self.decode]
         if self.checkpoint_minutes != TrialConfig.checkpoint_minutes:

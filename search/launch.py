@@ -291,7 +291,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
     recorded = {row["trial_id"]: row for row in read_results(out)}  # every earlier driver's finished trials
     context = TrialContext(
         # Trials run with their working directory changed: a data folder travels as an absolute path.
-        experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, family=spaces.space_family(settings.space), recipe={**settings.recipe, "precision": precision}, compile=settings.compile, decode=settings.decode,
+        experiment=str(out), space=settings.space, data=describe_source(settings.data), budget=settings.budget, family=spaces.space_family(settings.space), recipe={**settings.recipe, "precision": precision}, compile=settings.compile, deterministic=settings.deterministic, decode=settings.decode,
         plugins=plugins, threads=resources.threads, device="cuda" if resources.gpus_per_trial > 0 else "cpu",
         max_gmacs=settings.max_gmacs, data_seed=settings.data_seed, environment=forwarded_environment(),
         # Of a GPU (each worker's), or of the machine's memory: each worker holds a copy of the data.

@@ -129,7 +129,7 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
             model=model, data=settings.data, budget=settings.budget, model_overrides=model_overrides,
             recipe_overrides={**settings.recipe, "precision": precision, **recipe_overrides}, seed=trial.seed,
             data_seed=settings.data_seed, threads=max(1, int(settings.cpus_per_trial or 1)),
-            device="cuda" if on_gpu else "cpu", compile=settings.compile, decode=settings.decode, family=spaces.space_family(space),
+            device="cuda" if on_gpu else "cpu", compile=settings.compile, deterministic=settings.deterministic, decode=settings.decode, family=spaces.space_family(space),
             plugins=tuple(settings.plugins),
         )
         trial_id = f"trial_{index:04d}"

@@ -82,7 +82,7 @@ def _run(settings: SearchSettings, plugins: list[Plugin], out: Path, resuming: b
             recipe = search_recipe(settings)
             precision = trial_precision(out, resuming, recipe.precision, resources.gpus_per_trial > 0)
             print(f"search {settings.space}: {plan.total} trials ({plan.sampler}: {plan.why}; {settings.seeds} seed(s)), budget {settings.budget} ({recipe.epochs} epochs), data {dataset.name} {dataset.sizes()}", flush=True)
-            print(f"  resources: {resources.describe()} on {hardware_name(torch.device('cpu'))}; precision {precision}, compile {settings.compile}", flush=True)
+            print(f"  resources: {resources.describe()} on {hardware_name(torch.device('cpu'))}; precision {precision}, compile {settings.compile}{', deterministic kernels' if settings.deterministic else ''}", flush=True)
             for note in plan.notes:
                 print(f"  {note}", flush=True)
             print(f"  estimate: {estimate_minutes(settings, plan, resources)}", flush=True)
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     baselines.add_argument("--baselines", type=comma_list, default=None, metavar="MODEL[,MODEL]", help="models trained beside the space on the same data and recipe: zoo names or timm:NAME (timm's networks, e.g. timm:resnet18d); default: the family's VGG-16")
     baselines.add_argument("--no-baselines", action="store_true", help="train no baseline beside the space")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode for every trial: {', '.join(COMPILE_MODES)} (not part of a trial's identity: a resume may change it)")
+    parser.add_argument("--deterministic", action="store_true", help="every trial uses only kernels that give the same bits every time (search.train --deterministic): a trial repeats bitwise on the same card and software; not part of a trial's identity")
     parser.add_argument("--decode", default=SearchSettings.decode, help=f"where streamed trials decode JPEG training crops: {', '.join(DECODE_PLACES)} (workers: Pillow in the loader workers; device: batched on the trial's device, nvJPEG on CUDA; not part of a trial's identity)")
     parser.add_argument("--log", type=comma_list, default=[], metavar="LOGGER[,LOGGER]", help="experiment loggers: tensorboard, csv (files per trial under OUT/ray/), mlflow (a file store in OUT/mlruns; the mlflow extra)")
     parser.add_argument("--retries", type=int, default=2, help="restarts of a trial that crashed (a lost node, a full disk; bad input is never retried)")
@@ -271,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             baselines=args.baselines if args.baselines is not None else not args.no_baselines,
             retries=args.retries,
             compile=args.compile,
+            deterministic=args.deterministic,
             decode=args.decode,
             log=args.log,
             out=str(out),

@@ -51,6 +51,7 @@ class SearchSettings:
     data_seed: int = 0
     retries: int = 2  # Ray restarts a trial that crashed (not one refused for bad input) this many times
     compile: str = "off"  # how trials run (search.compilation), not what they compute: a resume may change it
+    deterministic: bool = False  # trials use only kernels that repeat bitwise (search.train); how they run
     decode: str = "workers"  # where streamed trials decode JPEG training crops (search.stream.DECODE_PLACES); how they run
     log: list[str] = field(default_factory=list)  # experiment loggers (LOGGERS), how a search is watched, not what it is
 
@@ -73,6 +74,8 @@ class SearchSettings:
             words += ["--baselines", ",".join(self.baselines)]
         if self.compile != SearchSettings.compile:
             words += ["--compile", self.compile]
+        if self.deterministic:
+            words.append("--deterministic")
         if self.decode != SearchSettings.decode:
             words += ["--decode", self.decode]
         if self.retries != SearchSettings.retries:

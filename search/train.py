@@ -2,7 +2,7 @@
 
     python -m search.train --model resnet20 [--shortcut A] [--block basic] [zoo overrides ...]
         --data DATA --budget smoke|quick|paper [--epochs N] [recipe fields ...]
-        [--seed S] [--data-seed S] [--threads T] [--device auto|cpu|cuda] [--compile MODE] [--decode workers|device]
+        [--seed S] [--data-seed S] [--threads T] [--device auto|cpu|cuda] [--compile MODE] [--deterministic] [--decode workers|device]
         [--checkpoint-minutes M] --out DIR
 
 Writes ``DIR/metrics.csv`` (a row per epoch), ``DIR/summary.json``, the final and best-validation
@@ -104,6 +104,9 @@ DIVERGENCE_LOOK_STEPS = 25
 # every step, at no cost).
 AGREEMENT_STEPS = DIVERGENCE_LOOK_STEPS
 EXIT_IO_ERROR = 74  # EX_IOERR: a write failed (a full disk); the same command resumes once fixed
+# cuBLAS repeats its products only with a fixed workspace per stream; torch refuses a deterministic
+# product without one of these settings, which cuBLAS reads when a process first uses it.
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
 
 Reporter = Callable[[dict[str, Any]], None]
 
@@ -198,6 +201,7 @@ def validate(config: TrialConfig, memory_share: float = 1.0) -> Recipe:
     check_fits(config, recipe, device, memory_share)
     check_mode(config.compile)
     check_decode(config.decode)
+    check_deterministic(config, recipe, device)
     describe_source(config.data)
     if recipe.data_path == "stream":
         choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)  # a source that has no files is refused
@@ -218,6 +222,34 @@ def check_world(recipe: Recipe, world: World, device: torch.device) -> None:
         raise ValueError(f"batch_size {recipe.batch_size} is the global batch; {world.size} workers need a multiple of {world.size}")
     if world.size > 1 and recipe.sync_bn and device.type != "cuda":
         raise ValueError("recipe field sync_bn needs CUDA workers (torch's SyncBatchNorm); on the CPU each worker's BatchNorm keeps its own statistics")
+
+
+def check_deterministic(config: TrialConfig, recipe: Recipe, device: torch.device) -> None:
+    """Refuse, before anything is written, a deterministic run the device cannot give: on CUDA a
+    cuBLAS workspace setting that lets products vary; anywhere, a model using an operation torch
+    has no deterministic kernel for on this device (one training step on two images finds it, as
+    the run's first step would; the random numbers it draws are given back)."""
+    if not config.deterministic:
+        return
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if device.type == "cuda" and workspace is not None and workspace not in CUBLAS_DETERMINISTIC:
+        raise ValueError(f"--deterministic: CUBLAS_WORKSPACE_CONFIG={workspace} lets cuBLAS vary its products; valid: unset (ResBench sets {CUBLAS_DETERMINISTIC[0]}) or {' or '.join(CUBLAS_DETERMINISTIC)}")
+    precision, was = resolve_precision(recipe.precision, device), torch.are_deterministic_algorithms_enabled()
+    configure_kernels(device, precision, deterministic=True)
+    try:
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
+            model = build_model(config, config.model_overrides.get("num_classes", 10), device).train()
+            images = torch.randn(2, 3, recipe.image_size, recipe.image_size, device=device)
+            with autocast(device, precision):
+                loss = F.cross_entropy(model(images).float(), torch.zeros(2, dtype=torch.int64, device=device), label_smoothing=recipe.label_smoothing)
+            loss.backward()
+    except RuntimeError as error:
+        if "does not have a deterministic implementation" not in str(error):
+            raise
+        operation = str(error).split(" does not have")[0].strip().split()[-1]
+        raise ValueError(f"--deterministic: {config.model} trains through {operation}, which has no deterministic {device.type} kernel in torch {torch.__version__}; run it without --deterministic") from None
+    finally:
+        torch.use_deterministic_algorithms(was)
 
 
 def check_input_size(model: nn.Module, name: str, recipe: Recipe) -> None:
@@ -364,9 +396,9 @@ class Run:
         generator = torch.Generator(device=device).manual_seed(config.seed)
         normalize = Normalize(dataset.mean, dataset.std, device, channels_last=True)
         state = TrainingState(model, optimizer, scheduler, generator)
-        configure_kernels(device, precision)
+        configure_kernels(device, precision, config.deterministic)
         trained = model if world.size == 1 else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        forward = compiled(trained, config.compile)
+        forward = compiled(trained, config.compile, config.deterministic)
         run = cls(
             config, recipe, dataset, train_split, dataset.val, device, precision, state, forward, forward if world.size == 1 else model, normalize, steps_per_epoch, workers,
             world=world,
@@ -470,20 +502,27 @@ class Run:
         return evaluate(self.evaluate_forward, split, self.normalize, recipe.eval_batch_size, self.device, self.precision, recipe.eval_crop, recipe.eval_crops, max(1, self.workers))
 
 
-def configure_kernels(device: torch.device, precision: str) -> None:
+def configure_kernels(device: torch.device, precision: str, deterministic: bool = False) -> None:
     """Set, for every run, the process-wide kernel choices it depends on (a Ray worker runs many
-    runs): cuDNN picks its fastest convolution for the fixed batch shape, and fp32 means fp32 on
+    runs): cuDNN picks its fastest convolution for the fixed batch shape, unless the run asks for
+    the same bits every time (cuDNN's timed choice may differ from one process to the next, and
+    atomics add in any order: torch's deterministic algorithms instead); and fp32 means fp32 on
     CUDA (TF32 matrix units only under bf16, for the few products autocast leaves in fp32)."""
+    torch.use_deterministic_algorithms(deterministic)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC[0])
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
         torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
         torch.backends.cudnn.allow_tf32 = precision != "fp32"
 
 
 def kernel_settings(device: torch.device) -> dict[str, Any]:
+    deterministic = torch.are_deterministic_algorithms_enabled()
     if device.type != "cuda":
-        return {"cudnn_benchmark": None, "tf32": None}
-    return {"cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}}
+        return {"cudnn_benchmark": None, "tf32": None, "deterministic": deterministic}
+    return {"cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}, "deterministic": deterministic}
 
 
 def train(
@@ -512,7 +551,7 @@ def train(
     """
     out = Path(out).resolve()
     check_writable_folder(out, "--out")
-    threads = torch.get_num_threads()
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     # Checks, identity and loading list a data folder once between them (_train forgets the listing).
     with walking_once():
         recipe = validate(config, memory_share)
@@ -530,7 +569,9 @@ def train(
             with Lease(out, "search.train run", wait=lease_wait, say=say) if world.leader else contextlib.nullcontext():
                 return _train(config, recipe, identity, out, report, say, progress and world.leader, dataset, Preemption(stop_file), memory_share, world)
         finally:
-            torch.set_num_threads(threads)  # a caller's process (a Ray worker, a notebook) keeps its setting
+            # A caller's process (a Ray worker, a notebook) keeps its settings.
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic)
 
 
 def _train(config: TrialConfig, recipe: Recipe, identity: dict[str, Any], out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption, memory_share: float, world: World) -> dict[str, Any]:
@@ -563,7 +604,7 @@ def _train(config: TrialConfig, recipe: Recipe, identity: dict[str, Any], out: P
         say(f"resuming {out.name} from epoch {done.epoch}/{recipe.epochs}{within}")
         # "auto" was decided when the run started: a resume on another machine keeps it.
         run.precision = done.precision = done.precision or run.precision
-        configure_kernels(device, run.precision)
+        configure_kernels(device, run.precision, config.deterministic)
     if not done.git_commits or done.git_commits[-1] != code_commit():
         done.git_commits.append(code_commit())
     compile_before, compiling_at_start = done.compile_seconds, seconds_compiling()
@@ -725,7 +766,7 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-TRAIN_FLAGS = ("model", "data", "budget", "family", "seed", "data_seed", "threads", "device", "compile", "decode", "checkpoint_minutes", "plugins", "out")
+TRAIN_FLAGS = ("model", "data", "budget", "family", "seed", "data_seed", "threads", "device", "compile", "deterministic", "decode", "checkpoint_minutes", "plugins", "out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -752,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all this process may use)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA where visible, else the CPU")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode: {', '.join(COMPILE_MODES)} (how it runs, not what it computes: a run resumes under another mode)")
+    parser.add_argument("--deterministic", action="store_true", help="only kernels that give the same bits every time: a run on CUDA repeats bitwise on the same card and software, a little slower (cuDNN's benchmark off; the CPU's kernels are deterministic already); how it runs, not what it computes")
     parser.add_argument("--decode", default=TrialConfig.decode, help=f"where a streamed run decodes its JPEG training crops: {', '.join(DECODE_PLACES)} (workers: Pillow in the loader workers; device: batched on the training device, nvJPEG on CUDA; how it runs, not what it computes)")
     parser.add_argument("--checkpoint-minutes", type=float, default=TrialConfig.checkpoint_minutes, help="within an epoch, checkpoint at least this often (a long ImageNet epoch; a killed run resumes from there)")
     parser.add_argument("--plugins", type=comma_list, default=[], metavar="MODULE[,MODULE]", help="your modules to import first: the blocks they register (@zoo.register) can then be named")
@@ -779,6 +821,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=available_cpus() if args.threads is None else args.threads,  # 0 is refused, not read as 'all'
             device=args.device,
             compile=args.compile,
+            deterministic=args.deterministic,
             decode=args.decode,
             checkpoint_minutes=args.checkpoint_minutes,
             family=args.family,

@@ -44,6 +44,7 @@ class TrialContext:
     threads: int
     device: str
     compile: str  # a torch.compile mode
+    deterministic: bool  # only kernels that repeat bitwise (search.train --deterministic)
     decode: str  # where streamed runs decode JPEG training crops (search.stream.DECODE_PLACES)
     max_gmacs: float | None
     data_seed: int
@@ -99,6 +100,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         threads=context.threads,
         device=context.device,
         compile=context.compile,
+        deterministic=context.deterministic,
         decode=context.decode,
         family=context.family,
         workers=context.workers,

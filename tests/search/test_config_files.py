@@ -11,18 +11,19 @@ import pytest
 from search.run import main as search_main
 from search.train import main as train_main
 
-SETTINGS = ("space", "data", "budget", "recipe", "sampler", "seeds", "objective", "baselines", "trials", "data_seed", "compile")
+SETTINGS = ("space", "data", "budget", "recipe", "sampler", "seeds", "objective", "baselines", "trials", "data_seed", "compile", "deterministic")
 
 
 def test_search_json_reproduces_the_search_it_came_from(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     first = tmp_path / "first"
-    flags = ["--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--recipe", "epochs=1", "train_subset=128", "--seeds", "2", "--trials", "3", "--baselines", "timm:resnet10t,cifar_vgg11", "--data-seed", "4", "--plan"]
+    flags = ["--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--recipe", "epochs=1", "train_subset=128", "--seeds", "2", "--trials", "3", "--baselines", "timm:resnet10t,cifar_vgg11", "--data-seed", "4", "--deterministic", "--plan"]
     assert search_main([*flags, "--out", str(first)]) == 0
     again = tmp_path / "again"
     assert search_main(["--config", str(first / "search.json"), "--out", str(again), "--plan"]) == 0
     original, reproduced = (json.loads((d / "search.json").read_text()) for d in (first, again))
     assert {k: original[k] for k in SETTINGS} == {k: reproduced[k] for k in SETTINGS}
     assert original["baselines"] == ["timm:resnet10t", "cifar_vgg11"]
+    assert original["deterministic"] and all(" --deterministic " in t["command"] for t in json.loads((again / "plan.json").read_text())["trials"])
     assert [t["config"] for t in json.loads((first / "plan.json").read_text())["trials"]] == [t["config"] for t in json.loads((again / "plan.json").read_text())["trials"]]
     capsys.readouterr()
 

@@ -167,6 +167,47 @@ def test_auto_precision_is_decided_when_a_run_starts_and_kept_by_its_resume(tmp_
     assert summary["precision"] == elsewhere and summary["recipe"]["precision"] == "auto"
 
 
+def test_deterministic_kernels_are_recorded_replayed_and_resume_a_default_run_bitwise(tmp_path: Path) -> None:
+    """--deterministic is how a run executes: its command replays it, its summary records it, it
+    resumes a run started without it (the CPU's kernels give the same bits either way), and the
+    caller's process gets its own setting back."""
+    deterministic = TrialConfig(**{**TINY.__dict__, "deterministic": True})
+    whole = train(TINY, tmp_path / "whole", log=None)
+    checkpoint_after_one_epoch(TINY, tmp_path / "mixed")
+    mixed = train(deterministic, tmp_path / "mixed", log=None)
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert mixed["status"] == "completed" and mixed["deterministic"] and not whole["deterministic"]
+    assert mixed["command"].endswith(f" --device auto --deterministic --out {tmp_path / 'mixed'}")
+    got, expected = (pd.read_csv(tmp_path / name / "metrics.csv")[DETERMINISTIC_COLUMNS] for name in ("mixed", "whole"))
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert mixed["test_accuracy"] == whole["test_accuracy"]
+
+
+def test_a_model_without_deterministic_kernels_is_refused_in_one_line_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch.nn as nn
+
+    @zoo.register("test_unpooling_block")
+    class Unpooling(nn.Module):
+        expansion = 1
+        after_addition = "relu"
+
+        def __init__(self, in_channels: int, channels: int, stride: int = 1, **options: object) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+            self.bn = nn.BatchNorm2d(channels)
+            self.pool, self.unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.unpool(*self.pool(self.bn(self.conv(x))))  # max-unpooling: no deterministic kernel on any device
+
+    args = ["--model", "resnet20", "--depth", "8", "--block", "test_unpooling_block", "--data", "synthetic", "--budget", "smoke", "--train-subset", "128", "--epochs", "1", "--threads", "1"]
+    assert main([*args, "--deterministic", "--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --deterministic: resnet20 trains through max_unpooling2d_forward_out, which has no deterministic cpu kernel in torch " + torch.__version__ + "; run it without --deterministic"
+    assert not (tmp_path / "refused").exists() and not torch.are_deterministic_algorithms_enabled()
+    assert main([*args, "--out", str(tmp_path / "trained")]) == 0  # the same run with torch's default kernels
+
+
 def test_best_weights_of_the_last_epoch_are_the_final_file_not_a_copy(tmp_path: Path) -> None:
     summary = train(smoke(train_subset=128), tmp_path, log=None)
     best, final = tmp_path / "model_best.safetensors", tmp_path / "model_final.safetensors"
