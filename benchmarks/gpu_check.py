@@ -24,9 +24,11 @@ Steps (``--steps``, in this order):
    ``--decode workers`` and ``--decode device``. It decides whether streamed ImageNet trials
    should decode on the GPU by default.
 4. ``resume``: ResNet-20 killed after its first epoch and resumed on the device, against the same
-   run uninterrupted (the two side by side): the resumed run must finish, and on CUDA match within
-   a tolerance (its kernels are not deterministic); on the CPU bitwise. The grid's continuation
-   relies on it: a trial stopped at the time limit resumes from its checkpoint in the next run.
+   run uninterrupted (side by side), with torch's default kernels and with ``--deterministic``:
+   each resumed run must finish; on CUDA the default pair within a tolerance (its kernels are not
+   deterministic) and the deterministic pair bitwise; on the CPU both bitwise. The grid's
+   continuation relies on it: a trial stopped at the time limit resumes from its checkpoint in
+   the next run.
 5. ``grid``: the `shortcuts` grid (depth 20 and 56 x A/B/C/none, the VGG-16-BN baseline, 3 seeds:
    27 trials) at the quick budget, planned with ``search.run --plan`` into ``--experiment``
    (continued when it holds the same grid, refused when it holds another: finished trials are not re-run; by default the GPU campaign's first
@@ -87,6 +89,9 @@ GPU_EXPERIMENT = f"{DEFAULT_ROOT}/{CAMPAIGN[0].name}"  # the campaign's first it
 # cuDNN's algorithm choice) make two runs of one seed differ a little; a lost optimizer or
 # generator state, or a schedule restarted, differs by far more.
 RESUME_TOLERANCE = {"val_accuracy": 0.03, "train_loss": 0.05}  # absolute; relative
+# The resume step's two kernel choices: torch's defaults (cuDNN's timed choice, atomics), within the
+# tolerance on CUDA; and search.train --deterministic, which must resume bitwise there too.
+RESUME_KERNELS = {"default": [], "deterministic": ["--deterministic"]}
 # Compiled throughput rows start only in the check's first 40%: Inductor's first compile on a
 # new card may take minutes, and the steps after this one (the grid most) must not pay for it.
 COMPILE_SHARE = 0.4
@@ -342,46 +347,68 @@ def decode(scale: Scale, out: Path) -> pd.DataFrame:
 
 def resume(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
     """Per epoch, a ResNet-20 run killed after epoch 1 and resumed beside the same run
-    uninterrupted (both started at once, each with half the cores); fails when the resumed run
-    does not finish or leaves the tolerance (on the CPU: when it is not bitwise the same)."""
+    uninterrupted, once with torch's default kernels and once ``--deterministic`` (the four runs
+    at once, each with a quarter of the cores). Fails when a resumed run does not finish, when a
+    pair that must be bitwise is not (on the CPU both; on CUDA the deterministic one), or when
+    the default pair on CUDA leaves the tolerance. The table is written first, whatever fails."""
     if clock.left() < 2 * scale.reserve:
         raise RuntimeError(f"time is short ({clock.left():.0f} s left): not measured")
     cores = available_cpus()
     with tempfile.TemporaryDirectory() as folder:
 
-        def command(name: str) -> list[str]:
-            flags = ["--model", "resnet20", "--data", data, *scale.resume, "--seed", "0", "--device", scale.device]
-            return [sys.executable, "-m", "search.train", *flags, "--threads", str(max(1, cores // 2)), "--out", str(Path(folder) / name)]
+        def command(name: str, kernels: str) -> list[str]:
+            flags = ["--model", "resnet20", "--data", data, *scale.resume, "--seed", "0", "--device", scale.device, *RESUME_KERNELS[kernels]]
+            return [sys.executable, "-m", "search.train", *flags, "--threads", str(max(1, cores // 4)), "--out", str(Path(folder) / f"{kernels}-{name}")]
 
-        def finish(process: subprocess.Popen[str], expected: int, what: str) -> None:
-            _, errors = process.communicate(timeout=300)
-            if process.returncode != expected:
-                raise RuntimeError(f"{what} exited {process.returncode}, not {expected}: {errors.strip().splitlines()[-1][:200] if errors.strip() else ''}")
+        def finish(processes: dict[str, subprocess.Popen[str]], expected: int, what: str) -> None:
+            for kernels, process in processes.items():
+                _, errors = process.communicate(timeout=300)
+                if process.returncode != expected:
+                    raise RuntimeError(f"{what} ({kernels} kernels) exited {process.returncode}, not {expected}: {errors.strip().splitlines()[-1][:200] if errors.strip() else ''}")
 
         options = {"cwd": REPO, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
-        whole = subprocess.Popen(command("uninterrupted"), **options)
+        started: list[subprocess.Popen[str]] = []
+
+        def start(name: str, environment: dict[str, str] | None = None) -> dict[str, subprocess.Popen[str]]:
+            processes = {kernels: subprocess.Popen(command(name, kernels), env={**os.environ, **(environment or {})}, **options) for kernels in RESUME_KERNELS}
+            started.extend(processes.values())
+            return processes
+
+        uninterrupted = start("uninterrupted")
         try:
-            finish(subprocess.Popen(command("resumed"), env={**os.environ, FAULT_VARIABLE: "exit_after_epoch:1"}, **options), EXIT_STATUS, "the run killed after epoch 1")
-            finish(subprocess.Popen(command("resumed"), **options), 0, "the resumed run")
-            finish(whole, 0, "the uninterrupted run")
+            finish(start("resumed", {FAULT_VARIABLE: "exit_after_epoch:1"}), EXIT_STATUS, "the run killed after epoch 1")
+            finish(start("resumed"), 0, "the resumed run")
+            finish(uninterrupted, 0, "the uninterrupted run")
         finally:
-            if whole.poll() is None:  # a failure above: nothing of this step outlives it
-                whole.kill()
-                whole.wait()
-        resumed, uninterrupted = (pd.read_csv(Path(folder) / name / "metrics.csv") for name in ("resumed", "uninterrupted"))
+            for process in started:  # a failure above: nothing of this step outlives it
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        metrics = {(kernels, name): pd.read_csv(Path(folder) / f"{kernels}-{name}" / "metrics.csv") for kernels in RESUME_KERNELS for name in ("resumed", "uninterrupted")}
     columns = ["epoch", "train_loss", "val_accuracy", "lr"]
-    frame = resumed[columns].merge(uninterrupted[columns], on="epoch", suffixes=("_resumed", "_uninterrupted"))
-    frame["val_accuracy_difference"] = frame["val_accuracy_resumed"] - frame["val_accuracy_uninterrupted"]
-    frame["train_loss_relative_difference"] = frame["train_loss_resumed"] / frame["train_loss_uninterrupted"] - 1
+    tables = []
+    for kernels in RESUME_KERNELS:
+        table = metrics[(kernels, "resumed")][columns].merge(metrics[(kernels, "uninterrupted")][columns], on="epoch", suffixes=("_resumed", "_uninterrupted"))
+        table.insert(0, "kernels", kernels)
+        table["val_accuracy_difference"] = table["val_accuracy_resumed"] - table["val_accuracy_uninterrupted"]
+        table["train_loss_relative_difference"] = table["train_loss_resumed"] / table["train_loss_uninterrupted"] - 1
+        tables.append(table)
+    frame = pd.concat(tables, ignore_index=True)
     zoo.write_atomically(out / "resume.csv", frame.to_csv(index=False))
-    last = frame.iloc[-1]
-    say(f"  resume: epoch {int(last['epoch'])} val accuracy {last['val_accuracy_resumed']:.4f} resumed vs {last['val_accuracy_uninterrupted']:.4f} uninterrupted")
-    if len(frame) != len(uninterrupted) or not (frame["lr_resumed"] == frame["lr_uninterrupted"]).all():
-        raise RuntimeError("the resumed run's epochs or learning rates are not the uninterrupted run's")
-    if scale.device == "cpu" and not resumed[columns].equals(uninterrupted[columns]):
-        raise RuntimeError("on the CPU a resumed run is bitwise the uninterrupted one, and this one is not")
-    if abs(last["val_accuracy_difference"]) > RESUME_TOLERANCE["val_accuracy"] or abs(last["train_loss_relative_difference"]) > RESUME_TOLERANCE["train_loss"]:
-        raise RuntimeError(f"the resumed run left the tolerance {RESUME_TOLERANCE}: {last.to_dict()}")
+    problems = []
+    for kernels, table in zip(RESUME_KERNELS, tables):
+        last = table.iloc[-1]
+        say(f"  resume, {kernels} kernels: epoch {int(last['epoch'])} val accuracy {last['val_accuracy_resumed']:.4f} resumed vs {last['val_accuracy_uninterrupted']:.4f} uninterrupted")
+        resumed, whole = metrics[(kernels, "resumed")][columns], metrics[(kernels, "uninterrupted")][columns]
+        if len(table) != len(whole) or not (table["lr_resumed"] == table["lr_uninterrupted"]).all():
+            problems.append(f"{kernels} kernels: the resumed run's epochs or learning rates are not the uninterrupted run's")
+        elif scale.device == "cpu" or kernels == "deterministic":
+            if not resumed.equals(whole):
+                problems.append(f"{kernels} kernels on the {scale.device}: the resumed run is not bitwise the uninterrupted one")
+        elif abs(last["val_accuracy_difference"]) > RESUME_TOLERANCE["val_accuracy"] or abs(last["train_loss_relative_difference"]) > RESUME_TOLERANCE["train_loss"]:
+            problems.append(f"{kernels} kernels: the resumed run left the tolerance {RESUME_TOLERANCE}: {last.to_dict()}")
+    if problems:
+        raise RuntimeError("; ".join(problems))
     return frame
 
 
