@@ -234,10 +234,10 @@ def check_deterministic(config: TrialConfig, recipe: Recipe, device: torch.devic
     workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     if device.type == "cuda" and workspace is not None and workspace not in CUBLAS_DETERMINISTIC:
         raise ValueError(f"--deterministic: CUBLAS_WORKSPACE_CONFIG={workspace} lets cuBLAS vary its products; valid: unset (ResBench sets {CUBLAS_DETERMINISTIC[0]}) or {' or '.join(CUBLAS_DETERMINISTIC)}")
-    precision, was = resolve_precision(recipe.precision, device), torch.are_deterministic_algorithms_enabled()
-    configure_kernels(device, precision, deterministic=True)
+    precision = resolve_precision(recipe.precision, device)
     try:
-        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
+        with callers_determinism(), torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
+            configure_kernels(device, precision, deterministic=True)
             model = build_model(config, config.model_overrides.get("num_classes", 10), device).train()
             images = torch.randn(2, 3, recipe.image_size, recipe.image_size, device=device)
             with autocast(device, precision):
@@ -248,8 +248,17 @@ def check_deterministic(config: TrialConfig, recipe: Recipe, device: torch.devic
             raise
         operation = str(error).split(" does not have")[0].strip().split()[-1]
         raise ValueError(f"--deterministic: {config.model} trains through {operation}, which has no deterministic {device.type} kernel in torch {torch.__version__}; run it without --deterministic") from None
+
+
+@contextlib.contextmanager
+def callers_determinism() -> Iterator[None]:
+    """Give the calling process back its own deterministic-algorithms setting (a run sets its own
+    for as long as it trains: a Ray worker or a notebook goes on with what it had)."""
+    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
     finally:
-        torch.use_deterministic_algorithms(was)
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def check_input_size(model: nn.Module, name: str, recipe: Recipe) -> None:
@@ -551,7 +560,7 @@ def train(
     """
     out = Path(out).resolve()
     check_writable_folder(out, "--out")
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
     # Checks, identity and loading list a data folder once between them (_train forgets the listing).
     with walking_once():
         recipe = validate(config, memory_share)
@@ -566,12 +575,10 @@ def train(
             say(f"{out} already holds this run, finished ({finished['status']}); not retraining")
             return finished
         try:
-            with Lease(out, "search.train run", wait=lease_wait, say=say) if world.leader else contextlib.nullcontext():
+            with callers_determinism(), Lease(out, "search.train run", wait=lease_wait, say=say) if world.leader else contextlib.nullcontext():
                 return _train(config, recipe, identity, out, report, say, progress and world.leader, dataset, Preemption(stop_file), memory_share, world)
         finally:
-            # A caller's process (a Ray worker, a notebook) keeps its settings.
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(deterministic)
+            torch.set_num_threads(threads)  # a caller's process (a Ray worker, a notebook) keeps its setting
 
 
 def _train(config: TrialConfig, recipe: Recipe, identity: dict[str, Any], out: Path, report: Reporter | None, say: Callable[[str], None], progress: bool, dataset: Dataset | None, preemption: Preemption, memory_share: float, world: World) -> dict[str, Any]:

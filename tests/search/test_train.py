@@ -172,7 +172,12 @@ def test_deterministic_kernels_are_recorded_replayed_and_resume_a_default_run_bi
     resumes a run started without it (the CPU's kernels give the same bits either way), and the
     caller's process gets its own setting back."""
     deterministic = TrialConfig(**{**TINY.__dict__, "deterministic": True})
-    whole = train(TINY, tmp_path / "whole", log=None)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # the caller's own setting, which a run sets aside
+    try:
+        whole = train(TINY, tmp_path / "whole", log=None)
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
     checkpoint_after_one_epoch(TINY, tmp_path / "mixed")
     mixed = train(deterministic, tmp_path / "mixed", log=None)
     assert not torch.are_deterministic_algorithms_enabled()
