@@ -10,7 +10,8 @@ Steps (``--steps``, in this order):
 1. ``throughput``: training images/s of ResNet-20 and ResNet-56 through search.train's own step
    (``search.train.Run``: augmentation, normalisation and divergence watch included), eager
    fp32, eager bf16 and compiled bf16 (channels_last throughout), beside a bare loop on the same
-   card (the same model and optimizer on ready-made tensors). Every eager row first, then the
+   card (the same model and optimizer on ready-made tensors); and ResNet-20 in eager bf16 with
+   ``--deterministic``'s kernels, what that option costs. Every eager row first, then the
    compiled ones (ResNet-20 at batch 512 first, the goal's row), each only while the check is in
    its first 40% and the longest compile so far still fits: a slow first compile on a new card
    does not starve the steps after it.
@@ -79,7 +80,7 @@ from search.planned import Rebundler, collect, place_in_repository, plan_unless_
 from search.provenance import autocast, record  # noqa: E402
 from search.stream import DECODE_PLACES  # noqa: E402
 from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
-from search.train import Preemption, ProgressBar, Run, available_cpus  # noqa: E402
+from search.train import Preemption, ProgressBar, Run, available_cpus, configure_kernels  # noqa: E402
 from zoo.commandline import OneLineParser  # noqa: E402
 from zoo.files import check_writable_folder  # noqa: E402
 
@@ -164,9 +165,9 @@ def say(line: str) -> None:
 # Step 1 and 2: training rate through search.train's step
 
 
-def build_run(dataset: Dataset, model: str, overrides: dict[str, Any], batch: int, precision: str, compile_mode: str, device: str, subset: int) -> Run:
+def build_run(dataset: Dataset, model: str, overrides: dict[str, Any], batch: int, precision: str, compile_mode: str, device: str, subset: int, deterministic: bool = False) -> Run:
     recipe = {"batch_size": batch, "precision": precision, "train_subset": max(subset, batch), "epochs": 1000, "crop_padding": 4, "flip": True}
-    config = TrialConfig(model=model, data="synthetic", budget="quick", model_overrides=overrides, recipe_overrides=recipe, device=device, compile=compile_mode)
+    config = TrialConfig(model=model, data="synthetic", budget="quick", model_overrides=overrides, recipe_overrides=recipe, device=device, compile=compile_mode, deterministic=deterministic)
     return Run.build(config, config.recipe(), dataset, torch.device(device), precision)
 
 
@@ -194,6 +195,7 @@ def timed_epochs(run: Run, seconds: float, barrier: tuple[Path, int] | None = No
 def bare_loop_rate(model_name: str, overrides: dict[str, Any], batch: int, device: str, seconds: float) -> float:
     """The same model and optimizer on ready-made tensors: no data, augmentation or bookkeeping."""
     target = torch.device(device)
+    configure_kernels(target, "bf16")  # torch's default kernels, whatever the run measured before chose
     model = zoo.create_model(model_name, **overrides).to(device=target, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=True if target.type == "cuda" else None)
     images = torch.randn(batch, 3, 32, 32, device=target).contiguous(memory_format=torch.channels_last)
@@ -224,12 +226,14 @@ def throughput(scale: Scale, dataset: Dataset, clock: Clock, out: Path) -> pd.Da
     while the check is in its first COMPILE_SHARE and the longest compile so far (the reserve,
     before any) still fits."""
     rows: list[dict[str, Any]] = []
-    eager = (("eager fp32", "fp32"), ("eager bf16", "bf16"))
+    # (label, precision, deterministic kernels); the last only for the first model (ResNet-20):
+    # what search.train --deterministic costs, in seconds of the device's time.
+    eager = (("eager fp32", "fp32", False), ("eager bf16", "bf16", False), ("eager bf16 deterministic", "bf16", True))
     configurations = [(model, overrides, batch) for model, overrides in scale.models for batch in scale.batches]
     bare: dict[tuple[str, int], float] = {}
 
-    def measure(model: str, overrides: dict[str, Any], batch: int, label: str, precision: str, compile_mode: str) -> None:
-        run = build_run(dataset, model, overrides, batch, precision, compile_mode, scale.device, scale.subset)
+    def measure(model: str, overrides: dict[str, Any], batch: int, label: str, precision: str, compile_mode: str, deterministic: bool = False) -> None:
+        run = build_run(dataset, model, overrides, batch, precision, compile_mode, scale.device, scale.subset, deterministic)
         compiling = seconds_compiling()
         images, spent = timed_epochs(run, scale.seconds)
         rows.append({"model": model, "batch": batch, "mode": label, "images_per_second": images / spent, "compile_seconds": seconds_compiling() - compiling})
@@ -239,11 +243,13 @@ def throughput(scale: Scale, dataset: Dataset, clock: Clock, out: Path) -> pd.Da
     for model, overrides, batch in configurations:
         bare[(model, batch)] = bare_loop_rate(model, overrides, batch, scale.device, scale.seconds)
         rows.append({"model": model, "batch": batch, "mode": "bare loop bf16", "images_per_second": bare[(model, batch)], "compile_seconds": 0.0})
-        for label, precision in eager:
+        for label, precision, deterministic in eager:
+            if deterministic and (model, overrides) != scale.models[0]:
+                continue
             if clock.left() < scale.reserve + 5 * scale.seconds:
                 say(f"  throughput: time is short, {model} batch {batch} {label} not measured")
                 continue
-            measure(model, overrides, batch, label, precision, "off")
+            measure(model, overrides, batch, label, precision, "off", deterministic)
     compiled_label = f"compiled bf16 ({scale.compile_mode})"
     compile_error: Exception | None = None
     for model, overrides, batch in sorted(configurations, key=lambda c: (scale.models.index((c[0], c[1])), -c[2])):
@@ -260,7 +266,7 @@ def throughput(scale: Scale, dataset: Dataset, clock: Clock, out: Path) -> pd.Da
             break
     # The table reads by configuration, its modes in one order, whatever order they were measured in.
     place = {(model, batch): index for index, (model, _, batch) in enumerate(configurations)}
-    modes = ["bare loop bf16", *(label for label, _ in eager), compiled_label]
+    modes = ["bare loop bf16", *(label for label, _, _ in eager), compiled_label]
     rows.sort(key=lambda row: (place[(row["model"], row["batch"])], modes.index(row["mode"])))
     frame = pd.DataFrame(rows)
     bare_rates = frame[frame["mode"] == "bare loop bf16"].set_index(["model", "batch"])["images_per_second"]
