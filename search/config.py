@@ -44,7 +44,7 @@ class TrialConfig:
     device: str = "auto"
     compile: str = "off"  # a torch.compile mode (search.compilation)
     # Only kernels that give the same bits every time (search.train.configure_kernels): a run
-    # repeats bitwise on the same card and software, at some cost in speed.
+    # repeats bitwise on the same card and software.
     deterministic: bool = False
     decode: str = "workers"  # where a streamed run decodes its JPEG training crops (search.stream.DECODE_PLACES)
     checkpoint_minutes: float = 10.0  # within a long epoch, a checkpoint at least this often
