@@ -156,6 +156,9 @@ class TrainingState:
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            # The device's default generator on CUDA (dropout draws from it): without it a resumed
+            # run would draw the masks of its first epochs again.
+            "cuda_rng": torch.cuda.get_rng_state(self.generator.device) if self.generator.device.type == "cuda" else None,
             "metrics": progress.rows,
             "best_val_accuracy": progress.best_val_accuracy,
             "wall_seconds": progress.wall_seconds,
@@ -184,6 +187,8 @@ class TrainingState:
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and device.type == "cuda":  # a CPU run's checkpoint has none
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         return Progress(
             rows=list(state["metrics"]), epoch=state["epoch"], best_val_accuracy=state["best_val_accuracy"],
             wall_seconds=state["wall_seconds"], train_seconds=state["train_seconds"], images_seen=state["images_seen"],

@@ -188,6 +188,35 @@ def test_deterministic_kernels_are_recorded_replayed_and_resume_a_default_run_bi
     assert mixed["test_accuracy"] == whole["test_accuracy"]
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_a_resumed_run_with_dropout_draws_the_uninterrupted_runs_masks(tmp_path: Path, device: str) -> None:
+    """Dropout draws from the device's default generator (the CPU's, or the GPU's), which the
+    checkpoint holds: resumed, the run goes on with the masks it would have drawn, bitwise under
+    deterministic kernels."""
+    import torch.nn as nn
+
+    @zoo.register("test_dropout_block")
+    class Dropping(nn.Module):
+        expansion = 1
+        after_addition = "relu"
+
+        def __init__(self, in_channels: int, channels: int, stride: int = 1, **options: object) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+            self.bn = nn.BatchNorm2d(channels)
+            self.dropout = nn.Dropout(0.3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.dropout(self.bn(self.conv(x)))
+
+    config = TrialConfig(**{**TINY.__dict__, "model_overrides": {"depth": 8, "block": "test_dropout_block"}, "device": device, "deterministic": True, "recipe_overrides": {"train_subset": 128, "epochs": 3}})
+    train(config, tmp_path / "whole", log=None)
+    checkpoint_after_one_epoch(config, tmp_path / "resumed")
+    train(config, tmp_path / "resumed", log=None)
+    got, expected = (pd.read_csv(tmp_path / name / "metrics.csv")[DETERMINISTIC_COLUMNS] for name in ("resumed", "whole"))
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
 def test_a_model_without_deterministic_kernels_is_refused_in_one_line_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import torch.nn as nn
 
