@@ -353,32 +353,35 @@ def decode(scale: Scale, out: Path) -> pd.DataFrame:
 
 def resume(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
     """Per epoch, a ResNet-20 run killed after epoch 1 and resumed beside the same run
-    uninterrupted, once with torch's default kernels and once ``--deterministic`` (the four runs
-    at once, each with a quarter of the cores). Fails when a resumed run does not finish, when a
-    pair that must be bitwise is not (on the CPU both; on CUDA the deterministic one), or when
-    the default pair on CUDA leaves the tolerance. The table is written first, whatever fails."""
+    uninterrupted, once with torch's default kernels and once ``--deterministic`` (the runs of
+    both at once, each with a quarter of the cores). Fails when a run does not end as it should,
+    when a pair that must be bitwise is not (on the CPU both; on CUDA the deterministic one), or
+    when the default pair on CUDA leaves the tolerance; either pair's failure leaves the other's
+    rows in the table."""
     if clock.left() < 2 * scale.reserve:
         raise RuntimeError(f"time is short ({clock.left():.0f} s left): not measured")
     cores = available_cpus()
+    failures: dict[str, str] = {}  # kernels -> how its runs failed
     with tempfile.TemporaryDirectory() as folder:
 
         def command(name: str, kernels: str) -> list[str]:
             flags = ["--model", "resnet20", "--data", data, *scale.resume, "--seed", "0", "--device", scale.device, *RESUME_KERNELS[kernels]]
             return [sys.executable, "-m", "search.train", *flags, "--threads", str(max(1, cores // 4)), "--out", str(Path(folder) / f"{kernels}-{name}")]
 
-        def finish(processes: dict[str, subprocess.Popen[str]], expected: int, what: str) -> None:
-            for kernels, process in processes.items():
-                _, errors = process.communicate(timeout=300)
-                if process.returncode != expected:
-                    raise RuntimeError(f"{what} ({kernels} kernels) exited {process.returncode}, not {expected}: {errors.strip().splitlines()[-1][:200] if errors.strip() else ''}")
-
         options = {"cwd": REPO, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
         started: list[subprocess.Popen[str]] = []
 
         def start(name: str, environment: dict[str, str] | None = None) -> dict[str, subprocess.Popen[str]]:
-            processes = {kernels: subprocess.Popen(command(name, kernels), env={**os.environ, **(environment or {})}, **options) for kernels in RESUME_KERNELS}
+            """This run of each kernel choice whose runs have not failed yet."""
+            processes = {kernels: subprocess.Popen(command(name, kernels), env={**os.environ, **(environment or {})}, **options) for kernels in RESUME_KERNELS if kernels not in failures}
             started.extend(processes.values())
             return processes
+
+        def finish(processes: dict[str, subprocess.Popen[str]], expected: int, what: str) -> None:
+            for kernels, process in processes.items():
+                _, errors = process.communicate(timeout=300)
+                if process.returncode != expected:
+                    failures.setdefault(kernels, f"{what} exited {process.returncode}, not {expected}: {errors.strip().splitlines()[-1][:200] if errors.strip() else ''}")
 
         uninterrupted = start("uninterrupted")
         try:
@@ -390,22 +393,20 @@ def resume(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
                 if process.poll() is None:
                     process.kill()
                     process.wait()
-        metrics = {(kernels, name): pd.read_csv(Path(folder) / f"{kernels}-{name}" / "metrics.csv") for kernels in RESUME_KERNELS for name in ("resumed", "uninterrupted")}
+        finished = [kernels for kernels in RESUME_KERNELS if kernels not in failures]
+        metrics = {(kernels, name): pd.read_csv(Path(folder) / f"{kernels}-{name}" / "metrics.csv") for kernels in finished for name in ("resumed", "uninterrupted")}
     columns = ["epoch", "train_loss", "val_accuracy", "lr"]
+    problems = [f"{kernels} kernels: {failure}" for kernels, failure in failures.items()]
     tables = []
-    for kernels in RESUME_KERNELS:
-        table = metrics[(kernels, "resumed")][columns].merge(metrics[(kernels, "uninterrupted")][columns], on="epoch", suffixes=("_resumed", "_uninterrupted"))
+    for kernels in finished:
+        resumed, whole = metrics[(kernels, "resumed")][columns], metrics[(kernels, "uninterrupted")][columns]
+        table = resumed.merge(whole, on="epoch", suffixes=("_resumed", "_uninterrupted"))
         table.insert(0, "kernels", kernels)
         table["val_accuracy_difference"] = table["val_accuracy_resumed"] - table["val_accuracy_uninterrupted"]
         table["train_loss_relative_difference"] = table["train_loss_resumed"] / table["train_loss_uninterrupted"] - 1
         tables.append(table)
-    frame = pd.concat(tables, ignore_index=True)
-    zoo.write_atomically(out / "resume.csv", frame.to_csv(index=False))
-    problems = []
-    for kernels, table in zip(RESUME_KERNELS, tables):
         last = table.iloc[-1]
         say(f"  resume, {kernels} kernels: epoch {int(last['epoch'])} val accuracy {last['val_accuracy_resumed']:.4f} resumed vs {last['val_accuracy_uninterrupted']:.4f} uninterrupted")
-        resumed, whole = metrics[(kernels, "resumed")][columns], metrics[(kernels, "uninterrupted")][columns]
         if len(table) != len(whole) or not (table["lr_resumed"] == table["lr_uninterrupted"]).all():
             problems.append(f"{kernels} kernels: the resumed run's epochs or learning rates are not the uninterrupted run's")
         elif scale.device == "cpu" or kernels == "deterministic":
@@ -413,6 +414,9 @@ def resume(scale: Scale, data: str, clock: Clock, out: Path) -> pd.DataFrame:
                 problems.append(f"{kernels} kernels on the {scale.device}: the resumed run is not bitwise the uninterrupted one")
         elif abs(last["val_accuracy_difference"]) > RESUME_TOLERANCE["val_accuracy"] or abs(last["train_loss_relative_difference"]) > RESUME_TOLERANCE["train_loss"]:
             problems.append(f"{kernels} kernels: the resumed run left the tolerance {RESUME_TOLERANCE}: {last.to_dict()}")
+    frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if tables:
+        zoo.write_atomically(out / "resume.csv", frame.to_csv(index=False))
     if problems:
         raise RuntimeError("; ".join(problems))
     return frame

@@ -96,6 +96,16 @@ def test_a_failed_compile_keeps_the_eager_rows_and_their_ratios(tmp_path: Path) 
     assert throughput["vs_bare_loop"].iloc[0] == 1.0 and (throughput["vs_bare_loop"] > 0).all()
 
 
+def test_a_resume_pair_that_fails_leaves_the_other_pairs_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The deterministic pair is new on CUDA: if its runs fail there, the default pair's figures
+    # must still come back. Here a kernel choice whose runs are refused (exit 2) stands in for it.
+    monkeypatch.setitem(gpu_check.RESUME_KERNELS, "refused", ["--lr", "nan"])
+    with pytest.raises(RuntimeError, match="^refused kernels: the run killed after epoch 1 exited 2, not 3: error: recipe field lr must be a finite number"):
+        gpu_check.resume(gpu_check.DRY_RUN, "synthetic", gpu_check.Clock(5.0), tmp_path)
+    resumed = pd.read_csv(tmp_path / "resume.csv")
+    assert list(resumed["kernels"]) == ["default", "default", "deterministic", "deterministic"] and (resumed["val_accuracy_difference"] == 0).all()
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
