@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 import zoo
 from search import provenance
@@ -188,26 +190,31 @@ def test_deterministic_kernels_are_recorded_replayed_and_resume_a_default_run_bi
     assert mixed["test_accuracy"] == whole["test_accuracy"]
 
 
+class OneConvBlock(nn.Module):
+    """A residual branch of one 3x3 conv and its BN, which the tests' own blocks extend."""
+
+    expansion = 1
+    after_addition = "relu"
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, **options: object) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))])
 def test_a_resumed_run_with_dropout_draws_the_uninterrupted_runs_masks(tmp_path: Path, device: str) -> None:
     """Dropout draws from the device's default generator (the CPU's, or the GPU's), which the
     checkpoint holds: resumed, the run goes on with the masks it would have drawn, bitwise under
     deterministic kernels."""
-    import torch.nn as nn
 
     @zoo.register("test_dropout_block")
-    class Dropping(nn.Module):
-        expansion = 1
-        after_addition = "relu"
-
-        def __init__(self, in_channels: int, channels: int, stride: int = 1, **options: object) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
-            self.bn = nn.BatchNorm2d(channels)
-            self.dropout = nn.Dropout(0.3)
-
+    class Dropping(OneConvBlock):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.dropout(self.bn(self.conv(x)))
+            return F.dropout(super().forward(x), 0.3, self.training)
 
     config = TrialConfig(**{**TINY.__dict__, "model_overrides": {"depth": 8, "block": "test_dropout_block"}, "device": device, "deterministic": True, "recipe_overrides": {"train_subset": 128, "epochs": 3}})
     train(config, tmp_path / "whole", log=None)
@@ -218,21 +225,10 @@ def test_a_resumed_run_with_dropout_draws_the_uninterrupted_runs_masks(tmp_path:
 
 
 def test_a_model_without_deterministic_kernels_is_refused_in_one_line_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import torch.nn as nn
-
     @zoo.register("test_unpooling_block")
-    class Unpooling(nn.Module):
-        expansion = 1
-        after_addition = "relu"
-
-        def __init__(self, in_channels: int, channels: int, stride: int = 1, **options: object) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
-            self.bn = nn.BatchNorm2d(channels)
-            self.pool, self.unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
-
+    class Unpooling(OneConvBlock):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.unpool(*self.pool(self.bn(self.conv(x))))  # max-unpooling: no deterministic kernel on any device
+            return F.max_unpool2d(*F.max_pool2d(super().forward(x), 2, return_indices=True), 2)  # max-unpooling: no deterministic kernel on any device
 
     args = ["--model", "resnet20", "--depth", "8", "--block", "test_unpooling_block", "--data", "synthetic", "--budget", "smoke", "--train-subset", "128", "--epochs", "1", "--threads", "1"]
     assert main([*args, "--deterministic", "--out", str(tmp_path / "refused")]) == 2
