@@ -168,6 +168,27 @@ def test_missing_and_malformed_results_are_one_line_errors(tmp_path: Path, capsy
     assert err.startswith("error:") and len(err.strip().splitlines()) == 1
 
 
+
+def provenance_note(directory: Path, frame: pd.DataFrame) -> str:
+    text = write_page(write_table(directory, frame)).path.read_text()
+    return text.split("## Provenance")[1].split("## Ranked configurations")[0]
+
+
+def test_the_budget_note_says_what_the_table_holds(tmp_path: Path) -> None:
+    # A short CIFAR run with a carved test split: the CIFAR paper schedule and the data's name.
+    quick = provenance_note(tmp_path / "quick", results_table().assign(recipe='{"epochs": 17}', data_name="cifar10-jpeg", hardware="NVIDIA H100 80GB HBM3"))
+    assert "(17 epochs, the `quick` budget" in quick and "182 epochs" in quick
+    assert "carved from the training images of `cifar10-jpeg`" in quick
+    assert "CPU" not in quick  # a GPU page is not called a CPU run
+    # An ImageNet-family table at a short budget: the ImageNet schedule, never CIFAR's.
+    imagenet = results_table().assign(model="resnet34", depth=34, budget="smoke", test_source="folder")
+    note = provenance_note(tmp_path / "imagenet", imagenet)
+    assert "120 epochs" in note and "182 epochs" not in note and "CIFAR" not in note
+    assert "carved" not in note  # the data's own test set
+    # The paper budget on the data's own test set: nothing to warn about.
+    paper = provenance_note(tmp_path / "paper", results_table().assign(budget="paper", test_source="folder"))
+    assert "short runs" not in paper and "carved" not in paper
+
 MINIMAL = ["trial_id", "model", "block", "shortcut", "depth", "status", "seed", "val_accuracy", "params", "macs"]
 
 
