@@ -72,7 +72,9 @@ class PlannedCommand:
 
     def out(self, root: Path) -> Path:
         words = shlex.split(self.command)
-        return root / words[words.index("--out") + 1]
+        # Normalised: an experiment planned outside the root names itself through "..", and a
+        # message should show /tmp/c/trials/..., not /work/main/../../tmp/c/trials/...
+        return Path(os.path.normpath(root / words[words.index("--out") + 1]))
 
 
 @dataclass

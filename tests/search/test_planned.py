@@ -58,6 +58,7 @@ def test_collect_needs_neither_ray_nor_optuna_and_lists_what_has_not_finished(tm
     ran = subprocess.run([sys.executable, *first.words()], cwd=experiment.root, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-2000:]
     refused = experiment.trials[1].out(experiment.root)
+    assert refused == tmp_path.resolve() / "planned" / "trials" / "trial_0001"  # not REPO/../../tmp/...: messages name it
     refused.mkdir(parents=True)
     (refused / LOG_FILE).write_text("error: --device cuda was requested but no CUDA device is visible to this process\n")
     argv = ["search.run", "--collect", str(experiment.out)]  # on a machine without Ray and Optuna
