@@ -130,7 +130,7 @@ def budget_note(frame: pd.DataFrame) -> str:
     budget = str(first.get("budget", "")) if "budget" in frame else ""
     if budget != "paper":
         recipe = json.loads(first["recipe"]) if "recipe" in frame and isinstance(first["recipe"], str) else {}
-        epochs = f"{recipe['epochs']} epochs, " if "epochs" in recipe else ""
+        epochs = f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}, " if "epochs" in recipe else ""
         families = {zoo.model_card(str(model)).family for model in frame["model"].dropna().unique() if str(model) in zoo.list_models()}
         schedule = f" ({PAPER_SCHEDULES[families.pop()]})" if len(families) == 1 else ""
         notes.append(

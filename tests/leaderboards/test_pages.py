@@ -181,8 +181,9 @@ def test_the_budget_note_says_what_the_table_holds(tmp_path: Path) -> None:
     assert "carved from the training images of `cifar10-jpeg`" in quick
     assert "CPU" not in quick  # a GPU page is not called a CPU run
     # An ImageNet-family table at a short budget: the ImageNet schedule, never CIFAR's.
-    imagenet = results_table().assign(model="resnet34", depth=34, budget="smoke", test_source="folder")
+    imagenet = results_table().assign(model="resnet34", depth=34, budget="smoke", test_source="folder", recipe='{"epochs": 1}')
     note = provenance_note(tmp_path / "imagenet", imagenet)
+    assert "(1 epoch, the `smoke` budget" in note
     assert "120 epochs" in note and "182 epochs" not in note and "CIFAR" not in note
     assert "carved" not in note  # the data's own test set
     # The paper budget on the data's own test set: nothing to warn about.
