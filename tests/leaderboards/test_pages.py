@@ -136,6 +136,8 @@ def test_page_is_byte_identical_and_well_formed(tmp_path: Path) -> None:
     curves.to_csv(directory / "curves.csv", index=False)
     first = write_page(directory)
     text = first.path.read_text()
+    assert "from `results.csv`." in text  # the table beside the page; elsewhere, the path to it:
+    assert "from `../exp/results.csv`." in write_page(directory, tmp_path / "pages").path.read_text()
     assert "## Training curves" in text and (directory / "shortcuts-curves.png").exists()
     pngs = sorted(p.name for p in directory.glob("*.png"))
     snapshot = {name: (directory / name).read_bytes() for name in pngs}
