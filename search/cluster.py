@@ -145,11 +145,12 @@ def trial_resources(settings: SearchSettings) -> Resources:
     cpus_per_trial = settings.cpus_per_trial or float(workers)
     whose = f"a trial of {workers} workers" if workers > 1 else "a trial"
     if gpus_per_trial > gpus:
-        raise ValueError(f"--gpus-per-trial {gpus_per_trial:g}: {whose} needs {gpus_per_trial:g} GPU(s) but the cluster has {gpus:g}")
+        valid = f"at most {gpus:g}" if gpus else "0 (trials on CPUs), or --address of a cluster with GPUs"
+        raise ValueError(f"--gpus-per-trial {gpus_per_trial:g}: {whose} needs {gpus_per_trial:g} GPU(s) but the cluster has {gpus:g}; valid: {valid}")
     if cpus_per_trial > cpus:
         by_default = workers > 1 and not settings.cpus_per_trial
         asked = f"--workers-per-trial {workers} (1 CPU per worker unless --cpus-per-trial says)" if by_default else "--cpus-per-trial"
-        raise ValueError(f"{asked}: {whose} needs {cpus_per_trial:g} CPU(s) but the cluster has {cpus:g}")
+        raise ValueError(f"{asked}: {whose} needs {cpus_per_trial:g} CPU(s) but the cluster has {cpus:g}; valid: at most {cpus:g} CPU(s) per trial")
     if workers > 1:
         check_ray_train(ray.__version__, workers)
     at_once = int(round(cpus / cpus_per_trial, 6))

@@ -64,11 +64,17 @@ def test_several_workers_on_an_older_ray_is_one_line_and_writes_nothing(ray_sess
     assert not out.exists()
 
 
-def test_more_workers_than_the_cluster_holds_is_one_line_and_writes_nothing(ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers-per-trial", "3"], "--workers-per-trial 3 (1 CPU per worker unless --cpus-per-trial says): a trial of 3 workers needs 3 CPU(s) but the cluster has 2; valid: at most 2 CPU(s) per trial"),
+        (["--gpus-per-trial", "0.5"], "--gpus-per-trial 0.5: a trial needs 0.5 GPU(s) but the cluster has 0; valid: 0 (trials on CPUs), or --address of a cluster with GPUs"),
+    ],
+)
+def test_more_than_the_cluster_holds_is_one_line_and_writes_nothing(ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str) -> None:
     out = tmp_path / "exp"
-    assert main(["--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--workers-per-trial", "3", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == "error: --workers-per-trial 3 (1 CPU per worker unless --cpus-per-trial says): a trial of 3 workers needs 3 CPU(s) but the cluster has 2"
+    assert main(["--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", *flags, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
     assert not out.exists()
 
 
