@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -58,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = args[0], args[1:]
     if name not in SUBCOMMANDS:
-        near = difflib.get_close_matches(name, list(SUBCOMMANDS), n=1, cutoff=0.5)
-        hint = f"; did you mean {near[0]}?" if near else ""
-        print(f"error: unknown subcommand {name!r}{hint} Valid: {', '.join(SUBCOMMANDS)}.", file=sys.stderr)
+        from zoo._registry import unknown_name_error  # imports torch: only when it has to say this
+
+        print(f"error: {unknown_name_error('subcommand', name, list(SUBCOMMANDS))}", file=sys.stderr)
         return 2
     module, first, _ = SUBCOMMANDS[name]
     if rest[:1] in (["-h"], ["--help"]):

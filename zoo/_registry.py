@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import numbers
 import re
@@ -11,6 +10,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from zoo.commandline import near
 from zoo.files import PLAIN_NAME
 from zoo.ordering import AFTER_ADDITIONS, unit_ordering
 
@@ -91,10 +91,8 @@ def natural_key(name: str) -> list[Any]:
 def unknown_name_error(what: str, name: object, choices: list[str], listed_by: str | None = None) -> ValueError:
     """One-line error naming the bad value, the near matches and all choices, or, when they are
     too many for one line, how many there are and ``listed_by``: where to see them."""
-    near = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(near)}?" if near else ""
-    listing = f" Valid: {', '.join(choices)}." if len(choices) <= 40 else f" ({len(choices)} known{f'; {listed_by} lists them' if listed_by else ''})."
-    return ValueError(f"unknown {what} {name!r}{hint}{listing}")
+    listing = f"valid: {', '.join(choices)}" if len(choices) <= 40 else f"{len(choices)} known{f', {listed_by} lists them' if listed_by else ''}"
+    return ValueError(f"unknown {what} {name!r}{near(str(name), choices, most=3)}; {listing}")
 
 
 def register_block(name: str, cls: type[nn.Module]) -> type[nn.Module]:
@@ -123,7 +121,7 @@ def get_block(name: str | type[nn.Module]) -> type[nn.Module]:
         return name
     if name not in _BLOCKS:
         unknown = unknown_name_error("block", name, list_blocks())
-        raise ValueError(f"{unknown} A block of your own is known once the module registering it is imported (on a command line: --plugins MODULE).")
+        raise ValueError(f"{unknown}; a block of your own is known once the module registering it is imported (on a command line: --plugins MODULE)")
     return _BLOCKS[name]
 
 

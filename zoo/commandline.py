@@ -24,10 +24,10 @@ _UNRECOGNIZED = re.compile(r"unrecognized arguments: (?P<words>.*)$")
 _REQUIRED = re.compile(r"the following arguments are required: (?P<names>.*)$")
 
 
-def near(value: str, choices: list[str]) -> str:
-    """``" (did you mean X?)"`` for the closest choice, or nothing."""
-    matches = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    return f" (did you mean {matches[0]}?)" if matches else ""
+def near(value: str, choices: list[str], most: int = 1) -> str:
+    """``" (did you mean X?)"`` for the closest choice (or the ``most`` closest), or nothing."""
+    matches = difflib.get_close_matches(value, choices, n=most, cutoff=0.6)
+    return f" (did you mean {', '.join(matches)}?)" if matches else ""
 
 
 class OneLineParser(argparse.ArgumentParser):

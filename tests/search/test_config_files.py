@@ -41,7 +41,7 @@ def test_a_yaml_file_gives_the_settings_and_flags_win(tmp_path: Path, capsys: py
 @pytest.mark.parametrize(
     ("text", "suffix", "message"),
     [
-        ('{"space": "shortcuts", "seedz": 3}', ".json", "unknown setting in --config .*'seedz'; did you mean seeds"),
+        ('{"space": "shortcuts", "seedz": 3}', ".json", "unknown setting in --config .*'seedz' \\(did you mean seeds\\?\\); valid: "),
         ("space: [unclosed", ".yaml", "is not valid YAML"),
         ("[1, 2]", ".json", "must hold a mapping"),
     ],

@@ -88,7 +88,7 @@ def test_named_baselines_train_with_the_spaces_recipe_and_timms_networks_fit_any
     assert not any(t.baseline for t in make_plan(SearchSettings(space="shortcuts", baselines=[])).trials)
     with pytest.raises(ValueError, match="--baselines vgg16: one of the imagenet nets, but shortcuts trains cifar nets"):
         validate(SearchSettings(space="shortcuts", baselines=["vgg16"]))
-    with pytest.raises(ValueError, match="unknown timm model 'resnt10t'; did you mean resnet10t"):
+    with pytest.raises(ValueError, match=r"unknown timm model 'resnt10t' \(did you mean resnet10t"):
         validate(SearchSettings(space="shortcuts", baselines=["timm:resnt10t"]))
 
 

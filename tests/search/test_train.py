@@ -335,14 +335,14 @@ def test_a_finished_run_answers_its_own_command_and_refuses_another(tmp_path: Pa
         (["--model", "resnet20", "--threads", "0"], "--threads must be positive, got 0"),
         (["--model", "resnet20", "--device", "tpu"], "valid: auto, cpu, cuda"),
         (["--model", "resnet20", "--device", "cdua"], "invalid choice 'cdua' (did you mean cuda?)"),
-        (["--model", "timm:resnt10t"], "unknown timm model 'resnt10t'; did you mean resnet10t"),
+        (["--model", "timm:resnt10t"], "unknown timm model 'resnt10t' (did you mean resnet10t"),
         (["--model", "resnet20", "--lr", "nan"], "recipe field lr must be a finite number, got nan"),
         (["--model", "resnet20", "--momentum", "inf"], "recipe field momentum must be a finite number, got inf"),
         (["--model", "resnet20", "--weight-decay", "-inf"], "recipe field weight_decay must be a finite number"),
         (["--model", "resnet20", "--label-smoothing", "nan"], "recipe field label_smoothing must be a finite number"),
         (["--model", "resnet20", "--plugins", "no_such_module_xyz"], "error: cannot import plugin module 'no_such_module_xyz': No module named 'no_such_module_xyz'"),
         # (Which blocks the line lists as valid depends on what other tests in this process registered.)
-        (["--model", "resnet20", "--block", "my_own_block"], "A block of your own is known once the module registering it is imported (on a command line: --plugins MODULE).\n"),
+        (["--model", "resnet20", "--block", "my_own_block"], "; a block of your own is known once the module registering it is imported (on a command line: --plugins MODULE)\n"),
         (["--model", "resnet20", "--momentum", "1.5"], "error: recipe field momentum must be below 1, got 1.5"),
         (["--model", "resnet20", "--label-smoothing", "1"], "error: recipe field label_smoothing must be below 1, got 1.0"),  # once named all three
         (["--model", "resnet20", "--train-subset", "10"], "train_subset 10 is smaller than batch_size 64"),

@@ -78,7 +78,7 @@ def test_per_stage_blocks() -> None:
         (lambda: zoo.create_model("resnet20", base_width=32), "'base_width'"),
         (lambda: zoo.create_model("resnet50", stride_on="5x5"), "valid: 1x1, 3x3"),
         (lambda: zoo.create_model("vgg16", depth=17), "valid: 11, 13, 16, 19"),
-        (lambda: zoo.complexity("nope"), f"unknown model 'nope' ({len(zoo.list_models())} known; python -m zoo list lists them)."),  # too many for the line: where they are
+        (lambda: zoo.complexity("nope"), f"unknown model 'nope'; {len(zoo.list_models())} known, python -m zoo list lists them"),  # too many for the line: where they are
     ],
 )
 def test_bad_input_names_valid_choices(call, message: str) -> None:

@@ -76,7 +76,7 @@ def test_timm_networks_are_zoo_names_built_counted_described_and_saved_as_the_zo
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
-    with pytest.raises(ValueError, match=r"unknown timm model 'resnt10t'; did you mean resnet10t"):
+    with pytest.raises(ValueError, match=r"unknown timm model 'resnt10t' \(did you mean resnet10t"):
         zoo.create_model("timm:resnt10t")
-    with pytest.raises(ValueError, match=r"unknown option for model 'timm:resnet10t': 'shortcut' Valid: in_chans, num_classes"):
+    with pytest.raises(ValueError, match=r"unknown option for model 'timm:resnet10t': 'shortcut'; valid: in_chans, num_classes"):
         zoo.create_model("timm:resnet10t", shortcut="B")
