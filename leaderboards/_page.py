@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,11 +130,12 @@ def budget_note(frame: pd.DataFrame) -> str:
     budget = str(first.get("budget", "")) if "budget" in frame else ""
     if budget != "paper":
         recipe = json.loads(first["recipe"]) if "recipe" in frame and isinstance(first["recipe"], str) else {}
-        epochs = f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}, " if "epochs" in recipe else ""
+        epochs = f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}" if "epochs" in recipe else ""
+        described = ", ".join(part for part in (epochs, f"the `{budget}` budget" if budget else "") if part)
         families = {zoo.model_card(str(model)).family for model in frame["model"].dropna().unique() if str(model) in zoo.list_models()}
         schedule = f" ({PAPER_SCHEDULES[families.pop()]})" if len(families) == 1 else ""
         notes.append(
-            f"These are short runs ({epochs}the `{budget}` budget; see Provenance), not the papers' schedules: absolute accuracies are "
+            f"These are short runs ({described + '; ' if described else ''}see Provenance), not the papers' schedules: absolute accuracies are "
             f"not comparable with the papers', and deeper nets are further from convergence. A `--budget paper` run{schedule} is what the "
             "papers' numbers should be compared with; it would also narrow the seed-to-seed spread the verdicts rest on."
         )
@@ -240,7 +240,9 @@ def write_page(results: str | Path | ResultsSource, out: str | Path | None = Non
     frame, settings, page_name = source.frame, source.settings, source.name
     out_dir = Path(out) if out is not None else source.directory
     out_dir.mkdir(parents=True, exist_ok=True)
-    table_file = Path(os.path.relpath(source.table.resolve(), out_dir.resolve())).as_posix()  # as the page's reader finds it
+    # Its folder and file, the same wherever the page is written (a page regenerated elsewhere
+    # must equal the committed one): leaderboards/NAME/results.csv reads NAME/results.csv.
+    table_file = f"{source.table.resolve().parent.name}/{source.table.name}"
     text, ranked = render_page(frame, settings, page_name, table_file, out_dir, source.curves)
     page = out_dir / f"{page_name}.md"
     zoo.write_atomically(page, text)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -408,8 +407,9 @@ def write_probe_page(table_path: Path | ProbeSource, out_dir: Path, name: str | 
     source = table_path if isinstance(table_path, ProbeSource) else read_probe_source(table_path, name)
     out_dir.mkdir(parents=True, exist_ok=True)
     render, claims_of = PROBE_PAGES[source.kind]
-    # The table as the page's reader finds it: leaderboards/NAME/KIND.csv for a committed page.
-    table_file = Path(os.path.relpath(source.directory.resolve() / f"{source.kind}.csv", out_dir.resolve())).as_posix()
+    # Its folder and file, the same wherever the page is written: leaderboards/NAME/KIND.csv
+    # reads NAME/KIND.csv.
+    table_file = f"{source.directory.resolve().name}/{source.kind}.csv"
     text = render(source.table, source.settings, out_dir, source.name, table_file)
     page = out_dir / f"{source.name}.md"
     zoo.write_atomically(page, text)

@@ -136,8 +136,8 @@ def test_page_is_byte_identical_and_well_formed(tmp_path: Path) -> None:
     curves.to_csv(directory / "curves.csv", index=False)
     first = write_page(directory)
     text = first.path.read_text()
-    assert "from `results.csv`." in text  # the table beside the page; elsewhere, the path to it:
-    assert "from `../exp/results.csv`." in write_page(directory, tmp_path / "pages").path.read_text()
+    assert "from `exp/results.csv`." in text  # its folder and file, the same wherever the page goes
+    assert write_page(directory, tmp_path / "elsewhere").path.read_text() == text
     assert "## Training curves" in text and (directory / "shortcuts-curves.png").exists()
     pngs = sorted(p.name for p in directory.glob("*.png"))
     snapshot = {name: (directory / name).read_bytes() for name in pngs}
@@ -199,6 +199,7 @@ def test_a_table_with_only_the_required_columns_renders(tmp_path: Path) -> None:
     directory = write_table(tmp_path / "exp", results_table()[MINIMAL].assign(space="shortcuts"))
     text = write_page(directory).path.read_text()
     assert "ResNet-20 (B)" in text and "## Claims" in text
+    assert "These are short runs (see Provenance)" in text  # no budget, recipe or test split to name
 
 
 @pytest.mark.parametrize(

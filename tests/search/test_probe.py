@@ -205,7 +205,7 @@ def test_responses_probe_on_trained_runs_and_its_page(trained_pair: Path, tmp_pa
     # One pair of nets: the claim is stated with its numbers and cannot be settled.
     assert "ResNet-20 (A) has smaller responses than plain-20" in text and "**not enough evidence**" in text
     assert "**holds**" not in text and (out / "responses-by-layer.png").exists()
-    assert "from `responses.csv`, written by `search.probe responses`" in text  # the table beside the page
+    assert "from `responses/responses.csv`, written by `search.probe responses`" in text  # its folder and file
     # The probe's own commit and machine are not the nets': the page says what trained each.
     summary = json.loads(Path(runs[0], "summary.json").read_text())
     assert [run["run"] for run in json.loads((out / "probe.json").read_text())["trained"]] == runs
@@ -285,7 +285,7 @@ def test_runs_added_to_a_probe_table_equal_probing_them_all_at_once(trained_pair
     assert list(pd.read_csv(tmp_path / "responses-part" / "responses.csv")["run"].unique()) == ["resnet20", "resnet20-again", "plain20"]
     text = write_probe_page(tmp_path / "responses-part" / "responses.csv", tmp_path).path.read_text()
     assert f"- added later: `{plain}`, probed on " in text and text.count("- added later: ") == 3
-    assert "from `responses-part/responses.csv`" in text  # where it is, seen from the page
+    assert "from `responses-part/responses.csv`" in text  # its own folder, not the page's name
 
     # An addition probed or trained unlike the table is refused, and the table stays as it was.
     part = tmp_path / "responses-part"
