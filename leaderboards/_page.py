@@ -58,6 +58,13 @@ def read_settings(directory: Path) -> dict[str, Any]:
     return read_record(directory / "search.json", "a search's settings (search.json, written by search.run)")
 
 
+def duration(seconds: float) -> str:
+    """Seconds as a reader wants them: a smoke search's 57 s, not 0.02 h."""
+    if math.isnan(seconds):
+        return "-"
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
+
+
 def provenance(frame: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
     first = frame.iloc[0]
     recipe = first.get("recipe") if "recipe" in frame else None
@@ -72,7 +79,7 @@ def provenance(frame: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
         f"- versions: torch {', '.join(sorted(set(map(str, frame['torch_version'].dropna())))) if 'torch_version' in frame else '-'}"
         + "".join(f", {name} {version}" for name, version in sorted(versions.items()) if name != "torch"),
         f"- git commit: {', '.join(sorted(set(map(str, frame['git_commit'].dropna())))) if 'git_commit' in frame else '-'}; started {settings.get('started_at', '-')}",
-        f"- trials: {len(frame)} ({', '.join(f'{n} {s}' for s, n in sorted(frame['status'].value_counts().items()))}); training wall time summed over trials: {wall / 3600:.2f} h",
+        f"- trials: {len(frame)} ({', '.join(f'{n} {s}' for s, n in sorted(frame['status'].value_counts().items()))}); training wall time summed over trials: {duration(wall)}",
         f"- reproduce: `{settings.get('command', 'python -m search.run ...')}`",
     ]
     if "world_size" in frame and frame["world_size"].notna().any():  # tables from before the column say nothing

@@ -138,6 +138,7 @@ def test_page_is_byte_identical_and_well_formed(tmp_path: Path) -> None:
     text = first.path.read_text()
     assert "from `exp/results.csv`." in text  # its folder and file, the same wherever the page goes
     assert write_page(directory, tmp_path / "elsewhere").path.read_text() == text
+    assert "training wall time summed over trials: 15.0 min\n" in text  # 9 trials of 100 s, not 0.25 h
     assert "## Training curves" in text and (directory / "shortcuts-curves.png").exists()
     pngs = sorted(p.name for p in directory.glob("*.png"))
     snapshot = {name: (directory / name).read_bytes() for name in pngs}
