@@ -6,6 +6,7 @@ Imports Ray: ``search.run`` imports this module only after ``search.cluster.conn
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -358,7 +359,15 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if stopping.current.requested_at is not None:  # told to stop before anything was launched
         raise SearchInterrupted(len(recorded), 0)
-    grid = tuner.fit()
+    # Tune's last INFO line ("Wrote the latest version of all result files ...") follows the
+    # search's own summary as noise; its warnings and errors still show.
+    tune_log = logging.getLogger("ray.tune.tune")
+    level = tune_log.level
+    tune_log.setLevel(max(level, logging.WARNING))
+    try:
+        grid = tuner.fit()
+    finally:
+        tune_log.setLevel(level)
     if _launch_deadline is not None and time.time() > _launch_deadline:
         stopped_launching.write_text(f"--time-budget {settings.time_budget} s stopped launching trials\n")
     else:
