@@ -14,10 +14,12 @@ same everywhere (stop now, checkpoint now, the loss went non-finite) are agreed 
 from __future__ import annotations
 
 import datetime
+import gc
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -93,5 +95,28 @@ def join_launcher_world(device: str) -> World:
 
 
 def leave_world() -> None:
+    """Leave the process group at once: this rank failed, and the others may never reach a
+    barrier (the launcher ends them)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_world(code: int) -> NoReturn:
+    """End a rank of a launcher's world whose run ended as every rank agreed (finished,
+    interrupted or diverged), with status ``code``; never returns.
+
+    Every rank first waits for the others, so none tears its part down while the leader still
+    evaluates and writes (NCCL asks every rank to destroy its communicators at the same point).
+    Then the process ends without the interpreter's teardown: in torch 2.14 a gloo rank that had
+    destroyed its group still aborted in C++ destructors at exit now and then ("terminate called
+    without an active exception"; 12 of 120 two-rank torchrun runs of a bare all-reduce script on
+    2 busy cores, none of 120 with this exit), and the launcher then failed the whole run and
+    ended the leader mid-summary. Everything a run writes is on disk by now (atomic writes); a
+    collection first ends what the run left to the garbage collector (a streamed run's loader
+    workers), and the output streams are flushed."""
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

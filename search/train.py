@@ -71,7 +71,7 @@ from search.data import (
     load_dataset,
     walking_once,
 )
-from search.distributed import World, current_world, join_launcher_world, leave_world
+from search.distributed import World, current_world, exit_world, join_launcher_world, leave_world
 from search.lease import Lease
 from search.measure import INFERENCE_BATCH, evaluate, inference_throughput, peak_memory_bytes
 from search.provenance import DEVICES, autocast, code_commit, record, resolve_device, resolve_precision
@@ -834,20 +834,22 @@ def main(argv: list[str] | None = None) -> int:
             family=args.family,
             plugins=tuple(args.plugins),
         )
-        join_launcher_world(args.device)  # under torchrun: one rank of its process group
+        world = join_launcher_world(args.device)  # under torchrun: one rank of its process group
         try:
             summary = train(config, Path(args.out), progress=True)
-        finally:
+        except BaseException:
             leave_world()
+            raise
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a lost mount: the last checkpoint on disk is whole
         print(f"error: {error.strerror or error} ({error.filename}); the last checkpoint is intact: fix this and run the same command to resume", file=sys.stderr)
         return EXIT_IO_ERROR
-    if summary["status"] == INTERRUPTED:
-        return EXIT_INTERRUPTED
-    return 0 if summary["status"] == "completed" else 1
+    code = EXIT_INTERRUPTED if summary["status"] == INTERRUPTED else 0 if summary["status"] == "completed" else 1
+    if world.size > 1:
+        exit_world(code)  # every rank together, past the C++ teardown
+    return code
 
 
 if __name__ == "__main__":
