@@ -65,6 +65,12 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
 
+def recipe_fields(frame: pd.DataFrame) -> dict[str, Any]:
+    """The recipe of the table's first trial (the JSON text of its ``recipe`` column), or nothing."""
+    recipe = frame["recipe"].iloc[0] if "recipe" in frame else None
+    return json.loads(recipe) if isinstance(recipe, str) else {}
+
+
 def provenance(frame: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
     first = frame.iloc[0]
     recipe = first.get("recipe") if "recipe" in frame else None
@@ -84,7 +90,7 @@ def provenance(frame: pd.DataFrame, settings: dict[str, Any]) -> list[str]:
     ]
     if "world_size" in frame and frame["world_size"].notna().any():  # tables from before the column say nothing
         sizes = sorted({int(size) for size in frame["world_size"].dropna()})
-        synced = isinstance(recipe, str) and json.loads(recipe).get("sync_bn", False)
+        synced = recipe_fields(frame).get("sync_bn", False)
         statistics = "synced across them (SyncBatchNorm)" if synced else "per worker, over its part of each batch" if sizes[-1] > 1 else "over the whole batch"
         lines.insert(4, f"- data-parallel workers per trial: {', '.join(map(str, sizes))}; BatchNorm statistics {statistics}")
     return lines
@@ -136,7 +142,7 @@ def budget_note(frame: pd.DataFrame) -> str:
     notes = []
     budget = str(first.get("budget", "")) if "budget" in frame else ""
     if budget != "paper":
-        recipe = json.loads(first["recipe"]) if "recipe" in frame and isinstance(first["recipe"], str) else {}
+        recipe = recipe_fields(frame)
         epochs = f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}" if "epochs" in recipe else ""
         described = ", ".join(part for part in (epochs, f"the `{budget}` budget" if budget else "") if part)
         families = {zoo.model_card(str(model)).family for model in frame["model"].dropna().unique() if str(model) in zoo.list_models()}
@@ -218,17 +224,22 @@ class ResultsSource:
     frame: pd.DataFrame
     settings: dict[str, Any]
     name: str
-    directory: Path
     table: Path  # the results.csv itself (the directory's, or a file given by name)
     curves: pd.DataFrame | None
+
+    @property
+    def directory(self) -> Path:
+        """Where the table's search.json and curves.csv are, and its page goes by default."""
+        return self.table.parent
 
 
 def read_results_source(results: str | Path, name: str | None = None) -> ResultsSource:
     """A results table (a file or an experiment directory), the search.json and curves beside it,
     and the page's name (default: the space's); ResultsError in one line when any is bad."""
     results = Path(results)
-    directory, table = (results, results / "results.csv") if results.is_dir() else (results.parent, results)
-    frame = load_results(results)
+    table = results / "results.csv" if results.is_dir() else results
+    directory = table.parent
+    frame = load_results(table)
     settings = read_settings(directory)
     page_name = name or str(settings.get("space") or frame["space"].iloc[0])
     check_space_name(page_name, directory / "search.json")
@@ -236,7 +247,7 @@ def read_results_source(results: str | Path, name: str | None = None) -> Results
     missing = [column for column in CURVE_COLUMNS if curves is not None and column not in curves.columns]
     if missing:
         raise ResultsError(f"{directory / CURVES_FILE} lacks column(s) {', '.join(missing)}")
-    return ResultsSource(frame, settings, page_name, directory, table, curves)
+    return ResultsSource(frame, settings, page_name, table, curves)
 
 
 def write_page(results: str | Path | ResultsSource, out: str | Path | None = None, name: str | None = None) -> PageInfo:

@@ -528,10 +528,10 @@ def configure_kernels(device: torch.device, precision: str, deterministic: bool 
 
 
 def kernel_settings(device: torch.device) -> dict[str, Any]:
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    if device.type != "cuda":
-        return {"cudnn_benchmark": None, "tf32": None, "deterministic": deterministic}
-    return {"cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}, "deterministic": deterministic}
+    settings: dict[str, Any] = {"cudnn_benchmark": None, "tf32": None, "deterministic": torch.are_deterministic_algorithms_enabled()}
+    if device.type == "cuda":
+        settings |= {"cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}}
+    return settings
 
 
 def train(
