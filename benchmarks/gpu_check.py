@@ -326,7 +326,7 @@ def decode(scale: Scale, out: Path) -> pd.DataFrame:
     then the streaming path's 224-px training batches/s on the device with each ``--decode`` place."""
     from benchmarks.data_stream import decode_rates, resbench_rate, write_photos
 
-    workers, batch = max(1, (os.cpu_count() or 2) - 1), 64
+    workers, batch = max(1, available_cpus() - 1), 64
     stream_batch = min(batch, scale.photos // 2)  # two steps an epoch at least
     device = torch.device(scale.device)
     with tempfile.TemporaryDirectory() as folder:
@@ -335,11 +335,11 @@ def decode(scale: Scale, out: Path) -> pd.DataFrame:
         gpu, cpu = decode_rates(files, workers, min(batch, len(files)), on_gpu=scale.device == "cuda")
         split = FileSplit(tuple(files), torch.zeros(len(files), dtype=torch.int64), 224)
         streamed = {place: resbench_rate(split, 224, stream_batch, workers, scale.seconds, device, place) for place in DECODE_PLACES}
-    rows = [{"decoder": f"{workers} CPU loader workers (torchvision.io.decode_jpeg)", "images": len(files), "images_per_second": round(cpu, 1)}]
+    rows = [{"decoder": f"{workers} CPU loader worker(s) (torchvision.io.decode_jpeg)", "images": len(files), "images_per_second": round(cpu, 1)}]
     if gpu is not None:
         rows.append({"decoder": f"nvJPEG on the GPU, batches of {batch}", "images": len(files), "images_per_second": round(gpu, 1)})
     batched = "nvJPEG" if device.type == "cuda" else "torchvision's CPU decoder"
-    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode workers ({workers} loader workers)", "images": len(files), "images_per_second": round(streamed["workers"], 1)})
+    rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode workers ({workers} loader worker(s))", "images": len(files), "images_per_second": round(streamed["workers"], 1)})
     rows.append({"decoder": f"streamed 224-px batches of {stream_batch} on the {device.type}, --decode device (batched {batched})", "images": len(files), "images_per_second": round(streamed["device"], 1)})
     frame = pd.DataFrame(rows)
     zoo.write_atomically(out / "decode.csv", frame.to_csv(index=False))
