@@ -33,6 +33,7 @@ import torch
 
 import zoo
 from search import spaces
+from search.checkpoint import checkpoint_path
 from search.config import TrialConfig, split_config
 from search.data import asked_carves, check_without_loading
 from search.lease import Lease
@@ -230,7 +231,7 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
                     state = str(summary["status"])
                 else:
                     problems += 1
-                    state = "stopped with a checkpoint" if process.returncode == EXIT_INTERRUPTED else f"exit {process.returncode}: {unfinished_reason(directory)} ({directory / LOG_FILE})"
+                    state = ("stopped with a checkpoint" if checkpoint_path(directory).exists() else "stopped before its first checkpoint") if process.returncode == EXIT_INTERRUPTED else f"exit {process.returncode}: {unfinished_reason(directory)} ({directory / LOG_FILE})"
                 say(f"[{time.monotonic() - started:6.0f}s] {trial.trial_id} {model} seed {trial.config['seed']}: {state} ({seconds:.0f} s)")
             busy_gpus = [gpu for *_, gpu in running.values()]
             while waiting and len(running) < jobs and not stopping:

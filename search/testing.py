@@ -12,7 +12,10 @@ that does nothing unless the test environment asked for a fault:
 - ``disk_full_from_epoch:K``: writing the checkpoint of epoch K or later fails as on a full disk
   (ENOSPC), on every try, until the variable is gone ("space freed");
 - ``stall_at_step:K``: a run that started from scratch waits before global step K until it is
-  asked to stop (SIGTERM, or its driver's stop request): a trial caught mid-epoch, every time.
+  asked to stop (SIGTERM, or its driver's stop request): a trial caught mid-epoch, every time;
+- ``stall_after_training:S``: a run waits up to S seconds after its training loop, before its
+  final evaluation and summary, where a signal is no longer the loop's to handle: a run stopped
+  there, every time.
 ``RESBENCH_BARRIER=DIR:N`` makes each search trial wait, before training, until N trials have
 arrived at DIR: a deterministic proof that N trials run at once. Both are unset in normal use.
 """
@@ -30,7 +33,7 @@ import torch
 
 FAULT_VARIABLE = "RESBENCH_FAULT"
 BARRIER_VARIABLE = "RESBENCH_BARRIER"
-KNOWN = ("exit_after_epoch", "nan_at_step", "exit_driver_after_trials", "stall_at_step", "disk_full_from_epoch")
+KNOWN = ("exit_after_epoch", "nan_at_step", "exit_driver_after_trials", "stall_at_step", "stall_after_training", "disk_full_from_epoch")
 EXIT_STATUS = 3
 
 
@@ -40,6 +43,7 @@ class Faults:
     nan_at_step: int | None = None
     exit_driver_after_trials: int | None = None
     stall_at_step: int | None = None
+    stall_after_training: int | None = None
     disk_full_from_epoch: int | None = None
     barrier: str | None = None
 
@@ -50,6 +54,13 @@ class Faults:
         """Before global step ``step``: wait until ``stop.requested`` (a Preemption)."""
         if step == self.stall_at_step and not resumed:
             while not stop.requested:
+                time.sleep(0.05)
+
+    def before_summary(self) -> None:
+        """After the training loop: wait (a signal interrupts the sleep, as it would the work)."""
+        if self.stall_after_training is not None:
+            deadline = time.monotonic() + self.stall_after_training
+            while time.monotonic() < deadline:
                 time.sleep(0.05)
 
     def before_checkpoint(self, epoch: int, path: Path) -> None:

@@ -325,6 +325,40 @@ class EpochResult:
     interrupted: EpochPosition | None = None
 
 
+class StoppedOutsideTheLoop(BaseException):
+    """SIGTERM or Ctrl-C while a run loads its data or writes its summary, where the training
+    loop is not there to stop at a step: there is nothing to checkpoint (the last one on disk is
+    the run's latest state), so the command ends as interrupted, as it would within the loop.
+    A BaseException, so that no ``except Exception`` on the way swallows it."""
+
+
+@contextlib.contextmanager
+def stopped_anywhere() -> Iterator[None]:
+    """SIGTERM and Ctrl-C raise ``StoppedOutsideTheLoop`` in this process while the body runs
+    (the training loop installs its own ``Preemption`` within it). A loader worker forked in the
+    meantime keeps the default behaviour: it is its parent's to stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def stop(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            if signum == signal.SIGINT:
+                signal.default_int_handler(signum, frame)  # torch's worker loop ends quietly on it
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise StoppedOutsideTheLoop(signal.Signals(signum).name)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class Preemption:
     """SIGTERM (Slurm preemption, a spot instance's notice) or Ctrl-C asks the loop to stop at the
     next step boundary; the run then checkpoints where it is and exits as interrupted. Handlers
@@ -684,6 +718,7 @@ def _train(config: TrialConfig, recipe: Recipe, identity: dict[str, Any], out: P
 
     if not world.leader:
         return {"status": "diverged" if diverged_at is not None else "completed", "rank": world.rank, "world_size": world.size}
+    faults.before_summary()
     summary = summarise(run, out, done, diverged_at, lambda: wall_before + time.perf_counter() - started, account_compiling, identity["data"])
     say(f"{summary['status']}: val {'-' if summary['val_accuracy'] is None else summary['val_accuracy']}, test {summary['test_accuracy']} ({summary['wall_seconds']:.0f} s) -> {out}")
     return summary
@@ -834,12 +869,16 @@ def main(argv: list[str] | None = None) -> int:
             family=args.family,
             plugins=tuple(args.plugins),
         )
-        world = join_launcher_world(args.device)  # under torchrun: one rank of its process group
-        try:
-            summary = train(config, Path(args.out), progress=True)
-        except BaseException:
-            leave_world()
-            raise
+        with stopped_anywhere():
+            world = join_launcher_world(args.device)  # under torchrun: one rank of its process group
+            try:
+                summary = train(config, Path(args.out), progress=True)
+            except BaseException:
+                leave_world()
+                raise
+    except StoppedOutsideTheLoop as stop:
+        print(f"{stop} outside the training loop (loading data or writing the summary): nothing is lost, the run goes on from its last checkpoint (or its start); run the same command to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ValueError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

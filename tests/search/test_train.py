@@ -443,6 +443,32 @@ def test_sigterm_checkpoints_at_a_step_and_the_resumed_run_is_bitwise_the_same(t
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
+@pytest.mark.slow  # subprocesses stopped outside the training loop
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_signal_after_the_training_loop_ends_the_run_as_interrupted_and_the_same_command_finishes_it(tmp_path: Path, signum: str) -> None:
+    import signal
+
+    args = ["--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--epochs", "1", "--train-subset", "128", "--threads", "1", "--out", str(tmp_path / "run")]
+    # The run holds after its loop, before its final evaluation and summary: the window a
+    # scheduler's SIGTERM (or a Ctrl-C) reaches when the last epoch has just been checkpointed.
+    held = {**os.environ, "RESBENCH_FAULT": "stall_after_training:60"}
+    with subprocess.Popen([sys.executable, "-m", "search.train", *args], cwd=REPO, env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as job:
+        assert job.stdout is not None and job.stderr is not None
+        for line in job.stdout:
+            if line.startswith("epoch 1/1"):
+                job.send_signal(getattr(signal, signum))
+                break
+        status, err = job.wait(timeout=60), job.stderr.read()
+    assert status == 75, err[-2000:]  # interrupted, as a stop within the loop ends: a scheduler requeues it
+    assert err.strip().splitlines() == [f"{signum} outside the training loop (loading data or writing the summary): nothing is lost, the run goes on from its last checkpoint (or its start); run the same command to continue"]
+    assert not (tmp_path / "run" / "summary.json").exists()
+    assert torch.load(tmp_path / "run" / "checkpoint" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    finished = run_cli(args)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "resuming run from epoch 1/1" in finished.stdout and "epoch 1/1 " not in finished.stdout  # not retrained
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+
+
 def test_saved_weights_classify_an_image_file_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
