@@ -33,9 +33,10 @@ from search.plan import Plan, estimate_minutes, make_plan
 from search.planned import PLAN_FILE, PlannedExperiment, collect, plan_experiment, run_planned
 from search.provenance import hardware_name, record, resolve_search_precision
 from search.recipes import BUDGET_NAMES, recipe_fields
-from search.results import SearchInterrupted
+from search.results import SearchInterrupted, read_results
 from search.settings import SETTINGS_FILE, SearchSettings, continue_experiment, read_settings, search_recipe, validate
 from search.stream import DECODE_PLACES
+from search.testing import injected_faults
 from search.train import EXIT_INTERRUPTED, available_cpus
 from zoo._registry import unknown_name_error
 from zoo.commandline import OneLineParser, comma_list, option_text
@@ -55,18 +56,22 @@ def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -
     out = Path(settings.out).resolve()
     if (out / PLAN_FILE).exists():  # as --plan refuses a Ray search's folder: one launcher per experiment
         raise ValueError(f"{out} holds a planned experiment (plan.json); run it with --run-planned {out}, or search with Ray into another --out")
-    resuming = continue_experiment(settings, out)
-    plan = make_plan(settings)
-    settings.sampler = plan.sampler
-    recipe = search_recipe(settings)
-    # Fail fast, and warm the caches the trials read (decoded images, or a streamed folder's statistics).
-    with walking_once():
-        path = choose_data_path(recipe.data_path, settings.data, recipe.eval_resize)
-        dataset = load_dataset(settings.data, data_seed=settings.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, exact_sizes=asked_carves(settings.recipe), rest_size=recipe.eval_resize, path=path, workers=available_cpus() if path == "stream" else 1)
-    # Another driver on the same experiment would re-queue its running trials: refused before Ray
-    # starts; the lease itself is taken once Ray is up.
-    Lease(out, "search driver").refuse_if_held()
-    with stopping.handled(out):
+    with stopping.handled():  # a stop while the data loads ends the driver before Ray starts
+        resuming = continue_experiment(settings, out)
+        plan = make_plan(settings)
+        settings.sampler = plan.sampler
+        recipe = search_recipe(settings)
+        # Fail fast, and warm the caches the trials read (decoded images, or a streamed folder's statistics).
+        with walking_once():
+            path = choose_data_path(recipe.data_path, settings.data, recipe.eval_resize)
+            dataset = load_dataset(settings.data, data_seed=settings.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, exact_sizes=asked_carves(settings.recipe), rest_size=recipe.eval_resize, path=path, workers=available_cpus() if path == "stream" else 1)
+        # Another driver on the same experiment would re-queue its running trials: refused before Ray
+        # starts; the lease itself is taken once Ray is up.
+        Lease(out, "search driver").refuse_if_held()
+        injected_faults().before_ray(lambda: stopping.current.requested_at is not None)
+        stopping.own(out)
+        if stopping.current.requested_at is not None:
+            raise SearchInterrupted(len(read_results(out)), 0)
         return _run(settings, plugins, out, resuming, plan, dataset, list(callbacks or []))
 
 

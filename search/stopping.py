@@ -7,9 +7,13 @@ The driver waits for those (at most ``GRACE_SECONDS``), then ends the Ray run th
 SIGUSR1 stop does: its state is saved with those trials unfinished, and a resume restarts each in
 its directory, from its checkpoint. A second signal stops at once.
 
-Ray-free: the handlers are installed before Ray starts, so a signal during start-up is handled
-too; ``ray.init`` installs its own SIGTERM handler (it logs and aborts), so ``reclaim`` sets ours
-again once Ray is connected.
+Ray-free: the handlers are installed before Ray starts, so a signal while the data loads is
+handled too; ``ray.init`` installs its own SIGTERM handler (it logs and aborts), so ``reclaim``
+sets ours again once Ray is connected. While ``ray.init`` itself runs (about 2 s on a 2-core
+machine) a SIGTERM is Ray's: the driver ends at once (exit 15 or 134, with Ray's stack dump) and
+Ray's own exit stops the processes it started. No trial has started then, so nothing is lost
+and the same command goes on as before. (Blocking the signal across ``ray.init`` would close that
+window, but Ray's processes started meanwhile would inherit the block and ignore its shutdown.)
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ class GracefulStop:
     # stopping hang (seen once in CI, not reproduced), the driver leaves anyway: the state is saved.
     LEAVE_AFTER_SECONDS = 60.0
 
-    def __init__(self, out: Path | None = None) -> None:
-        self.out = out
+    def __init__(self) -> None:
+        self.out: Path | None = None  # the experiment, once this driver holds it (``own``)
         self.requested_at: float | None = None
         self.ended = False
         self.unfinished: set[str] = set()  # trials running when the stop came
@@ -54,7 +58,10 @@ class GracefulStop:
             return
         self.requested_at = time.time()
         name = signal.Signals(signum).name
-        if self.out is not None and self.out.is_dir():  # no folder yet: no trial runs
+        if self.out is None:  # the driver is still loading the data: no trial has started
+            print(f"{name}: no trial has started; stopping once the data has loaded (a second signal stops at once)", flush=True)
+            return
+        if self.out.is_dir():  # no folder yet: no trial runs
             zoo.write_atomically(self.out / STOP_REQUESTED_FILE, f"{name} at {time.ctime()}\n")
         print(f"{name}: launching no more trials; running trials checkpoint at their next step (waiting up to {self.GRACE_SECONDS:.0f} s)", flush=True)
 
@@ -92,6 +99,13 @@ class GracefulStop:
 current = GracefulStop()
 
 
+def own(out: Path) -> None:
+    """From now on a stop is written into ``out`` for its trials to see: the driver holds the
+    experiment (before, another driver might, and the stop would reach its trials)."""
+    (out / STOP_REQUESTED_FILE).unlink(missing_ok=True)  # an earlier driver's stop is not this one's
+    current.out = out
+
+
 def reclaim() -> None:
     """Our handlers again, over the ones Ray's core worker installed when it connected."""
     if _installed and threading.current_thread() is threading.main_thread():
@@ -103,12 +117,12 @@ _installed = False
 
 
 @contextmanager
-def handled(out: Path) -> Iterator[GracefulStop]:
+def handled() -> Iterator[GracefulStop]:
     """SIGTERM and Ctrl-C handled by a fresh ``current`` for as long as the search runs (in the
-    main thread only: handlers belong there; a caller in another thread keeps its own)."""
+    main thread only: handlers belong there; a caller in another thread keeps its own). Until the
+    driver ``own``s its experiment a stop is only noted: the driver ends before Ray starts."""
     global current, _installed
-    current = GracefulStop(out)
-    (out / STOP_REQUESTED_FILE).unlink(missing_ok=True)  # an earlier driver's stop is not this one's
+    current = GracefulStop()
     if threading.current_thread() is not threading.main_thread():
         yield current
         return

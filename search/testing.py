@@ -13,6 +13,8 @@ that does nothing unless the test environment asked for a fault:
   (ENOSPC), on every try, until the variable is gone ("space freed");
 - ``stall_at_step:K``: a run that started from scratch waits before global step K until it is
   asked to stop (SIGTERM, or its driver's stop request): a trial caught mid-epoch, every time;
+- ``stall_driver_before_ray:S``: the search driver, its data loaded, holds before Ray starts
+  until it is asked to stop (at most S seconds): a driver stopped before any trial started;
 - ``stall_after_training:S``: a run waits up to S seconds after its training loop, before its
   final evaluation and summary, where a signal is no longer the loop's to handle: a run stopped
   there, every time.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,7 @@ import torch
 
 FAULT_VARIABLE = "RESBENCH_FAULT"
 BARRIER_VARIABLE = "RESBENCH_BARRIER"
-KNOWN = ("exit_after_epoch", "nan_at_step", "exit_driver_after_trials", "stall_at_step", "stall_after_training", "disk_full_from_epoch")
+KNOWN = ("exit_after_epoch", "nan_at_step", "exit_driver_after_trials", "stall_at_step", "stall_driver_before_ray", "stall_after_training", "disk_full_from_epoch")
 EXIT_STATUS = 3
 
 
@@ -43,6 +46,7 @@ class Faults:
     nan_at_step: int | None = None
     exit_driver_after_trials: int | None = None
     stall_at_step: int | None = None
+    stall_driver_before_ray: int | None = None
     stall_after_training: int | None = None
     disk_full_from_epoch: int | None = None
     barrier: str | None = None
@@ -54,6 +58,14 @@ class Faults:
         """Before global step ``step``: wait until ``stop.requested`` (a Preemption)."""
         if step == self.stall_at_step and not resumed:
             while not stop.requested:
+                time.sleep(0.05)
+
+    def before_ray(self, stopped: Callable[[], bool]) -> None:
+        """The search driver before Ray starts: say so (the test's cue), then wait for ``stopped()``."""
+        if self.stall_driver_before_ray is not None:
+            print("held before Ray starts (RESBENCH_FAULT)", flush=True)
+            deadline = time.monotonic() + self.stall_driver_before_ray
+            while not stopped() and time.monotonic() < deadline:
                 time.sleep(0.05)
 
     def before_summary(self) -> None:

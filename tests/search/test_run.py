@@ -137,6 +137,27 @@ def run_search_cli(args: list[str], env: dict[str, str]) -> subprocess.Completed
     return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
 
 
+def test_a_driver_stopped_before_ray_starts_ends_interrupted_at_once_and_writes_nothing(tmp_path: Path) -> None:
+    """SIGTERM while the driver loads its data (held there by a fault): it says that no trial has
+    started, does not start Ray only to stop it, and exits 75 like any stopped search."""
+    out = tmp_path / "exp"
+    args = ["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--no-baselines", "--out", str(out)]
+    held = {**os.environ, **ray_environment(short_temp_dir()), "RESBENCH_FAULT": "stall_driver_before_ray:120"}
+    with subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=REPO, env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as driver:
+        assert driver.stdout is not None and driver.stderr is not None
+        for line in driver.stdout:
+            if line.startswith("held before Ray starts"):
+                driver.send_signal(signal.SIGTERM)
+                break
+        began = time.monotonic()
+        stdout, stderr = driver.stdout.read(), driver.stderr.read()
+        assert driver.wait(timeout=60) == 75, stderr[-2000:]
+    assert time.monotonic() - began < 10  # not after a Ray start and stop
+    assert stdout.splitlines() == ["SIGTERM: no trial has started; stopping once the data has loaded (a second signal stops at once)"]
+    assert stderr.splitlines() == ["interrupted: 0 trial(s) finished and recorded, 0 stopped with a checkpoint; run the same command to continue"]
+    assert not out.exists()
+
+
 def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_on_loopback(ray_session: None, tmp_path: Path) -> None:
     """Two endings of a driver, resumed each time: a kill, then SIGTERM while trials are
     mid-epoch. The second driver is started as from a plain shell (no Ray loopback variable) and
