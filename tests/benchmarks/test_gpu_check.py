@@ -41,7 +41,7 @@ def test_the_dry_run_measures_every_step_and_bundles_what_a_device_brings_back(t
     assert list(packing["trials"]) == [1, 2] and (packing["aggregate_images_per_second"] > 0).all()
     decoded = pd.read_csv(out / "decode.csv")  # the CPU side only: nvJPEG needs the device
     assert list(decoded["images"]) == [16] * 3 and (decoded["images_per_second"] > 0).all()
-    assert decoded["decoder"].iloc[0].endswith("CPU loader workers (torchvision.io.decode_jpeg)")
+    assert decoded["decoder"].iloc[0].endswith("CPU loader worker(s) (torchvision.io.decode_jpeg)")
     assert [decoder.split(", ")[1].split(" (")[0] for decoder in decoded["decoder"].iloc[1:]] == ["--decode workers", "--decode device"]
     resumed = pd.read_csv(out / "resume.csv")  # killed after epoch 1, resumed: on the CPU bitwise the uninterrupted run, with either kernels
     assert list(resumed["kernels"]) == ["default", "default", "deterministic", "deterministic"] and list(resumed["epoch"]) == [1, 2, 1, 2]
