@@ -369,6 +369,7 @@ class Preemption:
 
     def __init__(self, stop_file: Path | None = None) -> None:
         self.signalled = False
+        self.signum: int | None = None  # the signal that asked, if one did
         self.stop_file = stop_file
         self.next_look = 0.0
         self.previous: dict[int, Any] = {}
@@ -387,7 +388,13 @@ class Preemption:
         return self
 
     def _request(self, signum: int, frame: Any) -> None:
-        self.signalled = True
+        self.signalled, self.signum = True, signum
+
+    def pass_on(self) -> None:
+        """After the loop: a signal that came once it had looked for the last time (during the last
+        epoch's evaluation and checkpoint) goes to the handler outside it, as if it came now."""
+        if self.signum is not None:
+            signal.raise_signal(self.signum)
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self.previous.items():
@@ -715,6 +722,7 @@ def _train(config: TrialConfig, recipe: Recipe, identity: dict[str, Any], out: P
             if report is not None:
                 report(row)
             faults.after_checkpoint(epoch, resumed)
+    preemption.pass_on()
 
     if not world.leader:
         return {"status": "diverged" if diverged_at is not None else "completed", "rank": world.rank, "world_size": world.size}

@@ -469,6 +469,23 @@ def test_a_signal_after_the_training_loop_ends_the_run_as_interrupted_and_the_sa
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
 
 
+def test_a_signal_the_loop_noted_after_its_last_look_is_passed_on_once_it_ends() -> None:
+    """SIGTERM during the last epoch's evaluation is noted by the loop's handler, which will not
+    look again: it goes on to the handler outside, not lost while the summary is written."""
+    import signal
+
+    from search.train import Preemption, StoppedOutsideTheLoop, stopped_anywhere
+
+    with stopped_anywhere():
+        preemption = Preemption()
+        with preemption:
+            signal.raise_signal(signal.SIGTERM)
+        assert preemption.requested  # noted, not acted on
+        with pytest.raises(StoppedOutsideTheLoop, match="SIGTERM"):
+            preemption.pass_on()
+        Preemption().pass_on()  # no signal: nothing to pass on
+
+
 def test_saved_weights_classify_an_image_file_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
