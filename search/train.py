@@ -633,8 +633,14 @@ def _train(config: TrialConfig, recipe: Recipe, identity: dict[str, Any], out: P
     # "auto" was decided when the run started: a resume on another machine keeps the data path.
     data_path = dataset.path if dataset is not None else (saved or {}).get("data_path") or choose_data_path(recipe.data_path, config.data, recipe.eval_resize, memory_share)
     threads = config.threads or torch.get_num_threads()
+    # More threads than cores only makes them wait for each other: a planned command carries the
+    # planning machine's count, and may run on a smaller one.
+    capped = threads > available_cpus()
+    if capped:
+        say(f"--threads {threads}: this process may use {available_cpus()} CPU(s); running {available_cpus()} thread(s)")
+        threads = available_cpus()
     workers, training_threads = loader_workers(threads, device) if data_path == "stream" else (0, threads)
-    if config.threads is not None:
+    if config.threads is not None or capped:
         torch.set_num_threads(training_threads)
     if dataset is None:
         dataset = load_dataset(config.data, data_seed=config.data_seed, val_size=recipe.val_size, test_size=recipe.test_size, exact_sizes=asked_carves(config.recipe_overrides), rest_size=recipe.eval_resize, path=data_path, workers=workers)
@@ -840,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", choices=FAMILIES, default=None, help="whose budgets the recipe comes from (default: the model's; a search passes its space's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all this process may use)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all this process may use, which is also the most it runs)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA where visible, else the CPU")
     parser.add_argument("--compile", default="off", help=f"torch.compile mode: {', '.join(COMPILE_MODES)} (how it runs, not what it computes: a run resumes under another mode)")
     parser.add_argument("--deterministic", action="store_true", help="only kernels that give the same bits every time: a run on CUDA repeats bitwise on the same card and software (cuDNN's timed choice of convolution is given up; the GPU check measures what that costs; the CPU's kernels are deterministic already); how it runs, not what it computes")

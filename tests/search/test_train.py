@@ -469,6 +469,18 @@ def test_a_signal_after_the_training_loop_ends_the_run_as_interrupted_and_the_sa
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
 
 
+def test_more_threads_than_cores_run_as_many_as_there_are_cores_and_say_so(tmp_path: Path) -> None:
+    """A planned command carries the planning machine's --threads; on a smaller machine it still
+    runs, on the cores it has (999 threads on 2 cores made a smoke run take minutes, not seconds)."""
+    from search.train import available_cpus
+
+    said: list[str] = []
+    asked = available_cpus() + 3
+    summary = train(TrialConfig(model="resnet20", data="synthetic", budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"epochs": 1, "train_subset": 64}, threads=asked), tmp_path, log=said.append)
+    assert f"--threads {asked}: this process may use {available_cpus()} CPU(s); running {available_cpus()} thread(s)" in said
+    assert summary["status"] == "completed" and summary["threads"] == available_cpus()
+
+
 def test_a_signal_the_loop_noted_after_its_last_look_is_passed_on_once_it_ends() -> None:
     """SIGTERM during the last epoch's evaluation is noted by the loop's handler, which will not
     look again: it goes on to the handler outside, not lost while the summary is written."""
