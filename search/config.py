@@ -18,7 +18,7 @@ from typing import Any
 import zoo
 from search.data import data_fingerprint
 from search.recipes import Recipe, parse_value, recipe_fields, resolve_recipe
-from zoo.commandline import option_text
+from zoo.commandline import near, option_text
 
 # Keys a configuration may hold besides zoo overrides and recipe fields.
 RESERVED_KEYS = ("model", "seed")
@@ -160,9 +160,10 @@ def parse_option_value(text: str) -> Any:
     return text
 
 
-def typed_overrides(model: str | None, pairs: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def typed_overrides(model: str | None, pairs: dict[str, str], flags: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
     """{key: text} -> (model overrides, recipe overrides), typed; an unknown key is an error that
-    names the valid ones. Without a model, only recipe fields are valid."""
+    names the valid ones, and the nearest of them or of the command's own ``flags`` (a misspelt
+    ``--thraeds`` lands here, not in argparse). Without a model, only recipe fields are valid."""
     # Which block options are valid depends on the block(s) chosen on the same command line.
     block = {"block": parse_option_value(pairs["block"])} if "block" in pairs else None
     model_options = zoo.model_options(model, block) if model is not None else []
@@ -175,10 +176,11 @@ def typed_overrides(model: str | None, pairs: dict[str, str]) -> tuple[dict[str,
         elif key in model_options:
             model_overrides[key] = parse_option_value(value)
         elif model is None:
-            raise ValueError(f"unknown recipe field {key!r}; valid: {', '.join(fields)}")
+            raise ValueError(f"unknown recipe field {key!r}{near(key, list(fields))}; valid: {', '.join(fields)}")
         else:
+            nearest = near(key, [*model_options, *fields, *flags], spelled=lambda name: "--" + name.replace("_", "-"))
             raise ValueError(
-                f"unknown option --{key.replace('_', '-')}; model options: {', '.join(model_options)}; "
+                f"unknown option --{key.replace('_', '-')}{nearest}; model options: {', '.join(model_options)}; "
                 f"recipe fields: {', '.join(fields)}"
             )
     return model_overrides, recipe_overrides

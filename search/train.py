@@ -865,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import_plugins(args.plugins)  # before any name is looked up: theirs are registered by now
         zoo.model_card(args.model)
-        model_overrides, recipe_overrides = typed_overrides(args.model, parse_words(extra))
+        model_overrides, recipe_overrides = typed_overrides(args.model, parse_words(extra), TRAIN_FLAGS)
         config = TrialConfig(
             model=args.model,
             data=args.data,

@@ -17,6 +17,7 @@ import argparse
 import difflib
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 _INVALID_CHOICE = re.compile(r"argument (?P<option>[^:]+): invalid choice: '?(?P<value>[^' ]*)'? \(choose from (?P<choices>.*)\)$")
@@ -24,14 +25,21 @@ _UNRECOGNIZED = re.compile(r"unrecognized arguments: (?P<words>.*)$")
 _REQUIRED = re.compile(r"the following arguments are required: (?P<names>.*)$")
 
 
-def near(value: str, choices: list[str], most: int = 1) -> str:
-    """``" (did you mean X?)"`` for the closest choice (or the ``most`` closest), or nothing."""
+def near(value: str, choices: list[str], most: int = 1, spelled: Callable[[str], str] = str) -> str:
+    """``" (did you mean X?)"`` for the closest choice (or the ``most`` closest), or nothing;
+    ``spelled`` writes a match as the user would type it (``epochs`` as ``--epochs``)."""
     matches = difflib.get_close_matches(value, choices, n=most, cutoff=0.6)
-    return f" (did you mean {', '.join(matches)}?)" if matches else ""
+    return f" (did you mean {', '.join(map(spelled, matches))}?)" if matches else ""
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2) that name the valid choices and the near ones."""
+    """argparse with one-line errors (exit 2) that name the valid choices and the near ones, and
+    no abbreviated options: argparse would read ``search.run --seed 3`` (a run's seed, which a
+    search does not take) as ``--seeds 3``, three seeds per configuration, without a word."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         if invalid := _INVALID_CHOICE.match(message):
@@ -39,8 +47,7 @@ class OneLineParser(argparse.ArgumentParser):
             message = f"argument {invalid['option']}: invalid choice {invalid['value']!r}{near(invalid['value'], choices)}; valid: {', '.join(choices)}"
         elif unknown := _UNRECOGNIZED.match(message):
             first = unknown["words"].split()[0].split("=")[0]
-            options = [option for option in self._option_strings() if option.startswith("--")]
-            message = f"unrecognized arguments: {unknown['words']}{near(first, options) if first.startswith('--') else ''}"
+            message = f"unrecognized arguments: {unknown['words']}{self._option_hint(first) if first.startswith('--') else ''}"
         elif missing := _REQUIRED.match(message):
             # A missing subcommand or other fixed choice: name what it may be.
             names = [name.strip() for name in missing["names"].split(",")]
@@ -86,6 +93,16 @@ class OneLineParser(argparse.ArgumentParser):
             if getattr(parsed, action.dest) is not markers[action.dest]:
                 given.setdefault(action.dest, action.option_strings[0])
         return list(given.values())
+
+    def _option_hint(self, option: str) -> str:
+        """Where an unknown ``--option`` belongs: the subcommands that take it, or the nearest
+        option by name (dashes aside: every long option shares them, which made ``--models``
+        look near ``--decode``)."""
+        owners = [name for action in self._actions if isinstance(action, argparse._SubParsersAction) for name, parser in action.choices.items() if option in parser._option_strings()]
+        if owners:
+            return f" ({option} is an option of {', '.join(owners)})"
+        names = [known.removeprefix("--") for known in self._option_strings() if known.startswith("--")]
+        return near(option.removeprefix("--"), names, spelled=lambda name: f"--{name}")
 
     def _option_strings(self) -> list[str]:
         """This parser's options and its subcommands' (whose leftovers this parser reports)."""

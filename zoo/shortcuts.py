@@ -26,7 +26,7 @@ class ShortcutKind(str, enum.Enum):
         try:
             return cls(value)
         except ValueError:
-            valid = ", ".join(repr(kind.value) for kind in cls)
+            valid = ", ".join(kind.value for kind in cls)
             raise ValueError(f"unknown shortcut {value!r}; valid: {valid}") from None
 
 

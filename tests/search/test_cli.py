@@ -51,6 +51,12 @@ def test_a_misspelt_subcommand_is_one_line_with_a_suggestion_and_exit_2() -> Non
         (["train", "--model", "resnet20", "--data", "synthetic", "--out", "x", "--budget", "quik"], "argument --budget: invalid choice 'quik' (did you mean quick?); valid: smoke, quick, paper"),
         (["search", "--space", "shortcuts", "--budget", "papr"], "invalid choice 'papr' (did you mean paper?); valid: smoke, quick, paper"),
         (["search", "--space", "shortcuts", "--sed", "3"], "unrecognized arguments: --sed 3 (did you mean --seeds?)"),
+        # A run's --seed: argparse took it for an abbreviation of --seeds (three seeds a configuration).
+        (["search", "--space", "shortcuts", "--seed", "3"], "unrecognized arguments: --seed 3 (did you mean --seeds?)"),
+        (["zoo", "complexity", "resnet20", "--input", "16"], "unrecognized arguments: --input 16 (did you mean --input-size?)"),
+        # Nothing near by name (once "--decode": the two dashes every option shares made it near).
+        (["search", "--space", "shortcuts", "--models", "resnet20"], "error: unrecognized arguments: --models resnet20\n"),
+        (["probe", "gradients", "--runs", "a"], "unrecognized arguments: --runs a (--runs is an option of lesion, responses)"),
         (["probe", "lesion", "--runs", "a", "--drawz", "3"], "unrecognized arguments: --drawz 3 (did you mean --draws?)"),
         (["probe", "gradients", "--data-seed", "one"], "argument --data-seed: invalid int value: 'one'"),
         (["zoo", "lst"], "invalid choice 'lst' (did you mean list?)"),

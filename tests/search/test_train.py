@@ -326,13 +326,16 @@ def test_a_finished_run_answers_its_own_command_and_refuses_another(tmp_path: Pa
         (["--model", "resnet20", "--width-multiplier", "1.5"], "width_multiplier must be a whole number, got 1.5"),
         (["--model", "resnet20", "--zero-init-residual", "maybe"], "zero_init_residual must be True or False, got 'maybe'"),  # once trained
         (["--model", "cifar_vgg16", "--image-size", "8", "--eval-resize", "8", "--eval-crop", "8"], "recipe field image_size 8: cifar_vgg16 cannot take 8x8 images"),
-        (["--model", "resnet20", "--shortcut", "D"], "'A', 'B', 'C', 'none'"),
+        (["--model", "resnet20", "--shortcut", "D"], "unknown shortcut 'D'; valid: A, B, C, none\n"),
         (["--model", "resnet20", "--data", "/no/such/folder"], "neither a data set name"),
         (["--model", "resnet20", "--epochs", "0"], "must be positive"),
         (["--model", "resnet20", "--val-size", "-1"], "recipe field val_size must not be negative, got -1"),
         # Refused once the data is loaded, after the run took its folder: the folder goes again.
         (["--model", "resnet20", "--val-size", "1800"], "val_size 1800 leaves fewer than half of the 4000 training images to train on; valid: test_size + val_size at most 2000"),
         (["--model", "resnet20", "--threads", "0"], "--threads must be positive, got 0"),
+        # Misspelt, a flag of the command reaches the model-option and recipe-field reader.
+        (["--model", "resnet20", "--thraeds", "2"], "unknown option --thraeds (did you mean --threads?); model options: "),
+        (["--model", "resnet20", "--warmup-lrr", "0.01"], "unknown option --warmup-lrr (did you mean --warmup-lr?); model options: "),
         (["--model", "resnet20", "--device", "tpu"], "valid: auto, cpu, cuda"),
         (["--model", "resnet20", "--device", "cdua"], "invalid choice 'cdua' (did you mean cuda?)"),
         (["--model", "timm:resnt10t"], "unknown timm model 'resnt10t' (did you mean resnet10t"),

@@ -25,7 +25,6 @@ def parser() -> OneLineParser:
     [
         ([], []),
         (["--jobs", "1"], ["--jobs"]),  # given, though it equals the default
-        (["--job", "2"], ["--jobs"]),  # an abbreviation is named by the option's name
         (["--resume", "--out", "x"], ["--out", "--resume"]),  # in the parser's order
         (["--checkpoint", "a"], ["--runs"]),  # options sharing a destination: named by the first
         (["-vv"], ["-v"]),
@@ -33,6 +32,15 @@ def parser() -> OneLineParser:
 )
 def test_options_given_are_those_on_the_command_line_not_the_defaults(argv: list[str], given: list[str]) -> None:
     assert parser().options_given(argv) == given
+
+
+def test_an_abbreviated_option_is_refused_with_the_option_it_abbreviates(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse's abbreviations let a near name pass for another option silently (search.run's
+    --seed for --seeds): refused, naming the option meant."""
+    with pytest.raises(SystemExit) as exit_info:
+        parser().parse_args(["--job", "2"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: unrecognized arguments: --job 2 (did you mean --jobs?)\n"
 
 
 def test_a_settings_files_values_are_defaults_not_options_given() -> None:

@@ -70,7 +70,7 @@ def test_per_stage_blocks() -> None:
     [
         (lambda: zoo.create_model("resnet57"), "unknown model 'resnet57'"),
         (lambda: zoo.create_model("resnet20", block="basik"), "did you mean basic"),
-        (lambda: zoo.create_model("resnet20", shortcut="D"), "'A', 'B', 'C', 'none'"),
+        (lambda: zoo.create_model("resnet20", shortcut="D"), "unknown shortcut 'D'; valid: A, B, C, none"),
         (lambda: zoo.create_model("resnet20", depth=21), "6n+2"),
         (lambda: zoo.create_model("resnet164", depth=100), "9n+2"),
         (lambda: zoo.create_model("resnet50", depth=51), "valid: 50, 101, 152, 200"),
