@@ -17,7 +17,7 @@ from pathlib import Path
 import zoo
 from leaderboards import PageInfo, ResultsError, read_results_source, render_complexity_page, write_index, write_page
 from leaderboards._probes import ProbeSource, read_probe_source, write_probe_page
-from zoo.commandline import OneLineParser, comma_list
+from zoo.commandline import OneLineParser, comma_list, exit_status
 from zoo.files import check_writable_folder
 
 PROBE_TABLES = ("gradients.csv", "lesion.csv", "responses.csv")
@@ -74,4 +74,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

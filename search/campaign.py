@@ -53,7 +53,7 @@ from search.planned import (
 from search.probe import finished_run, lesion_probe, probed_by, response_probe, runs_provenance, write_probe
 from search.provenance import now
 from search.settings import SETTINGS_FILE, refuse_other_search
-from zoo.commandline import OneLineParser
+from zoo.commandline import OneLineParser, exit_status
 from zoo.files import check_writable_folder
 
 DEFAULT_ROOT = "experiments/campaign"
@@ -366,4 +366,4 @@ def act(args: argparse.Namespace, root: Path, items: tuple[Item | ProbeItem, ...
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

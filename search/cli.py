@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     elif name in FIRST_WORD and (not rest or rest[0].startswith("-")):
         print(f"error: resbench {name} needs {FIRST_WORD[name]} first: resbench {name} {FIRST_WORD[name].split()[0]}", file=sys.stderr)
         return 2
-    result = importlib.import_module(module).main(first + rest)
-    return int(result or 0)
+    from zoo.commandline import exit_status  # imports torch (zoo's package): as the subcommand does
+
+    return exit_status(lambda: importlib.import_module(module).main(first + rest))
 
 
 if __name__ == "__main__":

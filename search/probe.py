@@ -46,7 +46,7 @@ from search.measure import evaluate, split_batches
 from search.provenance import DEVICES, now, record, resolve_device, resolve_precision
 from search.stream import loader_workers
 from search.train import available_cpus, read_summary
-from zoo.commandline import OneLineParser, comma_list
+from zoo.commandline import OneLineParser, comma_list, exit_status
 from zoo.files import check_writable_folder, read_json
 from zoo.plugins import import_plugins
 
@@ -508,4 +508,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

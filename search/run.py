@@ -39,7 +39,7 @@ from search.stream import DECODE_PLACES
 from search.testing import injected_faults
 from search.train import EXIT_INTERRUPTED, available_cpus
 from zoo._registry import unknown_name_error
-from zoo.commandline import OneLineParser, comma_list, option_text
+from zoo.commandline import OneLineParser, comma_list, exit_status, option_text
 from zoo.plugins import Plugin, import_plugins
 
 
@@ -307,4 +307,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

@@ -87,7 +87,7 @@ from search.stream import (
 )
 from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
-from zoo.commandline import OneLineParser, comma_list
+from zoo.commandline import OneLineParser, comma_list, exit_status
 from zoo.files import check_writable_folder
 from zoo.plugins import import_plugins
 from zoo.size import available_memory_bytes
@@ -906,4 +906,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 
 import zoo
-from zoo.commandline import OneLineParser, comma_list
+from zoo.commandline import OneLineParser, comma_list, exit_status
 from zoo.inference import predict
 from zoo.plugins import import_plugins
 
@@ -77,4 +77,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -112,6 +113,20 @@ class OneLineParser(argparse.ArgumentParser):
             if isinstance(action, argparse._SubParsersAction):
                 options += [option for parser in action.choices.values() for option in parser._option_strings()]
         return options
+
+
+def exit_status(main: Callable[[], int | None]) -> int:
+    """An entry point's ``main`` run for its exit status. Output its reader stops reading
+    (``resbench zoo list | head -3``) ends the command quietly with status 1, as Python's
+    documentation advises, not in a BrokenPipeError traceback."""
+    try:
+        status = main()
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
+    except BrokenPipeError:
+        # The interpreter flushes stdout once more at exit: that flush goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return int(status or 0)
 
 
 def option_text(value: Any) -> str:

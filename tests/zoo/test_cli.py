@@ -48,3 +48,14 @@ def test_a_size_the_net_cannot_take_is_one_line(capsys: pytest.CaptureFixture[st
 def test_unmatched_pattern_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "xyz*"]) == 2
     assert "no model matches" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["zoo"], ["search.cli", "zoo"]], ids=["python -m zoo", "resbench zoo"])
+def test_a_reader_that_stops_reading_ends_the_listing_quietly(command: list[str]) -> None:
+    """`resbench zoo list | head -3`: the pipe is closed before the table is written (here, before
+    the command has even started), which once ended in a BrokenPipeError traceback."""
+    listing = subprocess.Popen([sys.executable, "-m", *command, "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert listing.stdout is not None and listing.stderr is not None
+    listing.stdout.close()
+    assert listing.wait(timeout=120) == 1
+    assert listing.stderr.read() == ""
