@@ -45,7 +45,7 @@ class PruningAwareOptunaSearch(OptunaSearch):
     capped below its next major version; tests/search/test_study.py checks they exist)."""
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if stopping.current.requested_at is not None:
+        if stopping.current.requested:
             return None  # not now (FINISHED would be remembered by a restored run)
         if _launch_deadline is not None and time.time() > _launch_deadline:
             return Searcher.FINISHED  # --time-budget: launch nothing more; running trials finish
@@ -357,7 +357,7 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our Progress lines only
     # Short smoke trials checkpoint every few seconds; Ray's "snapshotting too often" advice is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if stopping.current.requested_at is not None:  # told to stop before anything was launched
+    if stopping.current.requested:  # told to stop before anything was launched
         raise SearchInterrupted(len(recorded), 0)
     # Tune's last INFO line ("Wrote the latest version of all result files ...") follows the
     # search's own summary as noise; its warnings and errors still show.
@@ -378,6 +378,6 @@ def fit(settings: SearchSettings, plan: Plan, plugins: list[Plugin], out: Path, 
         if trial_id and trial_id not in rows and result.config and trial_id not in stopping.current.unfinished:  # no config: never started
             rows[trial_id] = result_row(settings.space, trial_id, result.config, result.metrics, str(result.error) if result.error else None)
     write_results(out, list(rows.values()))
-    if stopping.current.requested_at is not None:
+    if stopping.current.requested:
         raise SearchInterrupted(len(rows), len(stopping.current.unfinished - set(rows)))
     return results_frame(list(rows.values()))

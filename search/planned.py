@@ -231,7 +231,12 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
                     state = str(summary["status"])
                 else:
                     problems += 1
-                    state = ("stopped with a checkpoint" if checkpoint_path(directory).exists() else "stopped before its first checkpoint") if process.returncode == EXIT_INTERRUPTED else f"exit {process.returncode}: {unfinished_reason(directory)} ({directory / LOG_FILE})"
+                    if process.returncode != EXIT_INTERRUPTED:
+                        state = f"exit {process.returncode}: {unfinished_reason(directory)} ({directory / LOG_FILE})"
+                    elif checkpoint_path(directory).exists():
+                        state = "stopped with a checkpoint"
+                    else:
+                        state = "stopped before its first checkpoint"
                 say(f"[{time.monotonic() - started:6.0f}s] {trial.trial_id} {model} seed {trial.config['seed']}: {state} ({seconds:.0f} s)")
             busy_gpus = [gpu for *_, gpu in running.values()]
             while waiting and len(running) < jobs and not stopping:

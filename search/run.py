@@ -68,9 +68,9 @@ def run_search(space: str, callbacks: list[Any] | None = None, **options: Any) -
         # Another driver on the same experiment would re-queue its running trials: refused before Ray
         # starts; the lease itself is taken once Ray is up.
         Lease(out, "search driver").refuse_if_held()
-        injected_faults().before_ray(lambda: stopping.current.requested_at is not None)
+        injected_faults().before_ray(lambda: stopping.current.requested)
         stopping.own(out)
-        if stopping.current.requested_at is not None:
+        if stopping.current.requested:
             raise SearchInterrupted(len(read_results(out)), 0)
         return _run(settings, plugins, out, resuming, plan, dataset, list(callbacks or []))
 

@@ -52,6 +52,10 @@ class GracefulStop:
         self.unfinished: set[str] = set()  # trials running when the stop came
         self.search_ended = False
 
+    @property
+    def requested(self) -> bool:
+        return self.requested_at is not None
+
     def request(self, signum: int, frame: Any) -> None:
         if self.requested_at is not None:
             self.end_run()

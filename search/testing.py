@@ -25,6 +25,7 @@ arrived at DIR: a deterministic proof that N trials run at once. Both are unset 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import time
 from collections.abc import Callable
@@ -57,23 +58,18 @@ class Faults:
     def stall(self, step: int, resumed: bool, stop: Any) -> None:
         """Before global step ``step``: wait until ``stop.requested`` (a Preemption)."""
         if step == self.stall_at_step and not resumed:
-            while not stop.requested:
-                time.sleep(0.05)
+            hold(lambda: stop.requested)
 
     def before_ray(self, stopped: Callable[[], bool]) -> None:
         """The search driver before Ray starts: say so (the test's cue), then wait for ``stopped()``."""
         if self.stall_driver_before_ray is not None:
             print("held before Ray starts (RESBENCH_FAULT)", flush=True)
-            deadline = time.monotonic() + self.stall_driver_before_ray
-            while not stopped() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            hold(stopped, self.stall_driver_before_ray)
 
     def before_summary(self) -> None:
         """After the training loop: wait (a signal interrupts the sleep, as it would the work)."""
         if self.stall_after_training is not None:
-            deadline = time.monotonic() + self.stall_after_training
-            while time.monotonic() < deadline:
-                time.sleep(0.05)
+            hold(lambda: False, self.stall_after_training)
 
     def before_checkpoint(self, epoch: int, path: Path) -> None:
         if self.disk_full_from_epoch is not None and epoch >= self.disk_full_from_epoch:
@@ -100,6 +96,13 @@ class Faults:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"barrier {folder}: fewer than {count} trials arrived in {timeout:.0f} s")
             time.sleep(0.05)
+
+
+def hold(released: Callable[[], bool], seconds: float = math.inf) -> None:
+    """Wait until ``released()`` or ``seconds`` have passed, looking 20 times a second."""
+    deadline = time.monotonic() + seconds
+    while not released() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def injected_faults() -> Faults:

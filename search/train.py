@@ -635,10 +635,11 @@ def _train(config: TrialConfig, recipe: Recipe, identity: dict[str, Any], out: P
     threads = config.threads or torch.get_num_threads()
     # More threads than cores only makes them wait for each other: a planned command carries the
     # planning machine's count, and may run on a smaller one.
-    capped = threads > available_cpus()
+    usable = available_cpus()
+    capped = threads > usable
     if capped:
-        say(f"--threads {threads}: this process may use {available_cpus()} CPU(s); running {available_cpus()} thread(s)")
-        threads = available_cpus()
+        say(f"--threads {threads}: this process may use {usable} CPU(s); running {usable} thread(s)")
+        threads = usable
     workers, training_threads = loader_workers(threads, device) if data_path == "stream" else (0, threads)
     if config.threads is not None or capped:
         torch.set_num_threads(training_threads)
