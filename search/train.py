@@ -898,7 +898,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a lost mount: the last checkpoint on disk is whole
-        print(f"error: {error.strerror or error} ({error.filename}); the last checkpoint is intact: fix this and run the same command to resume", file=sys.stderr)
+        print(f"error: {error.strerror or error} ({error.filename}); any checkpoint it wrote is intact: fix this and run the same command to resume", file=sys.stderr)
         return EXIT_IO_ERROR
     code = EXIT_INTERRUPTED if summary["status"] == INTERRUPTED else 0 if summary["status"] == "completed" else 1
     if world.size > 1:
