@@ -179,6 +179,9 @@ def typed_overrides(model: str | None, pairs: dict[str, str], flags: tuple[str, 
             raise ValueError(f"unknown recipe field {key!r}{near(key, list(fields))}; valid: {', '.join(fields)}")
         else:
             nearest = near(key, [*model_options, *fields, *flags], spelled=lambda name: "--" + name.replace("_", "-"))
+            named, _, named_value = value.partition("=")
+            if named_value and named in (*model_options, *fields):  # search.run's `--recipe lr=0.1`, given to a run
+                nearest = f" (did you mean --{named.replace('_', '-')} {named_value}? each field is a flag of its own here)"
             raise ValueError(
                 f"unknown option --{key.replace('_', '-')}{nearest}; model options: {', '.join(model_options)}; "
                 f"recipe fields: {', '.join(fields)}"

@@ -6,6 +6,9 @@
 - Lists are comma-separated values of one option: ``--models resnet20,plain20``,
   ``--plugins a,b``, ``--runs RUN,RUN``, ``--baselines timm:resnet18d,cifar_vgg16_bn``.
 - Fixed sets are argparse choices, so ``--help`` lists them and a wrong one is caught at once.
+- Options are never abbreviated (``--seed`` is not ``--seeds``), and an option one command takes
+  in another form is answered with that form: a run's ``--lr 0.1`` is a search's
+  ``--recipe lr=0.1``, and the other way round.
 
 It lives in ``zoo`` (the bottom layer) so ``zoo`` and ``leaderboards`` use it without importing
 ``search``.
@@ -38,17 +41,22 @@ class OneLineParser(argparse.ArgumentParser):
     no abbreviated options: argparse would read ``search.run --seed 3`` (a run's seed, which a
     search does not take) as ``--seeds 3``, three seeds per configuration, without a word."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, keyed: dict[str, list[str]] | None = None, **kwargs: Any) -> None:
+        """``keyed``: options that take ``KEY=VALUE`` words, with their keys (search.run's
+        ``--recipe`` and the recipe fields), so ``--lr 0.1`` is answered ``--recipe lr=0.1``."""
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.keyed = keyed or {}
 
     def error(self, message: str) -> NoReturn:
         if invalid := _INVALID_CHOICE.match(message):
             choices = [choice.strip().strip("'") for choice in invalid["choices"].split(",")]
             message = f"argument {invalid['option']}: invalid choice {invalid['value']!r}{near(invalid['value'], choices)}; valid: {', '.join(choices)}"
         elif unknown := _UNRECOGNIZED.match(message):
-            first = unknown["words"].split()[0].split("=")[0]
-            message = f"unrecognized arguments: {unknown['words']}{self._option_hint(first) if first.startswith('--') else ''}"
+            words = unknown["words"].split()
+            first, _, value = words[0].partition("=")
+            value = value or (words[1] if len(words) > 1 and not words[1].startswith("-") else "VALUE")
+            message = f"unrecognized arguments: {unknown['words']}{self._option_hint(first, value) if first.startswith('--') else ''}"
         elif missing := _REQUIRED.match(message):
             # A missing subcommand or other fixed choice: name what it may be.
             names = [name.strip() for name in missing["names"].split(",")]
@@ -95,13 +103,17 @@ class OneLineParser(argparse.ArgumentParser):
                 given.setdefault(action.dest, action.option_strings[0])
         return list(given.values())
 
-    def _option_hint(self, option: str) -> str:
-        """Where an unknown ``--option`` belongs: the subcommands that take it, or the nearest
-        option by name (dashes aside: every long option shares them, which made ``--models``
-        look near ``--decode``)."""
+    def _option_hint(self, option: str, value: str) -> str:
+        """Where an unknown ``--option`` belongs: the subcommands that take it, the option that
+        takes it as a key, or the nearest option by name (dashes aside: every long option shares
+        them, which made ``--models`` look near ``--decode``)."""
         owners = [name for action in self._actions if isinstance(action, argparse._SubParsersAction) for name, parser in action.choices.items() if option in parser._option_strings()]
         if owners:
             return f" ({option} is an option of {', '.join(owners)})"
+        key = option.removeprefix("--").replace("-", "_")
+        for keyed_option, keys in self.keyed.items():
+            if key in keys:
+                return f" (did you mean {keyed_option} {key}={value}?)"
         names = [known.removeprefix("--") for known in self._option_strings() if known.startswith("--")]
         return near(option.removeprefix("--"), names, spelled=lambda name: f"--{name}")
 

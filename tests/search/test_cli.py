@@ -56,6 +56,8 @@ def test_a_misspelt_subcommand_is_one_line_with_a_suggestion_and_exit_2() -> Non
         (["zoo", "complexity", "resnet20", "--input", "16"], "unrecognized arguments: --input 16 (did you mean --input-size?)"),
         # Nothing near by name (once "--decode": the two dashes every option shares made it near).
         (["search", "--space", "shortcuts", "--models", "resnet20"], "error: unrecognized arguments: --models resnet20\n"),
+        # A recipe field given as a flag, as search.train takes it: a search takes it in --recipe.
+        (["search", "--space", "shortcuts", "--warmup-lr", "0.01"], "unrecognized arguments: --warmup-lr 0.01 (did you mean --recipe warmup_lr=0.01?)"),
         (["probe", "gradients", "--runs", "a"], "unrecognized arguments: --runs a (--runs is an option of lesion, responses)"),
         (["probe", "lesion", "--runs", "a", "--drawz", "3"], "unrecognized arguments: --drawz 3 (did you mean --draws?)"),
         (["probe", "gradients", "--data-seed", "one"], "argument --data-seed: invalid int value: 'one'"),

@@ -336,6 +336,8 @@ def test_a_finished_run_answers_its_own_command_and_refuses_another(tmp_path: Pa
         # Misspelt, a flag of the command reaches the model-option and recipe-field reader.
         (["--model", "resnet20", "--thraeds", "2"], "unknown option --thraeds (did you mean --threads?); model options: "),
         (["--model", "resnet20", "--warmup-lrr", "0.01"], "unknown option --warmup-lrr (did you mean --warmup-lr?); model options: "),
+        # search.run's way of giving a recipe field, given to a run, which takes each as a flag.
+        (["--model", "resnet20", "--recipe", "warmup_lr=0.01"], "unknown option --recipe (did you mean --warmup-lr 0.01? each field is a flag of its own here); model options: "),
         (["--model", "resnet20", "--device", "tpu"], "valid: auto, cpu, cuda"),
         (["--model", "resnet20", "--device", "cdua"], "invalid choice 'cdua' (did you mean cuda?)"),
         (["--model", "timm:resnt10t"], "unknown timm model 'resnt10t' (did you mean resnet10t"),

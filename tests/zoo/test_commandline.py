@@ -43,6 +43,25 @@ def test_an_abbreviated_option_is_refused_with_the_option_it_abbreviates(capsys:
     assert capsys.readouterr().err == "error: unrecognized arguments: --job 2 (did you mean --jobs?)\n"
 
 
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["--lr", "0.1"], "--lr 0.1 (did you mean --recipe lr=0.1?)"),
+        (["--warmup-lr=0.1"], "--warmup-lr=0.1 (did you mean --recipe warmup_lr=0.1?)"),
+        (["--lr"], "--lr (did you mean --recipe lr=VALUE?)"),
+        (["--lr", "--resume"], "--lr (did you mean --recipe lr=VALUE?)"),
+    ],
+)
+def test_a_key_of_a_keyed_option_given_as_an_option_is_answered_with_the_keyed_form(argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    tool = OneLineParser(prog="tool", keyed={"--recipe": ["lr", "warmup_lr"]})
+    tool.add_argument("--recipe", nargs="*", default=[])
+    tool.add_argument("--resume", action="store_true")
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: unrecognized arguments: {hint}\n"
+
+
 def test_a_settings_files_values_are_defaults_not_options_given() -> None:
     from_file = parser()
     from_file.set_file_defaults({"jobs": 4, "resume": True}, "--config f.yaml")
