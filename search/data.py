@@ -311,27 +311,60 @@ def _list_folder(root: Path, rest_size: int) -> tuple[FileSplit, list[str]]:
 def _listing(root: Path) -> list[tuple[str, os.stat_result]]:
     """Every file under ``root`` (through linked folders, as ImageFolder reads them): its path
     relative to ``root`` and its stat, in a fixed order. A link that loops or leads nowhere is
-    refused by name."""
+    refused by name. Within ``walking_once()``, a folder whose parent was walked (a run's
+    ``train/`` after the run's identity listed the data folder) is read from the parent's listing."""
+    walks = _WALKS.get()
+    if walks is not None:
+        for ancestor in Path(os.path.abspath(root)).parents:
+            kept = walks.get(("listing", os.path.realpath(ancestor)))
+            below = os.path.relpath(root, ancestor)
+            if kept is not None and not any(is_hidden(part) for part in Path(below).parts):  # a hidden folder is not in the parent's walk
+                # A subtree's files are a contiguous run of the parent's walk, in the same order.
+                prefix = below + os.sep
+                return _walked_once("listing", root, lambda: [(relative[len(prefix):], stat) for relative, stat in kept if relative.startswith(prefix)])
     return _walked_once("listing", root, lambda: _walk_listing(root))
 
 
 def _walk_listing(root: Path) -> list[tuple[str, os.stat_result]]:
-    files, visited = [], set()
-    for directory, subdirectories, names in os.walk(root, followlinks=True):
+    # os.walk's order (a folder's files sorted, then its sorted subfolders, each in turn), with
+    # paths made relative as they are built: os.path.relpath on each of a million files took longer
+    # than the walk itself.
+    files: list[tuple[str, os.stat_result]] = []
+    visited: set[str] = set()
+    pending = [(str(root), "")]  # (folder, its path relative to root, ending in a separator)
+    while pending:
+        directory, relative = pending.pop()
         real = os.path.realpath(directory)
         if real in visited:
             raise DataError(f"{directory} links back to {real}: a symlink loop in the data folder")
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue  # a folder that cannot be listed holds nothing, as os.walk and ImageFolder see it
         visited.add(real)
+        subdirectories: list[str] = []
+        names: list[str] = []
         # Hidden entries are not data: a .DS_Store written by a file browser changes neither the
         # decoded cache's key nor a run's identity (and folders without any keep their digests).
-        subdirectories[:] = sorted(name for name in subdirectories if not is_hidden(name))
-        for name in sorted(name for name in names if not is_hidden(name)):
+        for entry in entries:
+            if not is_hidden(entry.name):
+                (subdirectories if _is_folder(entry) else names).append(entry.name)
+        subdirectories.sort()
+        for name in sorted(names):
             path = os.path.join(directory, name)
             try:
-                files.append((os.path.relpath(path, root), os.stat(path)))
+                files.append((relative + name, os.stat(path)))
             except FileNotFoundError:
                 raise DataError(f"{path} is a link to nothing (dangling symlink in the data folder)") from None
+        pending += [(os.path.join(directory, name), f"{relative}{name}{os.sep}") for name in reversed(subdirectories)]
     return files
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # through a link, as os.walk(followlinks=True) goes
+    except OSError:
+        return False
 
 
 def _folder_fingerprint(root: Path, rest_size: int) -> str:

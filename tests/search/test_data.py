@@ -265,6 +265,31 @@ def test_symlink_loops_and_dangling_links_are_refused_by_name(tmp_path: Path) ->
         load_dataset(str(tmp_path / "dangling"), data_seed=0)
 
 
+def test_a_folders_listing_keeps_os_walks_order_and_a_subfolder_read_from_its_parents_is_the_same(tmp_path: Path) -> None:
+    # Folder digests (a run's identity, the decoded cache's key) hash the listing in order: a new
+    # walk must list what os.walk(followlinks=True) did, in its order, or every committed
+    # experiment's runs would stop resuming.
+    root = tmp_path / "data"
+    write_image_folder(root, "train", per_class=3)
+    for extra in ("train/class0/deeper/x.png", "train/class0-b/y.png", "train/class0.c/z.png", "train/a", "val/class1/v.png", "train/.hidden/h.png", "train/class1/.DS_Store"):
+        (root / extra).parent.mkdir(parents=True, exist_ok=True)
+        (root / extra).write_bytes(b"x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "w.png").write_bytes(b"x")
+    (root / "train" / "linked").symlink_to(tmp_path / "elsewhere")  # through a linked folder, as ImageFolder reads
+    expected = []
+    for directory, subdirectories, names in os.walk(root, followlinks=True):
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        expected += [os.path.relpath(os.path.join(directory, name), root) for name in sorted(names) if not name.startswith(".")]
+    assert [relative for relative, _ in data._walk_listing(root)] == expected
+    with data.walking_once():
+        parent = data._listing(root)
+        derived = data._listing(root / "train")
+        hidden = data._listing(root / "train" / ".hidden")  # not in the parent's walk: walked itself
+    assert parent == data._walk_listing(root) and derived == data._walk_listing(root / "train")
+    assert [relative for relative, _ in hidden] == ["h.png"]
+
+
 def test_a_run_start_walks_its_data_folder_once_and_a_later_start_walks_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # On a million-file folder on network storage a walk takes minutes: the path decision, the
     # identity, the cache key and the splits share one listing per start.
@@ -276,7 +301,8 @@ def test_a_run_start_walks_its_data_folder_once_and_a_later_start_walks_again(tm
     monkeypatch.setenv("RESBENCH_IN_MEMORY_BYTES", "1")  # auto decides, and streams
     config = TrialConfig(model="resnet20", data=str(tmp_path / "data"), budget="smoke", model_overrides={"depth": 8}, recipe_overrides={"epochs": 1, "train_subset": 16, "batch_size": 8, "val_size": 4, "test_size": 4, "eval_batch_size": 4}, threads=1)
     assert train(config, tmp_path / "run", log=None)["data_path"] == "stream"
-    assert walks == {("_walk_listing", "data"): 1, ("_walk_listing", "train"): 1, ("_walk_image_files", "train"): 1}
+    # train/'s listing (the decoded cache's key, the loop check) is read from data/'s.
+    assert walks == {("_walk_listing", "data"): 1, ("_walk_image_files", "train"): 1}
     # Outside a start nothing is kept: a file added since is seen.
     (tmp_path / "data" / "train" / "class0" / "extra.png").write_bytes((tmp_path / "data" / "train" / "class0" / "0000.png").read_bytes())
     assert len(load_dataset(str(tmp_path / "data"), data_seed=0, val_size=4, test_size=4, path="stream").train) == 36 + 1 - 3 - 3
