@@ -333,7 +333,7 @@ def decode(scale: Scale, out: Path) -> pd.DataFrame:
         write_photos(Path(folder), scale.photos)
         files = sorted(str(path) for path in Path(folder).rglob("*.jpg"))
         gpu, cpu = decode_rates(files, workers, min(batch, len(files)), on_gpu=scale.device == "cuda")
-        split = FileSplit(tuple(files), torch.zeros(len(files), dtype=torch.int64), 224)
+        split = FileSplit(files, torch.zeros(len(files), dtype=torch.int64), 224)
         streamed = {place: resbench_rate(split, 224, stream_batch, workers, scale.seconds, device, place) for place in DECODE_PLACES}
     rows = [{"decoder": f"{workers} CPU loader worker(s) (torchvision.io.decode_jpeg)", "images": len(files), "images_per_second": round(cpu, 1)}]
     if gpu is not None:

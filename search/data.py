@@ -21,13 +21,15 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import operator
 import os
 import pickle
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
+import numpy as np
 import torch
 
 import zoo
@@ -53,19 +55,72 @@ class Split:
         return Split(self.images[index], self.labels[index])
 
 
+class PathList(Sequence[str]):
+    """File paths held in two arrays, their bytes end to end and where each one starts, rather than
+    as a tuple of str. Loader workers are forked from the trainer and share its memory until they
+    write to it, and reading a Python object writes its reference count: over shuffled epochs
+    every worker came to hold a private copy of a tuple of paths (ImageNet's 1.28M: ~150 MB a
+    worker; benchmarks/path_list_memory.py). Arrays are read without a write."""
+
+    __slots__ = ("_bytes", "_starts")
+
+    def __init__(self, paths: Iterable[str] = ()) -> None:
+        self._join([os.fsencode(path) for path in paths])  # fsencode: any name the file system holds
+
+    def _join(self, encoded: list[bytes]) -> None:
+        self._starts = np.cumsum([0, *map(len, encoded)], dtype=np.int64)
+        self._bytes = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+
+    @classmethod
+    def of(cls, paths: Iterable[str]) -> PathList:
+        return paths if isinstance(paths, PathList) else cls(paths)
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> PathList: ...
+    def __getitem__(self, index: int | slice) -> str | PathList:
+        if isinstance(index, slice):
+            return self.take(range(*index.indices(len(self))))
+        position = operator.index(index)
+        if not -len(self) <= position < len(self):
+            raise IndexError(f"path {index} of {len(self)}")
+        position %= len(self)
+        return os.fsdecode(self._bytes[self._starts[position] : self._starts[position + 1]].tobytes())
+
+    def take(self, positions: Iterable[int]) -> PathList:
+        """The paths at ``positions`` (each in 0..len-1), in that order: a carve's split."""
+        blob, starts = self._bytes.tobytes(), self._starts.tolist()  # plain bytes and ints slice fastest
+        taken = PathList.__new__(PathList)
+        taken._join([blob[starts[position] : starts[position + 1]] for position in positions])
+        return taken
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PathList) and np.array_equal(self._starts, other._starts) and np.array_equal(self._bytes, other._bytes)
+
+    def __repr__(self) -> str:
+        return f"PathList({len(self)} paths)"
+
+
 @dataclass(frozen=True)
 class FileSplit:
     """A split read from its files while it trains (the streaming path)."""
 
-    files: tuple[str, ...]
+    files: PathList  # given as any sequence of paths
     labels: torch.Tensor  # int64, (N,)
     rest_size: int  # the side its images are put at rest at (search.views.at_rest)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", PathList.of(self.files))
 
     def __len__(self) -> int:
         return int(self.labels.numel())
 
     def take(self, index: torch.Tensor) -> FileSplit:
-        return FileSplit(tuple(self.files[i] for i in index.tolist()), self.labels[index], self.rest_size)
+        return FileSplit(self.files.take(index.tolist()), self.labels[index], self.rest_size)
 
 
 @dataclass(frozen=True)
@@ -305,7 +360,7 @@ def _decode_folder(root: Path, rest_size: int, workers: int | None = None) -> tu
 
 def _list_folder(root: Path, rest_size: int) -> tuple[FileSplit, list[str]]:
     classes, files = _image_files(root)
-    return FileSplit(tuple(file for file, _ in files), torch.tensor([label for _, label in files], dtype=torch.int64), rest_size), classes
+    return FileSplit(PathList(file for file, _ in files), torch.tensor([label for _, label in files], dtype=torch.int64), rest_size), classes
 
 
 def _listing(root: Path) -> list[tuple[str, os.stat_result]]:

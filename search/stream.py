@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import DataLoader
 
-from search.data import DataError, FileSplit, channel_stats
+from search.data import DataError, FileSplit, PathList, channel_stats
 from search.distributed import World
 from search.views import (
     ImageError,
@@ -181,7 +181,7 @@ class RestingFiles(torch.utils.data.Dataset):
     """Each file at rest: what evaluation crops from, and what channel statistics are taken of."""
 
     def __init__(self, files: Sequence[str], labels: torch.Tensor, rest_size: int) -> None:
-        self.files, self.labels, self.rest_size = files, labels, rest_size
+        self.files, self.labels, self.rest_size = PathList.of(files), labels, rest_size  # not a tuple: see PathList
 
     def __len__(self) -> int:
         return len(self.files)

@@ -20,6 +20,7 @@ MISSING = "no-such-data"  # a folder under the test's empty tmp_path
     ("worker_start", ["--data", MISSING]),
     ("search_overhead", ["--data", MISSING]),
     ("data_stream", ["--sizes", "64,abc"]),
+    ("path_list_memory", ["--workers", "0"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(script: str, words: list[str], tmp_path: Path) -> None:
     words = [str(tmp_path / word) if word == MISSING else word for word in words]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -24,6 +25,19 @@ def test_synthetic_is_deterministic_per_seed() -> None:
     assert torch.equal(a.train.images, b.train.images) and torch.equal(a.val.labels, b.val.labels)
     assert not torch.equal(a.train.images[:100], c.train.images[:100])
     assert a.test_source == "carved" and a.num_classes == 10
+
+
+def test_a_path_list_holds_any_file_name_and_reads_like_the_tuple_it_replaces() -> None:
+    names = ["/data/train/n01/a.JPEG", "/data/train/n01/b.JPEG", "/data/été/ü.jpg", os.fsdecode(b"/data/raw/\xff\xfe.jpg"), "/data/train/n02/c.JPEG"]
+    paths = data.PathList(names)
+    assert len(paths) == 5 and list(paths) == names and paths[-1] == names[-1] and paths[3] == names[3]  # a name that is not UTF-8 survives
+    assert paths[1:4] == data.PathList(names[1:4]) and list(paths[::-2]) == names[::-2] and list(paths.take([4, 0, 0])) == [names[4], names[0], names[0]]
+    assert pickle.loads(pickle.dumps(paths)) == paths and paths != data.PathList(names[:4]) and "b.JPEG" not in paths and names[2] in paths
+    with pytest.raises(IndexError, match="path 5 of 5"):
+        paths[5]
+    assert len(data.PathList()) == 0 and list(data.PathList()[0:3]) == []
+    split = data.FileSplit(tuple(names), torch.arange(5), 32)  # given a tuple, a split holds a PathList
+    assert isinstance(split.files, data.PathList) and list(split.take(torch.tensor([2, 1])).files) == [names[2], names[1]]
 
 
 def test_carved_splits_are_disjoint_and_seeded(tmp_path: Path) -> None:
