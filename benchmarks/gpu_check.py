@@ -81,7 +81,7 @@ from search.provenance import autocast, record  # noqa: E402
 from search.stream import DECODE_PLACES  # noqa: E402
 from search.testing import EXIT_STATUS, FAULT_VARIABLE, Faults  # noqa: E402
 from search.train import Preemption, ProgressBar, Run, available_cpus, configure_kernels  # noqa: E402
-from zoo.commandline import OneLineParser  # noqa: E402
+from zoo.commandline import OneLineParser, exit_status  # noqa: E402
 from zoo.files import check_writable_folder  # noqa: E402
 
 STEPS = ("throughput", "packing", "decode", "resume", "grid")
@@ -588,4 +588,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

@@ -303,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", metavar="DIR", help="run: pack the campaign's experiments into tar.gz parts of <= 15 MiB in DIR")
     parser.add_argument("--dry-run", action="store_true", help="every item at a tiny size, on the CPU, synthetic data (CI)")
     args = parser.parse_args(argv)
-    root = Path(args.root or (DRY_RUN_ROOT if args.dry_run else DEFAULT_ROOT)).resolve()
+    given_root = Path(args.root or (DRY_RUN_ROOT if args.dry_run else DEFAULT_ROOT))
+    root = given_root.resolve()
     items = DRY_RUN_ITEMS if args.dry_run else CAMPAIGN
     try:
         if args.action != "run" and (stray := [option for option in parser.options_given(argv) if option in RUN_OPTIONS]):
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs is not None and args.jobs < 1:
             raise ValueError(f"--jobs must be 1 or more, got {args.jobs}")
         if args.action == "run":
-            check_writable_folder(root, "--root")
+            check_writable_folder(given_root, "--root")  # as given: resolved, a link to nothing would lead anywhere
             if args.bundle:
                 check_writable_folder(args.bundle, "--bundle")
         return act(args, root, items)

@@ -87,7 +87,7 @@ from search.stream import (
 )
 from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
-from zoo.commandline import OneLineParser, comma_list, exit_status
+from zoo.commandline import EXIT_IO_ERROR, OneLineParser, comma_list, exit_status
 from zoo.files import check_writable_folder
 from zoo.plugins import import_plugins
 from zoo.size import available_memory_bytes
@@ -103,7 +103,6 @@ DIVERGENCE_LOOK_STEPS = 25
 # makes the host wait for the device, which a step never does otherwise (one process decides at
 # every step, at no cost).
 AGREEMENT_STEPS = DIVERGENCE_LOOK_STEPS
-EXIT_IO_ERROR = 74  # EX_IOERR: a write failed (a full disk); the same command resumes once fixed
 # cuBLAS repeats its products only with a fixed workspace per stream; torch refuses a deterministic
 # product without one of these settings, which cuBLAS reads when a process first uses it.
 CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
@@ -599,8 +598,8 @@ def train(
     In a process group (``torchrun``, Ray Train's workers) every rank calls this; the leader owns
     ``out`` and says and writes (``search.distributed``).
     """
+    check_writable_folder(out, "--out")  # as given: resolved, a link to nothing would lead anywhere
     out = Path(out).resolve()
-    check_writable_folder(out, "--out")
     threads = torch.get_num_threads()
     # Checks, identity and loading list a data folder once between them (_train forgets the listing).
     with walking_once():

@@ -127,10 +127,15 @@ class OneLineParser(argparse.ArgumentParser):
         return options
 
 
+EXIT_IO_ERROR = 74  # EX_IOERR: a read or write failed (a full disk, a lost mount); fixed, the same command goes on
+
+
 def exit_status(main: Callable[[], int | None]) -> int:
     """An entry point's ``main`` run for its exit status. Output its reader stops reading
     (``resbench zoo list | head -3``) ends the command quietly with status 1, as Python's
-    documentation advises, not in a BrokenPipeError traceback."""
+    documentation advises, not in a BrokenPipeError traceback. A file system that refuses a
+    read or a write (full, gone, read-only, squashing root) is one line naming the file, status
+    74: every write is atomic, so what was written before it is whole."""
     try:
         status = main()
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
@@ -138,6 +143,10 @@ def exit_status(main: Callable[[], int | None]) -> int:
         # The interpreter flushes stdout once more at exit: that flush goes nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}; what was written before is whole: fix this and run the same command again", file=sys.stderr)
+        return EXIT_IO_ERROR
     return int(status or 0)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -61,18 +60,13 @@ def check_writable_folder(path: str | os.PathLike[str], option: str) -> None:
     (or the nearest part of it that exists) is a file, or a folder this process may not write.
     ValueError names the option and the path, for the one-line error every command prints."""
     path = Path(path).absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
+    if not existing.exists():
+        raise ValueError(f"{option} {path}: {existing} is a link to nothing ({os.readlink(existing)})")
     if not existing.is_dir():
         raise ValueError(f"{option} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {path}: {existing} is not writable")
-    # access() trusts the permission bits, which root passes everywhere: an NFS export that squashes
-    # root, /proc, a read-only bind mount all say yes and fail at the first mkdir. So try one: an
-    # empty folder made and removed, nothing left behind.
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".resbench-probe-", dir=existing))
-    except OSError as error:
-        raise ValueError(f"{option} {path}: cannot write in {existing} ({error.strerror or error})") from None
 
 
 def read_json(path: str | os.PathLike[str], what: str) -> Any:

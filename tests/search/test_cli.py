@@ -85,6 +85,26 @@ def test_every_entry_point_refuses_bad_arguments_in_one_line_with_a_suggestion(a
         ["campaign", "run", "--dry-run", "--root", "taken", "--minutes", "1"],
     ],
 )
+def test_every_entry_point_refuses_an_output_folder_behind_a_link_to_nothing(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Resolved, the link would lead anywhere: each command made its target's whole path.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").symlink_to(tmp_path / "gone" / "away")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'taken'} is a link to nothing ({tmp_path / 'gone' / 'away'})" in err, err
+    assert [path.name for path in tmp_path.iterdir()] == ["taken"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--model", "resnet20", "--data", "synthetic", "--budget", "smoke", "--out", "taken/run"],
+        ["search", "--space", "shortcuts", "--data", "synthetic", "--budget", "smoke", "--out", "taken", "--plan"],
+        ["probe", "gradients", "--models", "resnet20", "--data", "synthetic", "--out", "taken"],
+        ["leaderboards", "--out", "taken"],
+        ["campaign", "run", "--dry-run", "--root", "taken", "--minutes", "1"],
+    ],
+)
 def test_every_entry_point_refuses_an_output_folder_that_is_a_file(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "taken").write_text("a file in the way")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
-from zoo.commandline import OneLineParser
+from zoo.commandline import EXIT_IO_ERROR, OneLineParser, exit_status
 
 
 def parser() -> OneLineParser:
@@ -78,3 +79,12 @@ def test_a_missing_subcommand_is_named_with_its_choices(capsys: pytest.CaptureFi
         tool.parse_args([])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: the following arguments are required: command (list, predict)\n"  # once without the choices
+
+
+def test_a_file_system_that_refuses_is_one_line_naming_the_file_and_exit_74(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A full disk, a lost mount, an export that squashes root: the command's own bug is not the
+    # news, the file is.
+    missing = tmp_path / "unmounted" / "results.csv"
+    assert exit_status(lambda: missing.write_text("rank,label")) == EXIT_IO_ERROR
+    err = capsys.readouterr().err
+    assert err == f"error: No such file or directory ({missing}); what was written before is whole: fix this and run the same command again\n"

@@ -3,8 +3,6 @@ every command runs on its output folder before it writes anything."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -45,10 +43,9 @@ def test_a_file_in_the_way_is_named(tmp_path: Path) -> None:
         check_writable_folder(tmp_path / "taken" / "run", "--out")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
-def test_a_folder_the_permission_bits_allow_but_the_filesystem_refuses_is_refused() -> None:
-    # /proc says writable to root's access() (like an NFS export that squashes root) and refuses
-    # every mkdir: the check must try one rather than trust the bits. (Not root: the bits refuse.)
-    refusal = "cannot write in /proc \\(" if os.geteuid() == 0 else "/proc is not writable"
-    with pytest.raises(ValueError, match=f"^--out /proc/resbench-run: {refusal}"):
-        check_writable_folder("/proc/resbench-run", "--out")
+def test_a_link_to_nothing_is_named_not_followed(tmp_path: Path) -> None:
+    # Resolved, a dangling link leads anywhere: mkdir would make its target's whole path.
+    (tmp_path / "experiments").symlink_to(tmp_path / "gone" / "experiments")
+    with pytest.raises(ValueError, match=f"^--out {tmp_path / 'experiments' / 'run'}: {tmp_path / 'experiments'} is a link to nothing \\({tmp_path / 'gone' / 'experiments'}\\)$"):
+        check_writable_folder(tmp_path / "experiments" / "run", "--out")
+    assert not (tmp_path / "gone").exists()
