@@ -31,10 +31,12 @@ def test_a_torn_json_file_is_one_error_naming_the_file(tmp_path: Path) -> None:
     assert "\n" not in str(raised.value)
 
 
-def test_a_writable_folder_passes_and_the_probe_leaves_nothing(tmp_path: Path) -> None:
+def test_a_writable_folder_passes_and_is_left_as_it_was(tmp_path: Path) -> None:
+    # A command refused later for another bad input must leave the disk as it found it, times too.
+    before = tmp_path.stat().st_mtime_ns
     check_writable_folder(tmp_path / "new" / "run", "--out")
     check_writable_folder(tmp_path, "--out")
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [] and tmp_path.stat().st_mtime_ns == before
 
 
 def test_a_file_in_the_way_is_named(tmp_path: Path) -> None:
