@@ -144,8 +144,9 @@ def exit_status(main: Callable[[], int | None]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as error:
+        reason = error.strerror or next(iter(str(error).splitlines()), type(error).__name__)  # one line, whatever raised it
         where = f" ({error.filename})" if error.filename else ""
-        print(f"error: {error.strerror or error}{where}; what was written before is whole: fix this and run the same command again", file=sys.stderr)
+        print(f"error: {reason}{where}; what was written before is whole: fix this and run the same command again", file=sys.stderr)
         return EXIT_IO_ERROR
     return int(status or 0)
 

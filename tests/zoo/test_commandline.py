@@ -88,3 +88,12 @@ def test_a_file_system_that_refuses_is_one_line_naming_the_file_and_exit_74(tmp_
     assert exit_status(lambda: missing.write_text("rank,label")) == EXIT_IO_ERROR
     err = capsys.readouterr().err
     assert err == f"error: No such file or directory ({missing}); what was written before is whole: fix this and run the same command again\n"
+
+
+def test_an_os_error_of_many_lines_or_none_is_still_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def refuse(message: str) -> None:
+        raise ConnectionError(message)
+
+    for message, said in (("the cluster went away\nat 10.0.0.1:6379\nretry later", "the cluster went away"), ("", "ConnectionError")):
+        assert exit_status(lambda: refuse(message)) == EXIT_IO_ERROR
+        assert capsys.readouterr().err == f"error: {said}; what was written before is whole: fix this and run the same command again\n"
