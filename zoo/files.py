@@ -57,7 +57,8 @@ def _fsync_directory(directory: Path) -> None:
 
 def check_writable_folder(path: str | os.PathLike[str], option: str) -> None:
     """Refuse, before anything is read or written, an output folder that cannot be one: the path
-    (or the nearest part of it that exists) is a file, or a folder this process may not write.
+    (or the nearest part of it that exists) is a file, a link to nothing, or a folder this
+    process may not write. Give the path as the user gave it, not resolved.
     ValueError names the option and the path, for the one-line error every command prints."""
     path = Path(path).absolute()
     existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
