@@ -63,11 +63,11 @@ class GracefulStop:
         self.requested_at = time.time()
         name = signal.Signals(signum).name
         if self.out is None:  # the driver is still loading the data: no trial has started
-            print(f"{name}: no trial has started; stopping once the data has loaded (a second signal stops at once)", flush=True)
+            say_from_handler(f"{name}: no trial has started; stopping once the data has loaded (a second signal stops at once)")
             return
         if self.out.is_dir():  # no folder yet: no trial runs
             zoo.write_atomically(self.out / STOP_REQUESTED_FILE, f"{name} at {time.ctime()}\n")
-        print(f"{name}: launching no more trials; running trials checkpoint at their next step (waiting up to {self.GRACE_SECONDS:.0f} s)", flush=True)
+        say_from_handler(f"{name}: launching no more trials; running trials checkpoint at their next step (waiting up to {self.GRACE_SECONDS:.0f} s)")
 
     def check(self, trials: list[Any]) -> None:
         """At each step of Ray's loop: end the run once every running trial has checkpointed."""
@@ -98,6 +98,22 @@ class GracefulStop:
                 stopped = len(list(self.out.glob(f"trials/*/{CHECKPOINTED_FILE}")))
                 print(SearchInterrupted(len(read_results(self.out)), stopped), file=sys.stderr, flush=True)
             os._exit(EXIT_INTERRUPTED)
+
+
+def say_from_handler(line: str) -> None:
+    """A line said by a signal handler: written to standard output's file descriptor, not through
+    ``sys.stdout``, whose buffer the interrupted code may be writing (the driver prints progress):
+    Python refuses that reentrant call with a RuntimeError, which ended the driver instead of
+    stopping it."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream without one (captured in-process): no buffer to re-enter
+        print(line, flush=True)
+        return
+    try:
+        os.write(descriptor, f"{line}\n".encode())
+    except OSError:
+        pass  # nobody reads standard output any more: the stop goes on without the line
 
 
 current = GracefulStop()
