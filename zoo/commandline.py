@@ -71,7 +71,9 @@ class OneLineParser(argparse.ArgumentParser):
         command line gives them, so flags given still win and every value meets its option's own
         type: argparse converts and checks a default only when it is text, so a file's
         ``seed: true`` or ``log: 5`` would otherwise reach the program as a boolean or a number.
-        Switches take true or false; an option of several words (``--recipe``) takes its list."""
+        Switches take true or false; an option of several words (``--recipe``) takes its list.
+        A value its option refuses is refused here, naming the file and the setting (argparse
+        would name a flag the file never spelt, and never checks a default against its choices)."""
         defaults: dict[str, Any] = {}
         for action in self._actions:
             if action.dest not in settings:
@@ -84,7 +86,14 @@ class OneLineParser(argparse.ArgumentParser):
             elif value is None or action.nargs in ("*", "+"):
                 defaults[action.dest] = value
             else:
-                defaults[action.dest] = option_text(value)
+                defaults[action.dest] = text = option_text(value)
+                try:
+                    converted = self._get_value(action, text)
+                except argparse.ArgumentError as error:
+                    raise ValueError(f"{source}: {action.dest}: {error.message}") from None
+                if action.choices is not None and converted not in action.choices:
+                    choices = [str(choice) for choice in action.choices]
+                    raise ValueError(f"{source}: {action.dest}: invalid choice {text!r}{near(text, choices)}; valid: {', '.join(choices)}")
         self.set_defaults(**defaults)
 
     def options_given(self, argv: list[str]) -> list[str]:
