@@ -114,7 +114,7 @@ def trial_precision(out: Path, resuming: bool, requested: str, trials_on_gpu: bo
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m search.run", description="Search ResNet variants: Optuna samples, Ray Tune runs.",
-        epilog=f"--recipe fields: {', '.join(recipe_fields())}. Spaces: --list-spaces.", keyed={"--recipe": list(recipe_fields())},
+        epilog=f"--recipe fields: {', '.join(recipe_fields())}. Spaces: --list-spaces.", key_value_options={"--recipe": list(recipe_fields())},
     )
     parser.add_argument("--config", metavar="FILE", help="settings from a YAML or JSON file, e.g. a finished search's search.json (its provenance is ignored); flags given here win")
     parser.add_argument("--space", help="a registered space (see --list-spaces)")

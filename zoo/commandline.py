@@ -41,12 +41,13 @@ class OneLineParser(argparse.ArgumentParser):
     no abbreviated options: argparse would read ``search.run --seed 3`` (a run's seed, which a
     search does not take) as ``--seeds 3``, three seeds per configuration, without a word."""
 
-    def __init__(self, *args: Any, keyed: dict[str, list[str]] | None = None, **kwargs: Any) -> None:
-        """``keyed``: options that take ``KEY=VALUE`` words, with their keys (search.run's
-        ``--recipe`` and the recipe fields), so ``--lr 0.1`` is answered ``--recipe lr=0.1``."""
+    def __init__(self, *args: Any, key_value_options: dict[str, list[str]] | None = None, **kwargs: Any) -> None:
+        """``key_value_options``: options that take ``KEY=VALUE`` words, with their keys
+        (search.run's ``--recipe`` and the recipe fields), so ``--lr 0.1`` is answered
+        ``--recipe lr=0.1``."""
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
-        self.keyed = keyed or {}
+        self.key_value_options = key_value_options or {}
 
     def error(self, message: str) -> NoReturn:
         if invalid := _INVALID_CHOICE.match(message):
@@ -120,9 +121,9 @@ class OneLineParser(argparse.ArgumentParser):
         if owners:
             return f" ({option} is an option of {', '.join(owners)})"
         key = option.removeprefix("--").replace("-", "_")
-        for keyed_option, keys in self.keyed.items():
+        for key_value_option, keys in self.key_value_options.items():
             if key in keys:
-                return f" (did you mean {keyed_option} {key}={value}?)"
+                return f" (did you mean {key_value_option} {key}={value}?)"
         names = [known.removeprefix("--") for known in self._option_strings() if known.startswith("--")]
         return near(option.removeprefix("--"), names, spelled=lambda name: f"--{name}")
 

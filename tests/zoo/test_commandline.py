@@ -53,8 +53,8 @@ def test_an_abbreviated_option_is_refused_with_the_option_it_abbreviates(capsys:
         (["--lr", "--resume"], "--lr (did you mean --recipe lr=VALUE?)"),
     ],
 )
-def test_a_key_of_a_keyed_option_given_as_an_option_is_answered_with_the_keyed_form(argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]) -> None:
-    tool = OneLineParser(prog="tool", keyed={"--recipe": ["lr", "warmup_lr"]})
+def test_a_key_of_a_key_value_option_given_as_an_option_is_answered_with_the_key_value_form(argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    tool = OneLineParser(prog="tool", key_value_options={"--recipe": ["lr", "warmup_lr"]})
     tool.add_argument("--recipe", nargs="*", default=[])
     tool.add_argument("--resume", action="store_true")
     with pytest.raises(SystemExit) as exit_info:
