@@ -7,7 +7,7 @@ held as a tuple of str and as ``search.data.PathList``, side by side in one run 
 Loader workers are forked from the trainer (``search.stream.WORKER_START``) and share its memory
 until they write to it. Reading a Python object writes its reference count, so each worker that
 reads paths from a tuple copies the pages they lie on; over shuffled epochs it comes to hold the
-whole list. The paths are ImageNet-like names (``/data/imagenet/train/nXXXXXXXX/..._NNNNNN.JPEG``);
+whole list. The paths are ImageNet-like names (the 1,007th: ``/data/imagenet/train/n00000006/n00000006_0001006.JPEG``);
 no file is opened: a worker reads each path, as ``TrainingFiles`` does before it opens the file.
 """
 
