@@ -368,15 +368,14 @@ def _listing(root: Path) -> list[tuple[str, os.stat_result]]:
     relative to ``root`` and its stat, in a fixed order. A link that loops or leads nowhere is
     refused by name. Within ``walking_once()``, a folder whose parent was walked (a run's
     ``train/`` after the run's identity listed the data folder) is read from the parent's listing."""
-    walks = _WALKS.get()
-    if walks is not None:
-        for ancestor in Path(os.path.abspath(root)).parents:
-            kept = walks.get(("listing", os.path.realpath(ancestor)))
-            below = os.path.relpath(root, ancestor)
-            if kept is not None and not any(is_hidden(part) for part in Path(below).parts):  # a hidden folder is not in the parent's walk
-                # A subtree's files are a contiguous run of the parent's walk, in the same order.
-                prefix = below + os.sep
-                return _walked_once("listing", root, lambda: [(relative[len(prefix):], stat) for relative, stat in kept if relative.startswith(prefix)])
+    walks = _WALKS.get() or {}  # outside walking_once() nothing is kept
+    for ancestor in Path(os.path.abspath(root)).parents if walks else ():
+        kept = walks.get(("listing", os.path.realpath(ancestor)))
+        below = Path(os.path.relpath(root, ancestor)) if kept is not None else None
+        if below is not None and not any(map(is_hidden, below.parts)):  # a hidden folder is not in the parent's walk
+            # A subtree's files are a contiguous run of the parent's walk, in the same order.
+            prefix = f"{below}{os.sep}"
+            return _walked_once("listing", root, lambda: [(relative[len(prefix):], stat) for relative, stat in kept if relative.startswith(prefix)])
     return _walked_once("listing", root, lambda: _walk_listing(root))
 
 
