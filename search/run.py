@@ -205,15 +205,25 @@ def run_or_collect_planned(args: argparse.Namespace) -> int:
 
 
 # search.json keys that record where and when a search ran, not what it is: a --config file
-# made from a finished search ignores them.
+# made from a finished search (it holds recorded_at) ignores them. A hand-written file that sets
+# one meant a setting, and is told where that setting lives rather than silently ignored.
 PROVENANCE_KEYS = ("device", "hardware", "precision", "threads", "torch_version", "versions", "git_commit", "recorded_at", "started_at", "command", "launcher")
+WHERE_IT_IS_SET = {
+    "device": "a search's trials use GPUs by gpus_per_trial (e.g. 1; 0 keeps them on the CPU)",
+    "precision": "the trials' precision is a recipe field (recipe: {precision: bf16})",
+    "threads": "a trial's CPU threads are its cpus_per_trial",
+}
 
 
 def defaults_from_file(path: str | None, from_file: dict[str, Any]) -> dict[str, Any]:
     """A --config file's settings in the parser's terms (``set_file_defaults`` makes them its
     defaults, so flags given still win)."""
     fields = [f.name for f in dataclasses.fields(SearchSettings)]
-    unknown = [key for key in from_file if key not in fields and key not in PROVENANCE_KEYS]
+    recorded = "recorded_at" in from_file  # a finished search's search.json
+    unknown = [key for key in from_file if key not in fields and not (recorded and key in PROVENANCE_KEYS)]
+    if unknown and unknown[0] in PROVENANCE_KEYS:
+        where = WHERE_IT_IS_SET.get(unknown[0], "a finished search's whole search.json (with its recorded_at) may hold it, and it is then ignored")
+        raise ValueError(f"--config {path}: {unknown[0]} is recorded by a search in its search.json, not a setting; {where}")
     if unknown:
         raise unknown_name_error(f"setting in --config {path}:", unknown[0], fields)
     defaults = {key: value for key, value in from_file.items() if key in fields}
