@@ -29,7 +29,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,14 @@ class Faults:
     def corrupt_loss(self, loss: torch.Tensor, step: int) -> torch.Tensor:
         return loss * float("nan") if step == self.nan_at_step else loss
 
-    def stall(self, step: int, resumed: bool, stop: Any) -> None:
+    def of_run(self, resumed: bool) -> Faults:
+        """The faults one run meets: ``stall_at_step`` holds only a run that started from scratch
+        (its rerun resumes and goes past the step, whichever epoch that is in)."""
+        return replace(self, stall_at_step=None) if resumed else self
+
+    def stall(self, step: int, stop: Any) -> None:
         """Before global step ``step``: wait until ``stop.requested`` (a Preemption)."""
-        if step == self.stall_at_step and not resumed:
+        if step == self.stall_at_step:
             hold(lambda: stop.requested)
 
     def before_ray(self, stopped: Callable[[], bool]) -> None:

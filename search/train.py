@@ -502,7 +502,7 @@ class Run:
         batches, saved_at = self.batches(epoch, order, first), time.monotonic()
         world = self.world
         for step in range(first, self.steps_per_epoch):
-            faults.stall((epoch - 1) * self.steps_per_epoch + step + 1, resume_at is not None or epoch > 1, stop)
+            faults.stall((epoch - 1) * self.steps_per_epoch + step + 1, stop)
             # Every rank stops, or checkpoints, at the same step: a request or the leader's clock.
             stopping = saving = False
             if world.size == 1 or (step - first) % AGREEMENT_STEPS == 0:
@@ -669,7 +669,7 @@ def _train(config: TrialConfig, recipe: Recipe, identity: dict[str, Any], out: P
     started, wall_before, resumed = time.perf_counter(), done.wall_seconds, done.epoch > 0 or done.in_epoch is not None
     diverged_at = None
     bar = ProgressBar(progress)
-    faults = injected_faults()
+    faults = injected_faults().of_run(resumed)
     run.state.model.train()
     resume_at, done.in_epoch = done.in_epoch, None
     def save_position(position: EpochPosition) -> None:  # a checkpoint within a long epoch
