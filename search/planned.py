@@ -36,6 +36,7 @@ from search import spaces
 from search.checkpoint import checkpoint_path
 from search.config import TrialConfig, split_config
 from search.data import asked_carves, check_without_loading
+from search.distributed import World
 from search.lease import Lease
 from search.plan import make_plan
 from search.provenance import record, resolve_search_precision
@@ -50,7 +51,7 @@ from search.settings import (
     trial_workers,
     validate,
 )
-from search.train import EXIT_INTERRUPTED, FINISHED, available_cpus, read_summary
+from search.train import EXIT_INTERRUPTED, FINISHED, available_cpus, check_world, read_summary
 from zoo.files import read_json
 from zoo.plugins import import_plugins
 
@@ -64,9 +65,18 @@ class PlannedCommand:
     config: dict[str, Any]  # the flat configuration a Ray trial of this search would get
     command: str  # run from the plan's root
 
+    @property
+    def workers(self) -> int:
+        """The data-parallel processes the command launches: torchrun's --nproc-per-node, else 1."""
+        words = shlex.split(self.command)
+        return next((int(w.split("=", 1)[1]) for w in words if w.startswith("--nproc-per-node=")), 1) if words[0] == "torchrun" else 1
+
     def words(self, threads: int | None = None) -> list[str]:
-        """The command as arguments for ``sys.executable``, with this machine's thread count."""
-        words = shlex.split(self.command)[1:]  # "python" is whichever Python runs the plan
+        """The command as arguments for ``sys.executable`` (``torchrun`` is its module,
+        torch.distributed.run), with this machine's thread count for each process."""
+        command = shlex.split(self.command)
+        # "python" is whichever Python runs the plan; so is torchrun's, not one found on PATH
+        words = (["-m", "torch.distributed.run"] if command[0] == "torchrun" else []) + command[1:]
         if threads is not None:
             words[words.index("--threads") + 1] = str(threads)
         return words
@@ -105,9 +115,7 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
     commands. Nothing trains; Ray is not started."""
     settings = SearchSettings(space=space, **options)
     validate(settings)  # imports --plugins here: each planned command imports them again (search.train --plugins)
-    workers = trial_workers(settings.workers_per_trial, settings.gpus_per_trial)
-    if workers > 1:
-        raise ValueError(f"--plan with {workers} workers per trial: planned commands run one process each; run the search with Ray, or run search.train under torchrun yourself")
+    workers = trial_workers(settings.workers_per_trial, settings.gpus_per_trial)  # >1: each command a torchrun of that many
     out = Path(settings.out).resolve()
     Lease(out, "search driver").refuse_if_held()  # a search, runner or collect at work there
     if (out / SETTINGS_FILE).exists() and not (out / PLAN_FILE).exists():
@@ -120,6 +128,7 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
     recipe = search_recipe(settings)
     check_without_loading(settings.data, val_size=recipe.val_size, test_size=recipe.test_size, exact_sizes=asked_carves(settings.recipe))
     on_gpu = bool(settings.gpus_per_trial)
+    check_world(recipe, World(0, workers), torch.device("cuda" if on_gpu else "cpu"))  # as each command's ranks would, before anything is written
     precision = resolve_search_precision(recipe.precision, on_gpu)
     root = Path.cwd()
     configs = grid_configs(space)
@@ -131,9 +140,9 @@ def plan_experiment(space: str, **options: Any) -> PlannedExperiment:
         trial_config = TrialConfig(
             model=model, data=settings.data, budget=settings.budget, model_overrides=model_overrides,
             recipe_overrides={**settings.recipe, "precision": precision, **recipe_overrides}, seed=trial.seed,
-            data_seed=settings.data_seed, threads=max(1, int(settings.cpus_per_trial or 1)),
+            data_seed=settings.data_seed, threads=max(1, int((settings.cpus_per_trial or workers) / workers)),  # each process's, as a Ray trial splits its CPUs
             device="cuda" if on_gpu else "cpu", compile=settings.compile, deterministic=settings.deterministic, decode=settings.decode, family=spaces.space_family(space),
-            plugins=tuple(settings.plugins),
+            plugins=tuple(settings.plugins), workers=workers,
         )
         trial_id = f"trial_{index:04d}"
         commands.append(PlannedCommand(trial_id, config, trial_config.command(os.path.relpath(out / "trials" / trial_id, root))))
@@ -185,9 +194,19 @@ def visible_device_ids(gpus: list[str]) -> list[str]:
     return [inherited[int(gpu)] if int(gpu) < len(inherited) else gpu for gpu in gpus]
 
 
+def device_groups(gpus: list[str], workers: int) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES value of each command that may run at once: one GPU each, or for
+    trials of several workers (one GPU each, NCCL cannot put two ranks on one device) disjoint
+    groups of that many, in the order given."""
+    if len(gpus) % workers:
+        raise ValueError(f"--gpus {','.join(gpus)}: each planned trial trains on {workers} GPUs, one per worker; valid: a multiple of {workers} GPUs")
+    return [",".join(gpus[start : start + workers]) for start in range(0, len(gpus), workers)]
+
+
 def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_budget: float | None = None, say: Any = print) -> int:
     """Run the unfinished planned trials, ``jobs`` at a time, each with its share of this
-    machine's cores (and a GPU from ``gpus``, round robin). Returns how many trials ended
+    machine's cores (and a GPU from ``gpus``, the least busy; a trial of several workers a group
+    of as many, one per worker: ``device_groups``). Returns how many trials ended
     unfinished or failed; ``collect`` makes their results table.
 
     A trial starts only while its estimated time (the slowest finished run of the same model so
@@ -199,10 +218,12 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
     if time_budget is not None and not time_budget > 0:
         raise ValueError(f"--time-budget must be a positive number, got {time_budget}")
     import_experiment_plugins(experiment, read_settings(experiment.out))  # one that cannot be imported would fail every command
-    gpus = visible_device_ids(gpus) if gpus else None
-    threads = max(1, available_cpus() // jobs)
+    workers = max((trial.workers for trial in experiment.trials), default=1)
+    devices = device_groups(visible_device_ids(gpus), workers) if gpus else None
+    threads = max(1, available_cpus() // (jobs * workers))
     waiting = [t for t in experiment.trials if finished_summary(t.out(experiment.root)) is None]
-    say(f"{experiment.out.name}: {len(experiment.trials) - len(waiting)} of {len(experiment.trials)} planned trials finished; running {len(waiting)}, {jobs} at a time, {threads} thread(s) each" + (f" on GPUs {','.join(gpus)}" if gpus else ""))
+    each = f"{workers} processes of {threads} thread(s) each" if workers > 1 else f"{threads} thread(s) each"
+    say(f"{experiment.out.name}: {len(experiment.trials) - len(waiting)} of {len(experiment.trials)} planned trials finished; running {len(waiting)}, {jobs} at a time, {each}" + (f" on GPUs {' '.join(devices)}" if devices else ""))
     started = time.monotonic()
     seconds_by_model: dict[str, float] = {}
     running: dict[int, tuple[PlannedCommand, subprocess.Popen[bytes], float, str | None]] = {}
@@ -231,7 +252,10 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
                     state = str(summary["status"])
                 else:
                     problems += 1
-                    if process.returncode != EXIT_INTERRUPTED:
+                    # torchrun passes the stop on to its workers, which checkpoint and exit 75,
+                    # and then ends with its own exit 1 (a SignalException)
+                    interrupted = process.returncode == EXIT_INTERRUPTED or (stopping and trial.workers > 1)
+                    if not interrupted:
                         state = f"exit {process.returncode}: {unfinished_reason(directory)} ({directory / LOG_FILE})"
                     elif checkpoint_path(directory).exists():
                         state = "stopped with a checkpoint"
@@ -247,11 +271,13 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
                     stopping = True
                     break
                 waiting.pop(0)
-                gpu = min(gpus, key=busy_gpus.count) if gpus else None
+                gpu = min(devices, key=busy_gpus.count) if devices else None
                 busy_gpus.append(gpu)
                 directory = trial.out(experiment.root)
                 directory.mkdir(parents=True, exist_ok=True)
                 environment = {**os.environ, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {})}
+                if trial.workers > 1:  # torchrun would set 1 for each process, with a banner saying so
+                    environment.setdefault("OMP_NUM_THREADS", str(threads))
                 with open(directory / LOG_FILE, "ab") as log:
                     process = subprocess.Popen([sys.executable, *trial.words(threads)], cwd=experiment.root, stdout=log, stderr=subprocess.STDOUT, env=environment)
                 running[process.pid] = (trial, process, time.monotonic(), gpu)

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--address", default=None, help="an existing Ray cluster (else RAY_ADDRESS, else a local instance on loopback)")
     parser.add_argument("--cpus-per-trial", type=float, default=None, help="default 1 per worker (a trial's CPUs are split among its workers)")
     parser.add_argument("--gpus-per-trial", type=float, default=None, help="default 1 where the cluster has GPUs (1 per worker), else 0; fractions below 1 pack trials; N > 1 trains each trial on N GPUs, one data-parallel worker each")
-    parser.add_argument("--workers-per-trial", type=int, default=None, metavar="N", help="train each trial as N data-parallel workers (Ray Train, DistributedDataParallel; batch_size is the global batch); default: one per GPU of --gpus-per-trial, else 1")
+    parser.add_argument("--workers-per-trial", type=int, default=None, metavar="N", help="train each trial as N data-parallel workers (Ray Train, or torchrun in --plan's commands; DistributedDataParallel; batch_size is the global batch); default: one per GPU of --gpus-per-trial, else 1")
     parser.add_argument("--plugins", type=comma_list, default=[], metavar="MODULE[,MODULE]", help="modules that register blocks or spaces")
     baselines = parser.add_mutually_exclusive_group()
     baselines.add_argument("--baselines", type=comma_list, default=None, metavar="MODEL[,MODEL]", help="models trained beside the space on the same data and recipe: zoo names or timm:NAME (timm's networks, e.g. timm:resnet18d); default: the family's VGG-16")
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     without_ray.add_argument("--plan", action="store_true", help="write the experiment in --out and print one search.train command per trial; nothing trains")
     without_ray.add_argument("--run-planned", metavar="EXPERIMENT", help="run a planned experiment's unfinished commands here, then collect")
     without_ray.add_argument("--jobs", type=int, default=1, help="--run-planned: commands at once (each gets cores/jobs threads)")
-    without_ray.add_argument("--gpus", type=comma_list, default=None, metavar="ID[,ID]", help="--run-planned: GPUs to spread the commands over (CUDA_VISIBLE_DEVICES per command)")
+    without_ray.add_argument("--gpus", type=comma_list, default=None, metavar="ID[,ID]", help="--run-planned: GPUs to spread the commands over (CUDA_VISIBLE_DEVICES per command: one GPU, or as many as a trial has workers)")
     without_ray.add_argument("--collect", metavar="EXPERIMENT", help="build results.csv and the page from a planned experiment's trial directories")
     return parser
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import optuna
@@ -27,6 +30,7 @@ from search.planned import (
     PlannedExperiment,
     bundle,
     collect,
+    device_groups,
     place_in_repository,
     plan_unless_planned,
     run_planned,
@@ -207,6 +211,7 @@ def test_the_runner_refuses_bad_input_before_it_launches_anything(tmp_path: Path
     [
         (["--recipe", "val_size=3000"], "error: val_size 3000 leaves fewer than half of the 4000 training images to train on; valid: test_size + val_size at most 2000"),
         (["--data", "no-such-folder"], "error: --data 'no-such-folder' is neither a data set name"),
+        (["--workers-per-trial", "2", "--recipe", "batch_size=63"], "error: batch_size 63 is the global batch; 2 workers need a multiple of 2"),
     ],
 )
 def test_a_plan_whose_every_trial_would_be_refused_is_refused_when_planned(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str) -> None:
@@ -216,6 +221,60 @@ def test_a_plan_whose_every_trial_would_be_refused_is_refused_when_planned(tmp_p
     captured = capsys.readouterr()
     assert captured.err.startswith(message) and len(captured.err.strip().splitlines()) == 1
     assert captured.out == "" and not out.exists()
+
+
+def test_a_trial_of_two_workers_is_planned_as_a_torchrun_and_run_collected_and_continued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Slurm array or --run-planned has no Ray Train to start a trial's workers: the planned
+    # command is the torchrun a Ray search's row names, each process with its share of the CPUs.
+    experiment = plan(tmp_path / "planned", "--trials", "1", "--no-baselines", "--workers-per-trial", "2", "--cpus-per-trial", "2")
+    [trial] = experiment.trials
+    assert trial.command.startswith("torchrun --standalone --nproc-per-node=2 -m search.train ") and " --threads 1 " in trial.command
+    assert trial.workers == 2 and trial.words(1)[:4] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # the ranks' sockets on loopback (the runner's commands inherit it)
+    assert run_planned(experiment.out, jobs=1) == 0
+    summary = json.loads((trial.out(experiment.root) / "summary.json").read_text())
+    assert (summary["status"], summary["world_size"]) == ("completed", 2)
+    row = collect(experiment.out).iloc[0]
+    assert (row["status"], row["world_size"]) == ("completed", 2)
+    said: list[str] = []
+    assert run_planned(experiment.out, jobs=1, say=said.append) == 0  # finished: not launched again
+    assert said == ["planned: 1 of 1 planned trials finished; running 0, 1 at a time, 2 processes of 1 thread(s) each"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_to_the_runner_checkpoints_its_trials_and_the_same_command_finishes_them(tmp_path: Path, workers: int) -> None:
+    # The trial (2 steps an epoch) holds before its second epoch's first step until asked to stop: the runner is
+    # signalled mid-trial every time. Under torchrun the stop reaches the ranks through torchrun,
+    # which then exits 1 of its own (the ranks exit 75): still a trial stopped with a checkpoint.
+    out = tmp_path / "planned"
+    assert main(["--space", "shortcuts", "--budget", "smoke", "--data", "synthetic", "--recipe", *FAST, "batch_size=64", "epochs=2", "--trials", "1", "--no-baselines", "--workers-per-trial", str(workers), "--cpus-per-trial", str(workers), "--out", str(out), "--plan"]) == 0
+    experiment = PlannedExperiment.load(out)
+    trial = experiment.trials[0].out(experiment.root)
+    environment = {**os.environ, "RESBENCH_FAULT": "stall_at_step:3", "GLOO_SOCKET_IFNAME": "lo"}
+    command = [sys.executable, "-m", "search.run", "--run-planned", str(experiment.out), "--jobs", "1"]
+    runner = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (trial / "metrics.csv").exists() and runner.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (trial / "metrics.csv").exists(), "the trial never finished its first epoch"
+        runner.send_signal(signal.SIGTERM)
+        stdout, stderr = runner.communicate(timeout=120)
+    finally:
+        runner.kill()
+    assert runner.returncode == 75, stderr[-2000:]
+    assert "trial_0000 resnet20 seed 0: stopped with a checkpoint" in stdout, stdout
+    finished = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "trial_0000 resnet20 seed 0: completed" in finished.stdout
+    assert "resuming trial_0000 from epoch 1/2" in (trial / LOG_FILE).read_text()
+
+
+def test_gpus_are_given_out_in_groups_of_a_trials_workers() -> None:
+    assert device_groups(["0", "1", "2", "3"], 1) == ["0", "1", "2", "3"]
+    assert device_groups(["0", "1", "2", "3"], 2) == ["0,1", "2,3"]
+    with pytest.raises(ValueError, match=r"^--gpus 0,1,2: each planned trial trains on 2 GPUs, one per worker; valid: a multiple of 2 GPUs$"):
+        device_groups(["0", "1", "2"], 2)
 
 
 def test_an_experiment_is_continued_only_when_it_holds_the_same_grid(tmp_path: Path) -> None:

@@ -243,7 +243,6 @@ def test_a_killed_then_stopped_driver_resumes_with_every_trial_once_and_listens_
         (["--space", "shortcuts", "--workers-per-trial", "0"], "--workers-per-trial must be a whole number of 1 or more, got 0"),
         (["--space", "shortcuts", "--gpus-per-trial", "1.5"], "--gpus-per-trial 1.5: above 1, a trial's GPUs are its workers' (one each), so a whole number"),
         (["--space", "shortcuts", "--workers-per-trial", "2", "--gpus-per-trial", "1"], "each worker drives one whole GPU, so give --gpus-per-trial 2"),
-        (["--space", "shortcuts", "--plan", "--gpus-per-trial", "2"], "--plan with 2 workers per trial: planned commands run one process each"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
