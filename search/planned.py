@@ -227,11 +227,11 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
     started = time.monotonic()
     seconds_by_model: dict[str, float] = {}
     running: dict[int, tuple[PlannedCommand, subprocess.Popen[bytes], float, str | None]] = {}
-    stopping = False
+    stopping = signalled = False  # no more launches; the running trials were asked to stop
 
     def stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopping, signalled
+        stopping = signalled = True
         for _, process, _, _ in running.values():
             process.send_signal(signal.SIGTERM)  # each trial checkpoints where it is
 
@@ -254,7 +254,7 @@ def run_planned(out: str | Path, jobs: int, gpus: list[str] | None = None, time_
                     problems += 1
                     # torchrun passes the stop on to its workers, which checkpoint and exit 75,
                     # and then ends with its own exit 1 (a SignalException)
-                    interrupted = process.returncode == EXIT_INTERRUPTED or (stopping and trial.workers > 1)
+                    interrupted = process.returncode == EXIT_INTERRUPTED or (signalled and trial.workers > 1)
                     if not interrupted:
                         state = f"exit {process.returncode}: {unfinished_reason(directory)} ({directory / LOG_FILE})"
                     elif checkpoint_path(directory).exists():
