@@ -87,7 +87,7 @@ from search.stream import (
 )
 from search.stream import loader as stream_loader
 from search.testing import Faults, injected_faults
-from zoo.commandline import EXIT_IO_ERROR, OneLineParser, comma_list, exit_status
+from zoo.commandline import EXIT_IO_ERROR, OneLineParser, comma_list, exit_status, os_error_line
 from zoo.files import check_writable_folder
 from zoo.plugins import import_plugins
 from zoo.size import available_memory_bytes
@@ -897,7 +897,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a lost mount: the last checkpoint on disk is whole
-        print(f"error: {error.strerror or error} ({error.filename}); any checkpoint it wrote is intact: fix this and run the same command to resume", file=sys.stderr)
+        print(os_error_line(error, "any checkpoint it wrote is intact: fix this and run the same command to resume"), file=sys.stderr)
         return EXIT_IO_ERROR
     code = EXIT_INTERRUPTED if summary["status"] == INTERRUPTED else 0 if summary["status"] == "completed" else 1
     if world.size > 1:

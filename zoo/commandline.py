@@ -154,11 +154,17 @@ def exit_status(main: Callable[[], int | None]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as error:
-        reason = error.strerror or next(iter(str(error).splitlines()), type(error).__name__)  # one line, whatever raised it
-        where = f" ({error.filename})" if error.filename else ""
-        print(f"error: {reason}{where}; what was written before is whole: fix this and run the same command again", file=sys.stderr)
+        print(os_error_line(error, "what was written before is whole: fix this and run the same command again"), file=sys.stderr)
         return EXIT_IO_ERROR
     return int(status or 0)
+
+
+def os_error_line(error: OSError, then: str) -> str:
+    """A refused read or write as one ``error:`` line: the reason, the file where one is named,
+    and ``then``, what the user does next."""
+    reason = error.strerror or next(iter(str(error).splitlines()), type(error).__name__)  # one line, whatever raised it
+    where = f" ({error.filename})" if error.filename else ""
+    return f"error: {reason}{where}; {then}"
 
 
 def option_text(value: Any) -> str:
